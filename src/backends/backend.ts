@@ -1,0 +1,67 @@
+// The one interface every compute backend implements (reference TypeScript today; native
+// and WebAssembly next), and the registry that picks which one the ops layer calls.
+// Backends receive validated, contiguous float32 NCHW tensors: checking shapes and
+// arguments is the ops layer's job, so each backend is only arithmetic.
+
+import type { Tensor } from '../core/tensor.js';
+
+export interface Conv2dParams {
+  stride: readonly [number, number];
+  padding: readonly [number, number];
+  dilation: readonly [number, number];
+  groups: number;
+}
+
+export interface Pool2dParams {
+  kernel: readonly [number, number];
+  stride: readonly [number, number];
+  padding: readonly [number, number];
+  dilation: readonly [number, number];
+}
+
+/** Per-channel mean and biased variance over (N, H, W) of an NCHW tensor. */
+export interface ChannelMoments {
+  mean: Float64Array;
+  variance: Float64Array;
+}
+
+export interface Backend {
+  readonly name: string;
+  /** x (N, C, H, W), weight (O, C/groups, kh, kw), bias (O) or null → (N, O, OH, OW). */
+  conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, params: Conv2dParams, outH: number, outW: number): Tensor;
+  /** y[n,c,h,w] = x[n,c,h,w] * scale[c] + shift[c]; batch norm in both modes reduces to this. */
+  channelAffine(x: Tensor, scale: Float32Array, shift: Float32Array): Tensor;
+  channelMoments(x: Tensor): ChannelMoments;
+  relu(x: Tensor): Tensor;
+  add(a: Tensor, b: Tensor): Tensor;
+  /** Max over each window; padded positions never win. */
+  maxPool2d(x: Tensor, params: Pool2dParams, outH: number, outW: number): Tensor;
+  /** torchvision/torch adaptive pooling windows: [floor(i*H/out), ceil((i+1)*H/out)). */
+  adaptiveAvgPool2d(x: Tensor, outH: number, outW: number): Tensor;
+  /** x (N, I), weight (O, I), bias (O) or null → (N, O). */
+  linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor;
+}
+
+const registry = new Map<string, () => Backend>();
+let current: Backend | null = null;
+
+export function registerBackend(name: string, create: () => Backend): void {
+  registry.set(name, create);
+}
+
+export function listBackends(): string[] {
+  return [...registry.keys()];
+}
+
+/** Selects the backend the ops layer uses from now on. */
+export function setBackend(name: string): Backend {
+  const create = registry.get(name);
+  if (!create) throw new Error(`unknown backend '${name}' (available: ${listBackends().join(', ')})`);
+  current = create();
+  return current;
+}
+
+export function getBackend(): Backend {
+  if (!current) current = setBackend('ref');
+  return current;
+}

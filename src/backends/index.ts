@@ -1,0 +1,9 @@
+// Registers the built-in backends; import backends from here so that they are available.
+
+import { registerBackend } from './backend.js';
+import { createReferenceBackend } from './ref/kernels.js';
+
+registerBackend('ref', createReferenceBackend);
+
+export * from './backend.js';
+export { createReferenceBackend } from './ref/kernels.js';

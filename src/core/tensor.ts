@@ -1,0 +1,129 @@
+// The tensor every layer of resnet-ts passes around: a dense, contiguous, row-major
+// (C order) array with a shape and a dtype. Views with strides exist only inside the
+// file readers, which materialise them into contiguous tensors.
+
+export type DType = 'float32' | 'int64';
+
+export type TensorData = Float32Array | BigInt64Array;
+
+export type Shape = readonly number[];
+
+export function numel(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export function shapeToString(shape: Shape): string {
+  return `[${shape.join(', ')}]`;
+}
+
+export function shapesEqual(a: Shape, b: Shape): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+function checkShape(shape: Shape): void {
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) throw new RangeError(`invalid tensor shape ${shapeToString(shape)}`);
+  }
+}
+
+export class Tensor {
+  readonly shape: Shape;
+  readonly dtype: DType;
+  readonly data: TensorData;
+
+  constructor(data: TensorData, shape: Shape) {
+    checkShape(shape);
+    const n = numel(shape);
+    if (data.length !== n) {
+      throw new RangeError(`tensor data has ${data.length} elements but shape ${shapeToString(shape)} needs ${n}`);
+    }
+    this.data = data;
+    this.shape = Object.freeze([...shape]);
+    this.dtype = data instanceof BigInt64Array ? 'int64' : 'float32';
+  }
+
+  static zeros(shape: Shape, dtype: DType = 'float32'): Tensor {
+    const n = numel(shape);
+    return new Tensor(dtype === 'int64' ? new BigInt64Array(n) : new Float32Array(n), shape);
+  }
+
+  static full(shape: Shape, value: number): Tensor {
+    return new Tensor(new Float32Array(numel(shape)).fill(value), shape);
+  }
+
+  static from(values: ArrayLike<number>, shape?: Shape): Tensor {
+    return new Tensor(Float32Array.from(values), shape ?? [values.length]);
+  }
+
+  /** A 0-d int64 tensor, as torch stores BatchNorm's num_batches_tracked. */
+  static int64Scalar(value: number | bigint): Tensor {
+    return new Tensor(BigInt64Array.of(BigInt(value)), []);
+  }
+
+  get size(): number {
+    return this.data.length;
+  }
+
+  get ndim(): number {
+    return this.shape.length;
+  }
+
+  /** The float32 data; throws for int64 tensors, which no kernel takes. */
+  get f32(): Float32Array {
+    if (!(this.data instanceof Float32Array)) throw new TypeError(`expected a float32 tensor, got ${this.dtype}`);
+    return this.data;
+  }
+
+  reshape(shape: Shape): Tensor {
+    const resolved = [...shape];
+    const infer = resolved.indexOf(-1);
+    if (infer >= 0) {
+      const known = numel(resolved.filter((_, i) => i !== infer));
+      resolved[infer] = known === 0 ? 0 : this.size / known;
+    }
+    if (numel(resolved) !== this.size) {
+      throw new RangeError(`cannot reshape tensor of shape ${shapeToString(this.shape)} to ${shapeToString(shape)}`);
+    }
+    return new Tensor(this.data, resolved);
+  }
+
+  clone(): Tensor {
+    return new Tensor(this.data.slice() as TensorData, this.shape);
+  }
+
+  /** Copies `src` into this tensor in place (same shape; int64 and float32 convert). */
+  copy_(src: Tensor): this {
+    if (!shapesEqual(src.shape, this.shape)) {
+      throw new RangeError(`copy_: shape ${shapeToString(src.shape)} does not match ${shapeToString(this.shape)}`);
+    }
+    if (this.data instanceof BigInt64Array) {
+      const dst = this.data;
+      if (src.data instanceof BigInt64Array) dst.set(src.data);
+      else src.data.forEach((v, i) => { dst[i] = BigInt(Math.round(v)); });
+    } else if (src.data instanceof BigInt64Array) {
+      const dst = this.data;
+      src.data.forEach((v, i) => { dst[i] = Number(v); });
+    } else {
+      this.data.set(src.data);
+    }
+    return this;
+  }
+
+  fill_(value: number): this {
+    if (this.data instanceof BigInt64Array) this.data.fill(BigInt(value));
+    else this.data.fill(value);
+    return this;
+  }
+
+  /** The single value of a one-element tensor, as a number. */
+  item(): number {
+    if (this.size !== 1) throw new RangeError(`item() needs a one-element tensor, got shape ${shapeToString(this.shape)}`);
+    return Number(this.data[0]);
+  }
+
+  toString(): string {
+    return `Tensor(${this.dtype}, ${shapeToString(this.shape)})`;
+  }
+}

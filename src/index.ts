@@ -1,0 +1,12 @@
+// The public API of resnet-ts: tensors, the ResNet family and its registry, layers, and backends.
+
+export { Tensor, numel, shapesEqual, type DType, type Shape } from './core/tensor.js';
+export { Generator, manualSeed } from './core/rng.js';
+export { getBackend, setBackend, listBackends, type Backend } from './backends/index.js';
+export * as F from './ops/functional.js';
+export { ShapeError } from './ops/functional.js';
+export { Module, StateDictError, type StateDict, type LoadStateDictResult } from './nn/module.js';
+export * from './nn/layers.js';
+export * as init from './nn/init.js';
+export { ResNet, BasicBlock, Bottleneck, conv1x1, conv3x3, type ResNetOptions, type NormLayer, type BlockType } from './models/resnet.js';
+export * from './models/builders.js';

@@ -1,0 +1,188 @@
+// The Module base class, as torch.nn.Module: named parameters, buffers and child modules in
+// registration order, train/eval mode, and state dicts whose keys are torch's dotted names
+// (`layer1.0.downsample.0.weight`). Those names are our wire format for weight files.
+
+import { Tensor, shapeToString, shapesEqual } from '../core/tensor.js';
+
+export type StateDict = Map<string, Tensor>;
+
+export interface LoadStateDictResult {
+  missingKeys: string[];
+  unexpectedKeys: string[];
+  /** Keys present in both whose shapes differ; not loaded. */
+  mismatchedKeys: { key: string; expected: readonly number[]; got: readonly number[] }[];
+}
+
+export class StateDictError extends Error {
+  override name = 'StateDictError';
+  constructor(message: string, readonly result: LoadStateDictResult) {
+    super(message);
+  }
+}
+
+/** Buffers that torch lets a state dict omit (BatchNorm checkpoints from before torch 0.4.1). */
+const OPTIONAL_BUFFER_SUFFIX = 'num_batches_tracked';
+
+export abstract class Module {
+  training = true;
+  readonly #parameters = new Map<string, Tensor>();
+  readonly #buffers = new Map<string, Tensor>();
+  readonly #children = new Map<string, Module>();
+
+  abstract forward(x: Tensor): Tensor;
+
+  /** Registers a learnable tensor under `name`; returns it for assignment to a field. */
+  protected addParameter(name: string, value: Tensor): Tensor {
+    this.checkName(name);
+    this.#parameters.set(name, value);
+    return value;
+  }
+
+  /** Registers a non-learnable tensor that belongs in the state dict (running statistics). */
+  protected addBuffer(name: string, value: Tensor): Tensor {
+    this.checkName(name);
+    this.#buffers.set(name, value);
+    return value;
+  }
+
+  /** Registers a child module under `name`; returns it for assignment to a field. */
+  addModule<M extends Module>(name: string, module: M): M {
+    this.checkName(name);
+    this.#children.set(name, module);
+    return module;
+  }
+
+  private checkName(name: string): void {
+    if (name === '' || name.includes('.')) throw new Error(`invalid module attribute name '${name}'`);
+    if (this.#parameters.has(name) || this.#buffers.has(name) || this.#children.has(name)) {
+      throw new Error(`attribute '${name}' already registered`);
+    }
+  }
+
+  /** The class name shown in summaries and error messages. */
+  get typeName(): string {
+    return this.constructor.name;
+  }
+
+  *namedChildren(): IterableIterator<[string, Module]> {
+    yield* this.#children;
+  }
+
+  /** This module and every descendant, depth first, with dotted names ('' for this one). */
+  *namedModules(prefix = ''): IterableIterator<[string, Module]> {
+    yield [prefix, this];
+    for (const [name, child] of this.#children) yield* child.namedModules(prefix ? `${prefix}.${name}` : name);
+  }
+
+  *modules(): IterableIterator<Module> {
+    for (const [, m] of this.namedModules()) yield m;
+  }
+
+  *namedParameters(prefix = ''): IterableIterator<[string, Tensor]> {
+    for (const [name, module] of this.namedModules(prefix)) {
+      for (const [key, t] of module.#parameters) yield [name ? `${name}.${key}` : key, t];
+    }
+  }
+
+  *parameters(): IterableIterator<Tensor> {
+    for (const [, t] of this.namedParameters()) yield t;
+  }
+
+  *namedBuffers(prefix = ''): IterableIterator<[string, Tensor]> {
+    for (const [name, module] of this.namedModules(prefix)) {
+      for (const [key, t] of module.#buffers) yield [name ? `${name}.${key}` : key, t];
+    }
+  }
+
+  /** Own parameters and buffers, in torch's state-dict order (parameters, then buffers). */
+  *#ownEntries(): IterableIterator<[string, Tensor]> {
+    yield* this.#parameters;
+    yield* this.#buffers;
+  }
+
+  /**
+   * Every parameter and buffer by dotted name, in torch's order: a module's own
+   * parameters, its buffers, then each child in registration order. The tensors are the
+   * module's own (not copies).
+   */
+  stateDict(): StateDict {
+    const out: StateDict = new Map();
+    for (const [name, module] of this.namedModules()) {
+      for (const [key, t] of module.#ownEntries()) out.set(name ? `${name}.${key}` : key, t);
+    }
+    return out;
+  }
+
+  /**
+   * Copies a state dict into this module's tensors. All keys and shapes are checked before
+   * anything is copied, so a strict load that fails leaves the module as it was.
+   * With `strict: false`, what fits is loaded and the rest is returned.
+   */
+  loadStateDict(stateDict: Map<string, Tensor> | Record<string, Tensor>, options: { strict?: boolean } = {}): LoadStateDictResult {
+    const strict = options.strict ?? true;
+    const source = stateDict instanceof Map ? stateDict : new Map(Object.entries(stateDict));
+    const own = this.stateDict();
+    const result: LoadStateDictResult = { missingKeys: [], unexpectedKeys: [], mismatchedKeys: [] };
+    const toCopy: [Tensor, Tensor][] = [];
+    for (const [key, target] of own) {
+      const value = source.get(key);
+      if (value === undefined) {
+        if (!key.endsWith(`.${OPTIONAL_BUFFER_SUFFIX}`) && key !== OPTIONAL_BUFFER_SUFFIX) result.missingKeys.push(key);
+        continue;
+      }
+      if (!shapesEqual(value.shape, target.shape)) {
+        result.mismatchedKeys.push({ key, expected: target.shape, got: value.shape });
+        continue;
+      }
+      toCopy.push([target, value]);
+    }
+    for (const key of source.keys()) if (!own.has(key)) result.unexpectedKeys.push(key);
+
+    const failed = result.mismatchedKeys.length > 0 || result.missingKeys.length > 0 || result.unexpectedKeys.length > 0;
+    if (strict && failed) throw new StateDictError(formatLoadErrors(this.typeName, result), result);
+    for (const [target, value] of toCopy) target.copy_(value);
+    return result;
+  }
+
+  train(mode = true): this {
+    for (const m of this.modules()) m.training = mode;
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** The number of elements over all parameters. */
+  parameterCount(): number {
+    let n = 0;
+    for (const [, t] of this.namedParameters()) n += t.size;
+    return n;
+  }
+
+  /** Extra text shown after the type name, like torch's extra_repr. */
+  extraRepr(): string {
+    return '';
+  }
+
+  toString(): string {
+    const lines = [...this.#children].map(([name, child]) => `(${name}): ${String(child).replace(/\n/g, '\n  ')}`);
+    const head = `${this.typeName}(${this.extraRepr()}`;
+    return lines.length === 0 ? `${head})` : `${head}\n  ${lines.join('\n  ')}\n)`;
+  }
+}
+
+/** torch's wording: "Error(s) in loading state_dict for ResNet: Missing key(s) ..." */
+export function formatLoadErrors(typeName: string, r: LoadStateDictResult): string {
+  const quote = (keys: string[]): string => keys.map((k) => `"${k}"`).join(', ');
+  const parts: string[] = [];
+  if (r.missingKeys.length > 0) parts.push(`Missing key(s) in state_dict: ${quote(r.missingKeys)}.`);
+  if (r.unexpectedKeys.length > 0) parts.push(`Unexpected key(s) in state_dict: ${quote(r.unexpectedKeys)}.`);
+  for (const m of r.mismatchedKeys) {
+    parts.push(
+      `size mismatch for ${m.key}: copying a param with shape ${shapeToString(m.got)} from checkpoint, ` +
+        `the shape in current model is ${shapeToString(m.expected)}.`,
+    );
+  }
+  return `Error(s) in loading state_dict for ${typeName}:\n\t${parts.join('\n\t')}`;
+}

@@ -1,0 +1,165 @@
+// The ops layer: every tensor operation the network uses, with its argument and shape
+// checks and its output-size arithmetic, dispatched to the current backend. Modules call
+// only these functions, so this is where autograd will record its tape.
+
+import { Tensor, shapeToString, shapesEqual } from '../core/tensor.js';
+import { getBackend, type Conv2dParams, type Pool2dParams } from '../backends/index.js';
+
+export type Pair = readonly [number, number];
+
+export class ShapeError extends RangeError {
+  override name = 'ShapeError';
+}
+
+function describe(x: Tensor): string {
+  return shapeToString(x.shape);
+}
+
+function expect4d(x: Tensor, op: string): void {
+  if (x.ndim !== 4) throw new ShapeError(`${op}: expected a 4-D (N, C, H, W) input, got shape ${describe(x)}`);
+  if (x.dtype !== 'float32') throw new TypeError(`${op}: expected a float32 input, got ${x.dtype}`);
+}
+
+/** torch's output-size formula for convolution and pooling (floor mode). */
+export function convOutputSize(input: number, kernel: number, stride: number, padding: number, dilation: number): number {
+  return Math.floor((input + 2 * padding - dilation * (kernel - 1) - 1) / stride) + 1;
+}
+
+export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, params: Conv2dParams): Tensor {
+  expect4d(x, 'conv2d');
+  const [batch, channels, height, width] = x.shape;
+  const [outChannels, groupChannels, kh, kw] = weight.shape;
+  const { groups } = params;
+  if (channels !== groupChannels * groups) {
+    throw new ShapeError(
+      `conv2d: given groups=${groups}, weight of size ${describe(weight)}, expected input ${describe(x)} ` +
+        `to have ${groupChannels * groups} channels, but got ${channels} channels instead`,
+    );
+  }
+  if (bias && (bias.ndim !== 1 || bias.shape[0] !== outChannels)) {
+    throw new ShapeError(`conv2d: bias of shape ${describe(bias)} does not match ${outChannels} output channels`);
+  }
+  const outH = convOutputSize(height, kh, params.stride[0], params.padding[0], params.dilation[0]);
+  const outW = convOutputSize(width, kw, params.stride[1], params.padding[1], params.dilation[1]);
+  if (outH < 1 || outW < 1) {
+    throw new ShapeError(
+      `conv2d: input of spatial size ${height}×${width} is too small for kernel ${kh}×${kw} ` +
+        `(dilation ${params.dilation.join('×')}, padding ${params.padding.join('×')}): output would be ${outH}×${outW}`,
+    );
+  }
+  if (batch === 0) return Tensor.zeros([0, outChannels, outH, outW]);
+  return getBackend().conv2d(x, weight, bias, params, outH, outW);
+}
+
+export interface BatchNormArgs {
+  runningMean: Tensor | null;
+  runningVar: Tensor | null;
+  weight: Tensor | null;
+  bias: Tensor | null;
+  training: boolean;
+  momentum: number;
+  eps: number;
+}
+
+/**
+ * Batch normalisation over (N, H, W) per channel (Ioffe & Szegedy 2015).
+ * Eval mode normalises with the running statistics. Train mode uses the batch mean and
+ * biased variance, and updates running_mean/running_var in place with momentum and the
+ * unbiased variance, exactly as torch does.
+ */
+export function batchNorm2d(x: Tensor, args: BatchNormArgs): Tensor {
+  expect4d(x, 'batch_norm');
+  const channels = x.shape[1];
+  for (const [name, t] of [['weight', args.weight], ['bias', args.bias], ['running_mean', args.runningMean], ['running_var', args.runningVar]] as const) {
+    if (t && (t.ndim !== 1 || t.shape[0] !== channels)) {
+      throw new ShapeError(`batch_norm: ${name} of shape ${describe(t)} does not match ${channels} channels of input ${describe(x)}`);
+    }
+  }
+  const backend = getBackend();
+  let mean: ArrayLike<number>;
+  let variance: ArrayLike<number>;
+  const useBatchStats = args.training || !args.runningMean || !args.runningVar;
+  if (useBatchStats) {
+    const count = x.size / channels;
+    if (args.training && count <= 1) {
+      throw new ShapeError(`batch_norm: expected more than 1 value per channel when training, got input of size ${describe(x)}`);
+    }
+    const moments = backend.channelMoments(x);
+    mean = moments.mean;
+    variance = moments.variance;
+    if (args.training && args.runningMean && args.runningVar) {
+      const rm = args.runningMean.f32;
+      const rv = args.runningVar.f32;
+      const m = args.momentum;
+      const unbiased = count / (count - 1);
+      for (let c = 0; c < channels; c++) {
+        rm[c] = (1 - m) * rm[c] + m * moments.mean[c];
+        rv[c] = (1 - m) * rv[c] + m * moments.variance[c] * unbiased;
+      }
+    }
+  } else {
+    mean = args.runningMean!.f32;
+    variance = args.runningVar!.f32;
+  }
+  const scale = new Float32Array(channels);
+  const shift = new Float32Array(channels);
+  const w = args.weight?.f32;
+  const b = args.bias?.f32;
+  for (let c = 0; c < channels; c++) {
+    const invStd = 1 / Math.sqrt(variance[c] + args.eps);
+    scale[c] = (w ? w[c] : 1) * invStd;
+    shift[c] = (b ? b[c] : 0) - mean[c] * scale[c];
+  }
+  return backend.channelAffine(x, scale, shift);
+}
+
+export function relu(x: Tensor): Tensor {
+  return getBackend().relu(x);
+}
+
+/** The residual add: elementwise a + b of equal shapes. */
+export function add(a: Tensor, b: Tensor): Tensor {
+  if (!shapesEqual(a.shape, b.shape)) {
+    throw new ShapeError(`add: shapes ${describe(a)} and ${describe(b)} differ`);
+  }
+  return getBackend().add(a, b);
+}
+
+export function maxPool2d(x: Tensor, params: Pool2dParams): Tensor {
+  expect4d(x, 'max_pool2d');
+  const [, channels, height, width] = x.shape;
+  const [kh, kw] = params.kernel;
+  if (params.padding[0] * 2 > kh || params.padding[1] * 2 > kw) {
+    throw new RangeError(`max_pool2d: padding ${params.padding.join('×')} should be at most half of kernel ${kh}×${kw}`);
+  }
+  const outH = convOutputSize(height, kh, params.stride[0], params.padding[0], params.dilation[0]);
+  const outW = convOutputSize(width, kw, params.stride[1], params.padding[1], params.dilation[1]);
+  if (outH < 1 || outW < 1) {
+    throw new ShapeError(`max_pool2d: given input size ${channels}×${height}×${width}, the output size ${channels}×${outH}×${outW} is too small`);
+  }
+  return getBackend().maxPool2d(x, params, outH, outW);
+}
+
+export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor {
+  expect4d(x, 'adaptive_avg_pool2d');
+  const [outH, outW] = outputSize;
+  if (x.shape[2] < 1 || x.shape[3] < 1) throw new ShapeError(`adaptive_avg_pool2d: empty input ${describe(x)}`);
+  if (!(outH >= 1 && outW >= 1)) throw new RangeError(`adaptive_avg_pool2d: invalid output size ${outH}×${outW}`);
+  return getBackend().adaptiveAvgPool2d(x, outH, outW);
+}
+
+/** torch.flatten(x, startDim): collapses dimensions startDim.. into one. */
+export function flatten(x: Tensor, startDim = 1): Tensor {
+  const kept = x.shape.slice(0, startDim);
+  return x.reshape([...kept, -1]);
+}
+
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
+  if (x.ndim !== 2) throw new ShapeError(`linear: expected a 2-D (N, features) input, got shape ${describe(x)}`);
+  const [outFeatures, inFeatures] = weight.shape;
+  if (x.shape[1] !== inFeatures) {
+    throw new ShapeError(`linear: input ${describe(x)} has ${x.shape[1]} features but weight ${describe(weight)} expects ${inFeatures}`);
+  }
+  if (bias && bias.shape[0] !== outFeatures) throw new ShapeError(`linear: bias ${describe(bias)} does not match weight ${describe(weight)}`);
+  return getBackend().linear(x, weight, bias);
+}

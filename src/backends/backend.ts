@@ -61,6 +61,17 @@ export function setBackend(name: string): Backend {
   return current;
 }
 
+/** Runs `work` with another backend selected, restoring the previous one afterwards. */
+export function withBackend<T>(name: string, work: () => T): T {
+  const previous = getBackend();
+  setBackend(name);
+  try {
+    return work();
+  } finally {
+    current = previous;
+  }
+}
+
 export function getBackend(): Backend {
   if (!current) current = setBackend('ref');
   return current;

@@ -32,11 +32,14 @@ export class Tensor {
   readonly shape: Shape;
   readonly dtype: DType;
   readonly data: TensorData;
+  /** A meta tensor has a shape and no data: summaries run the network on these to get shapes for free. */
+  readonly isMeta: boolean;
 
-  constructor(data: TensorData, shape: Shape) {
+  constructor(data: TensorData, shape: Shape, meta = false) {
     checkShape(shape);
     const n = numel(shape);
-    if (data.length !== n) {
+    this.isMeta = meta;
+    if (!meta && data.length !== n) {
       throw new RangeError(`tensor data has ${data.length} elements but shape ${shapeToString(shape)} needs ${n}`);
     }
     this.data = data;
@@ -47,6 +50,10 @@ export class Tensor {
   static zeros(shape: Shape, dtype: DType = 'float32'): Tensor {
     const n = numel(shape);
     return new Tensor(dtype === 'int64' ? new BigInt64Array(n) : new Float32Array(n), shape);
+  }
+
+  static meta(shape: Shape): Tensor {
+    return new Tensor(new Float32Array(0), shape, true);
   }
 
   static full(shape: Shape, value: number): Tensor {
@@ -63,7 +70,7 @@ export class Tensor {
   }
 
   get size(): number {
-    return this.data.length;
+    return numel(this.shape);
   }
 
   get ndim(): number {
@@ -86,10 +93,11 @@ export class Tensor {
     if (numel(resolved) !== this.size) {
       throw new RangeError(`cannot reshape tensor of shape ${shapeToString(this.shape)} to ${shapeToString(shape)}`);
     }
-    return new Tensor(this.data, resolved);
+    return new Tensor(this.data, resolved, this.isMeta);
   }
 
   clone(): Tensor {
+    if (this.isMeta) return this;
     return new Tensor(this.data.slice() as TensorData, this.shape);
   }
 

@@ -83,17 +83,17 @@ export class BasicBlock extends Module implements Block {
   }
 
   forward(x: Tensor): Tensor {
-    const identity = this.downsample ? this.downsample.forward(x) : x;
+    const identity = this.downsample ? this.downsample.call(x) : x;
 
-    let out = this.conv1.forward(x);
-    out = this.bn1.forward(out);
-    out = this.relu.forward(out);
+    let out = this.conv1.call(x);
+    out = this.bn1.call(out);
+    out = this.relu.call(out);
 
-    out = this.conv2.forward(out);
-    out = this.bn2.forward(out);
+    out = this.conv2.call(out);
+    out = this.bn2.call(out);
 
     out = F.add(out, identity);
-    return this.relu.forward(out);
+    return this.relu.call(out);
   }
 }
 
@@ -147,21 +147,21 @@ export class Bottleneck extends Module implements Block {
   }
 
   forward(x: Tensor): Tensor {
-    const identity = this.downsample ? this.downsample.forward(x) : x;
+    const identity = this.downsample ? this.downsample.call(x) : x;
 
-    let out = this.conv1.forward(x);
-    out = this.bn1.forward(out);
-    out = this.relu.forward(out);
+    let out = this.conv1.call(x);
+    out = this.bn1.call(out);
+    out = this.relu.call(out);
 
-    out = this.conv2.forward(out);
-    out = this.bn2.forward(out);
-    out = this.relu.forward(out);
+    out = this.conv2.call(out);
+    out = this.bn2.call(out);
+    out = this.relu.call(out);
 
-    out = this.conv3.forward(out);
-    out = this.bn3.forward(out);
+    out = this.conv3.call(out);
+    out = this.bn3.call(out);
 
     out = F.add(out, identity);
-    return this.relu.forward(out);
+    return this.relu.call(out);
   }
 }
 
@@ -276,22 +276,22 @@ export class ResNet extends Module {
     if (x.ndim !== 4 || x.shape[1] !== 3) {
       throw new F.ShapeError(`ResNet expects an (N, 3, H, W) input, got shape [${x.shape.join(', ')}]`);
     }
-    x = this.conv1.forward(x);
-    x = this.bn1.forward(x);
-    x = this.relu.forward(x);
-    x = this.maxpool.forward(x);
+    x = this.conv1.call(x);
+    x = this.bn1.call(x);
+    x = this.relu.call(x);
+    x = this.maxpool.call(x);
 
-    x = this.layer1.forward(x);
-    x = this.layer2.forward(x);
-    x = this.layer3.forward(x);
-    return this.layer4.forward(x);
+    x = this.layer1.call(x);
+    x = this.layer2.call(x);
+    x = this.layer3.call(x);
+    return this.layer4.call(x);
   }
 
   /** Global average pool and the classifier: features → (N, numClasses) logits. */
   forwardHead(x: Tensor): Tensor {
-    x = this.avgpool.forward(x);
+    x = this.avgpool.call(x);
     x = F.flatten(x, 1);
-    return this.fc.forward(x);
+    return this.fc.call(x);
   }
 
   forward(x: Tensor): Tensor {

@@ -251,7 +251,7 @@ export class Sequential extends Module {
 
   forward(x: Tensor): Tensor {
     let out = x;
-    for (const layer of this.layers) out = layer.forward(out);
+    for (const layer of this.layers) out = layer.call(out);
     return out;
   }
 }

@@ -23,13 +23,32 @@ export class StateDictError extends Error {
 /** Buffers that torch lets a state dict omit (BatchNorm checkpoints from before torch 0.4.1). */
 const OPTIONAL_BUFFER_SUFFIX = 'num_batches_tracked';
 
+/** Called after a module's forward with its input and output (torch's forward hooks). */
+export type ForwardHook = (module: Module, input: Tensor, output: Tensor) => void;
+
 export abstract class Module {
   training = true;
   readonly #parameters = new Map<string, Tensor>();
   readonly #buffers = new Map<string, Tensor>();
   readonly #children = new Map<string, Module>();
 
+  readonly #forwardHooks = new Set<ForwardHook>();
+
+  /** The computation; parents invoke children through `call`, which also runs the hooks. */
   abstract forward(x: Tensor): Tensor;
+
+  /** Runs forward and then the forward hooks, as calling a torch module does. */
+  call(x: Tensor): Tensor {
+    const out = this.forward(x);
+    for (const hook of this.#forwardHooks) hook(this, x, out);
+    return out;
+  }
+
+  /** Adds a hook that sees every output of this module; returns a function that removes it. */
+  registerForwardHook(hook: ForwardHook): () => void {
+    this.#forwardHooks.add(hook);
+    return () => this.#forwardHooks.delete(hook);
+  }
 
   /** Registers a learnable tensor under `name`; returns it for assignment to a field. */
   protected addParameter(name: string, value: Tensor): Tensor {

@@ -1,0 +1,254 @@
+// The `resnet` command line: `summary` tabulates a model layer by layer, `run` applies a
+// model with weights from a torch or safetensors file to an .npy tensor. Errors are one line
+// on stderr with an exit code that says what went wrong (see EXIT below).
+
+import { readFile, writeFile } from 'node:fs/promises';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Tensor, shapeToString } from '../core/tensor.js';
+import { listBackends, setBackend } from '../backends/index.js';
+import { ShapeError } from '../ops/functional.js';
+import { StateDictError } from '../nn/module.js';
+import { getModel, isModelName, listModels, type BuilderOptions } from '../models/builders.js';
+import { formatSummary, summarize } from '../tools/summary.js';
+import { readNpy, writeNpy } from '../io/npy.js';
+import { loadWeightsFile } from '../io/weights.js';
+import { WeightFileError } from '../io/errors.js';
+
+/** Exit codes: each says what kind of failure it was. */
+export const EXIT = {
+  ok: 0,
+  /** Anything unexpected: a bug in resnet-ts. */
+  internal: 1,
+  /** Bad command-line arguments or option combinations. */
+  usage: 2,
+  /** A file that is missing, unreadable, corrupt, or refused as hostile. */
+  file: 3,
+  /** A state dict that does not fit the model (missing, unexpected or mis-shaped keys). */
+  stateDict: 4,
+  /** An input tensor the model cannot take (wrong shape or channel count, too small). */
+  input: 5,
+} as const;
+
+class CliError extends Error {
+  constructor(message: string, readonly exitCode: number) {
+    super(message);
+  }
+}
+
+const EXIT_HELP = `
+Exit codes:
+  0  success
+  1  internal error
+  2  bad arguments
+  3  missing, corrupt or refused file
+  4  state dict does not fit the model
+  5  input the model cannot take`;
+
+function parsePositiveInt(name: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) {
+      throw new InvalidArgumentError(`${name} must be a positive integer.`);
+    }
+    return n;
+  };
+}
+
+/** "3x224x224" → [3, 224, 224]. */
+function parseInputShape(value: string): [number, number, number] {
+  const parts = value.toLowerCase().split(/[x×,]/);
+  if (parts.length !== 3 || parts.some((p) => !/^\d+$/.test(p) || Number(p) < 1)) {
+    throw new InvalidArgumentError('expected CxHxW with positive integers, e.g. 3x224x224.');
+  }
+  return parts.map(Number) as [number, number, number];
+}
+
+function parseBooleanTriple(value: string): [boolean, boolean, boolean] {
+  const parts = value.split(',').map((p) => p.trim().toLowerCase());
+  if (parts.length !== 3 || parts.some((p) => p !== 'true' && p !== 'false')) {
+    throw new InvalidArgumentError('expected three comma-separated booleans, e.g. false,true,true.');
+  }
+  return parts.map((p) => p === 'true') as [boolean, boolean, boolean];
+}
+
+function parseArch(value: string): string {
+  if (!isModelName(value)) throw new InvalidArgumentError(`unknown architecture; choose one of ${listModels().join(', ')}.`);
+  return value;
+}
+
+interface ModelFlags {
+  numClasses?: number;
+  groups?: number;
+  widthPerGroup?: number;
+  replaceStrideWithDilation?: [boolean, boolean, boolean];
+  zeroInitResidual?: boolean;
+}
+
+function addModelOptions(command: Command): Command {
+  return command
+    .option('--num-classes <n>', 'number of output classes', parsePositiveInt('--num-classes'))
+    .option('--groups <n>', 'groups of the 3×3 bottleneck convolutions', parsePositiveInt('--groups'))
+    .option('--width-per-group <n>', 'channels per group of the bottleneck', parsePositiveInt('--width-per-group'))
+    .option('--replace-stride-with-dilation <b,b,b>', 'dilate layer2/3/4 instead of striding, e.g. false,true,true', parseBooleanTriple)
+    .option('--zero-init-residual', 'zero-initialise the last norm layer of each block');
+}
+
+function buildModel(arch: string, flags: ModelFlags) {
+  const options: BuilderOptions = {
+    numClasses: flags.numClasses,
+    groups: flags.groups,
+    widthPerGroup: flags.widthPerGroup,
+    replaceStrideWithDilation: flags.replaceStrideWithDilation,
+    zeroInitResidual: flags.zeroInitResidual,
+  };
+  try {
+    return getModel(arch, options);
+  } catch (e) {
+    throw new CliError((e as Error).message, EXIT.usage);
+  }
+}
+
+function addBackendOption(command: Command): Command {
+  return command.addOption(
+    new Option('--backend <name>', 'compute backend').choices(listBackends().filter((b) => b !== 'meta')).default('ref'),
+  );
+}
+
+async function readInputFile(path: string): Promise<Tensor> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (e) {
+    throw new CliError(`cannot read input '${path}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT.file);
+  }
+  try {
+    return readNpy(bytes);
+  } catch (e) {
+    throw new CliError(`input '${path}': ${(e as Error).message}`, EXIT.file);
+  }
+}
+
+async function summaryCommand(arch: string, opts: ModelFlags & { input: [number, number, number]; batch: number; json?: boolean; depth?: number }): Promise<void> {
+  const model = buildModel(arch, opts);
+  const inputShape = [opts.batch, ...opts.input];
+  let summary;
+  try {
+    summary = summarize(model, inputShape);
+  } catch (e) {
+    if (e instanceof ShapeError || e instanceof RangeError) throw new CliError(`input ${shapeToString(inputShape)}: ${e.message}`, EXIT.input);
+    throw e;
+  }
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify({ arch, ...summary })}\n`);
+  } else {
+    process.stdout.write(`${formatSummary(summary, arch, { maxDepth: opts.depth ?? 2 })}\n`);
+  }
+}
+
+async function runCommand(
+  arch: string,
+  opts: ModelFlags & { weights: string; input: string; output: string; backend: string; json?: boolean },
+): Promise<void> {
+  setBackend(opts.backend);
+  const model = buildModel(arch, opts);
+  let stateDict;
+  try {
+    stateDict = await loadWeightsFile(opts.weights);
+  } catch (e) {
+    throw new CliError(`weights '${opts.weights}': ${(e as Error).message}`, EXIT.file);
+  }
+  try {
+    model.loadStateDict(stateDict);
+  } catch (e) {
+    if (e instanceof StateDictError) throw new CliError(e.message.replace(/\n\t/g, ' '), EXIT.stateDict);
+    throw e;
+  }
+  const x = await readInputFile(opts.input);
+  if (x.dtype !== 'float32' || x.ndim !== 4) {
+    throw new CliError(`input '${opts.input}' must be a float NCHW array, got ${x.dtype} of shape ${shapeToString(x.shape)}`, EXIT.input);
+  }
+  model.eval();
+  const start = performance.now();
+  let y: Tensor;
+  try {
+    y = model.call(x);
+  } catch (e) {
+    if (e instanceof ShapeError) throw new CliError(`input '${opts.input}': ${e.message}`, EXIT.input);
+    throw e;
+  }
+  const ms = performance.now() - start;
+  try {
+    await writeFile(opts.output, writeNpy(y));
+  } catch (e) {
+    throw new CliError(`cannot write output '${opts.output}': ${(e as Error).message}`, EXIT.file);
+  }
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify({ arch, backend: opts.backend, input: x.shape, output: y.shape, outputFile: opts.output, ms })}\n`);
+  } else {
+    process.stderr.write(`${arch}: ${shapeToString(x.shape)} → ${shapeToString(y.shape)} in ${ms.toFixed(0)} ms, written to ${opts.output}\n`);
+  }
+}
+
+export function buildProgram(): Command {
+  const program = new Command('resnet')
+    .description('The torchvision ResNet family in TypeScript: summaries, inference, weights.')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', EXIT_HELP)
+    .exitOverride();
+
+  addModelOptions(
+    program
+      .command('summary')
+      .description('each layer\'s output shape, parameter count and multiply-accumulates, with totals')
+      .argument('<arch>', `architecture: ${listModels().join(', ')}`, parseArch)
+      .option('--input <CxHxW>', 'input size', parseInputShape, [3, 224, 224] as [number, number, number])
+      .option('--batch <n>', 'batch size', parsePositiveInt('--batch'), 1)
+      .option('--depth <n>', 'show modules nested at most this deep (text table)', parsePositiveInt('--depth'))
+      .option('--json', 'print one JSON object with every module'),
+  )
+    .addHelpText('after', EXIT_HELP)
+    .action(summaryCommand);
+
+  addBackendOption(
+    addModelOptions(
+      program
+        .command('run')
+        .description('run a model in eval mode on an NCHW float32 .npy tensor and write the output .npy')
+        .argument('<arch>', `architecture: ${listModels().join(', ')}`, parseArch)
+        .requiredOption('--weights <file>', 'state dict: .pth (zip or legacy torch.save) or .safetensors')
+        .requiredOption('--input <x.npy>', 'input tensor (N, 3, H, W)')
+        .requiredOption('--output <y.npy>', 'where to write the output (N, numClasses)')
+        .option('--json', 'print a JSON line describing the run'),
+    ),
+  )
+    .addHelpText('after', EXIT_HELP)
+    .action(runCommand);
+
+  for (const command of program.commands) command.exitOverride().showHelpAfterError('(run with --help for usage)');
+  return program;
+}
+
+/** Runs the CLI and returns the exit code (it never calls process.exit itself). */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return EXIT.ok;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Help and version exit with 0; commander has already printed the message.
+      return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    if (e instanceof CliError) {
+      process.stderr.write(`resnet: ${e.message}\n`);
+      return e.exitCode;
+    }
+    if (e instanceof WeightFileError) {
+      process.stderr.write(`resnet: ${e.message}\n`);
+      return EXIT.file;
+    }
+    process.stderr.write(`resnet: internal error: ${(e as Error).stack ?? String(e)}\n`);
+    return EXIT.internal;
+  }
+}

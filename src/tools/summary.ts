@@ -1,0 +1,165 @@
+// The per-layer picture every ResNet explainer draws: each module's output shape,
+// parameter count and multiply-accumulates, traced from the model itself by running it on
+// data-less (meta) tensors, so it costs nothing even for the largest builders.
+
+import { Tensor, shapeToString } from '../core/tensor.js';
+import { withBackend } from '../backends/index.js';
+import { Module } from '../nn/module.js';
+import { Conv2d, Linear } from '../nn/layers.js';
+
+export interface LayerSummary {
+  /** Dotted module name as in the state dict ('' is the model itself). */
+  name: string;
+  type: string;
+  /** Nesting depth: 1 for the model's direct children. */
+  depth: number;
+  /** Output shape of the module's last call; null if the forward pass never called it. */
+  outputShape: number[] | null;
+  /** Parameters of this module and all its descendants. */
+  params: number;
+  /** Multiply-accumulates of this module and all its descendants. */
+  macs: number;
+  /** Short description of the layer's configuration (kernel, stride, channels…). */
+  detail: string;
+}
+
+export interface ModelSummary {
+  inputShape: number[];
+  outputShape: number[];
+  layers: LayerSummary[];
+  totalParams: number;
+  trainableParams: number;
+  /** Convolution and linear multiply-accumulates: the count torchvision publishes as "GFLOPS". */
+  totalMacs: number;
+}
+
+/** Multiply-accumulates of one call of a leaf layer (bias additions are not counted). */
+function leafMacs(module: Module, output: Tensor): number {
+  if (module instanceof Conv2d) {
+    const [kh, kw] = module.kernelSize;
+    return output.size * (module.inChannels / module.groups) * kh * kw;
+  }
+  if (module instanceof Linear) return output.size * module.inFeatures;
+  return 0;
+}
+
+function describeLayer(module: Module): string {
+  if (module instanceof Conv2d) {
+    const [kh, kw] = module.kernelSize;
+    let s = `${kh}×${kw}, ${module.inChannels}→${module.outChannels}`;
+    if (module.stride[0] !== 1 || module.stride[1] !== 1) s += `, stride ${module.stride[0]}`;
+    if (module.dilation[0] !== 1) s += `, dilation ${module.dilation[0]}`;
+    if (module.groups !== 1) s += `, groups ${module.groups}`;
+    return s;
+  }
+  if (module instanceof Linear) return `${module.inFeatures}→${module.outFeatures}`;
+  return '';
+}
+
+/** Traces `model` in eval mode on an input of `inputShape` (N, C, H, W) and tabulates every module. */
+export function summarize(model: Module, inputShape: readonly number[]): ModelSummary {
+  const outputs = new Map<Module, Tensor>();
+  const ownMacs = new Map<Module, number>();
+  const removers: (() => void)[] = [];
+  for (const m of model.modules()) {
+    removers.push(
+      m.registerForwardHook((module, _input, output) => {
+        outputs.set(module, output);
+        ownMacs.set(module, (ownMacs.get(module) ?? 0) + leafMacs(module, output));
+      }),
+    );
+  }
+  const wasTraining = model.training;
+  let output: Tensor;
+  try {
+    model.eval();
+    output = withBackend('meta', () => model.call(Tensor.meta(inputShape)));
+  } finally {
+    for (const remove of removers) remove();
+    model.train(wasTraining);
+  }
+
+  const layers: LayerSummary[] = [];
+  const visit = (module: Module, name: string, depth: number): { params: number; macs: number } => {
+    const row: LayerSummary = {
+      name,
+      type: module.typeName,
+      depth,
+      outputShape: outputs.has(module) ? [...outputs.get(module)!.shape] : null,
+      params: 0,
+      macs: 0,
+      detail: describeLayer(module),
+    };
+    if (depth > 0) layers.push(row);
+    let params = 0;
+    for (const [, t] of module.namedParameters()) params += t.size;
+    let macs = ownMacs.get(module) ?? 0;
+    for (const [childName, child] of module.namedChildren()) {
+      macs += visit(child, name ? `${name}.${childName}` : childName, depth + 1).macs;
+    }
+    row.params = params;
+    row.macs = macs;
+    return { params, macs };
+  };
+  const totals = visit(model, '', 0);
+  return {
+    inputShape: [...inputShape],
+    outputShape: [...output.shape],
+    layers,
+    totalParams: totals.params,
+    trainableParams: totals.params,
+    totalMacs: totals.macs,
+  };
+}
+
+const integer = new Intl.NumberFormat('en-US');
+
+export function formatCount(n: number): string {
+  return integer.format(n);
+}
+
+/** 4089184256 → "4.09 G". */
+export function formatScaled(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} G`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)} M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(2)} K`;
+  return String(n);
+}
+
+export interface FormatOptions {
+  /** Show modules nested at most this deep (1 = the model's direct children). */
+  maxDepth?: number;
+  markdown?: boolean;
+}
+
+/** The summary as a text or Markdown table, with totals underneath. */
+export function formatSummary(summary: ModelSummary, title: string, options: FormatOptions = {}): string {
+  const maxDepth = options.maxDepth ?? Infinity;
+  const rows = summary.layers
+    .filter((l) => l.depth <= maxDepth)
+    .map((l) => [
+      options.markdown ? l.name : `${'  '.repeat(l.depth - 1)}${l.name}`,
+      l.type,
+      l.detail,
+      l.outputShape ? shapeToString(l.outputShape) : '—',
+      formatCount(l.params),
+      formatCount(l.macs),
+    ]);
+  const header = ['Layer', 'Type', 'Configuration', 'Output shape', 'Params', 'MACs'];
+  const numeric = [false, false, false, false, true, true];
+  const totals = [
+    `Input: ${shapeToString(summary.inputShape)}  Output: ${shapeToString(summary.outputShape)}`,
+    `Total params: ${formatCount(summary.totalParams)} (${formatScaled(summary.totalParams)})`,
+    `Total MACs: ${formatCount(summary.totalMacs)} (${formatScaled(summary.totalMacs)}MACs)`,
+  ];
+  if (options.markdown) {
+    const line = (cells: string[]): string => `| ${cells.join(' | ')} |`;
+    const rule = `|${numeric.map((n) => (n ? '---:' : ':---')).join('|')}|`;
+    return [`**${title}**`, '', line(header), rule, ...rows.map(line), '', ...totals.map((t) => `${t}  `)].join('\n');
+  }
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const pad = (cells: string[]): string =>
+    cells.map((c, i) => (numeric[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
+  const rule = '─'.repeat(widths.reduce((a, b) => a + b + 2, -2));
+  return [title, rule, pad(header), rule, ...rows.map(pad), rule, ...totals].join('\n');
+}

@@ -10,3 +10,4 @@ export * from './nn/layers.js';
 export * as init from './nn/init.js';
 export { ResNet, BasicBlock, Bottleneck, conv1x1, conv3x3, type ResNetOptions, type NormLayer, type BlockType } from './models/resnet.js';
 export * from './models/builders.js';
+export * from './io/index.js';

@@ -42,7 +42,8 @@ Exit codes:
   2  bad arguments
   3  missing, corrupt or refused file
   4  state dict does not fit the model
-  5  input the model cannot take`;
+  5  input the model cannot take
+`;
 
 function parsePositiveInt(name: string): (value: string) => number {
   return (value) => {
@@ -128,7 +129,7 @@ async function readInputFile(path: string): Promise<Tensor> {
   }
 }
 
-async function summaryCommand(arch: string, opts: ModelFlags & { input: [number, number, number]; batch: number; json?: boolean; depth?: number }): Promise<void> {
+async function summaryCommand(arch: string, opts: ModelFlags & { input: [number, number, number]; batch: number; json?: boolean; markdown?: boolean; depth?: number }): Promise<void> {
   const model = buildModel(arch, opts);
   const inputShape = [opts.batch, ...opts.input];
   let summary;
@@ -141,7 +142,7 @@ async function summaryCommand(arch: string, opts: ModelFlags & { input: [number,
   if (opts.json) {
     process.stdout.write(`${JSON.stringify({ arch, ...summary })}\n`);
   } else {
-    process.stdout.write(`${formatSummary(summary, arch, { maxDepth: opts.depth ?? 2 })}\n`);
+    process.stdout.write(`${formatSummary(summary, arch, { maxDepth: opts.depth ?? 2, markdown: opts.markdown })}\n`);
   }
 }
 
@@ -155,7 +156,8 @@ async function runCommand(
   try {
     stateDict = await loadWeightsFile(opts.weights);
   } catch (e) {
-    throw new CliError(`weights '${opts.weights}': ${(e as Error).message}`, EXIT.file);
+    // The loader's messages already name the file.
+    throw new CliError((e as Error).message, EXIT.file);
   }
   try {
     model.loadStateDict(stateDict);
@@ -193,7 +195,6 @@ export function buildProgram(): Command {
   const program = new Command('resnet')
     .description('The torchvision ResNet family in TypeScript: summaries, inference, weights.')
     .version('0.1.0')
-    .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', EXIT_HELP)
     .exitOverride();
 
@@ -205,6 +206,7 @@ export function buildProgram(): Command {
       .option('--input <CxHxW>', 'input size', parseInputShape, [3, 224, 224] as [number, number, number])
       .option('--batch <n>', 'batch size', parsePositiveInt('--batch'), 1)
       .option('--depth <n>', 'show modules nested at most this deep (text table)', parsePositiveInt('--depth'))
+      .option('--markdown', 'print the table as Markdown')
       .option('--json', 'print one JSON object with every module'),
   )
     .addHelpText('after', EXIT_HELP)
@@ -225,7 +227,7 @@ export function buildProgram(): Command {
     .addHelpText('after', EXIT_HELP)
     .action(runCommand);
 
-  for (const command of program.commands) command.exitOverride().showHelpAfterError('(run with --help for usage)');
+  for (const command of program.commands) command.exitOverride();
   return program;
 }
 

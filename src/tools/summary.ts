@@ -5,7 +5,8 @@
 import { Tensor, shapeToString } from '../core/tensor.js';
 import { withBackend } from '../backends/index.js';
 import { Module } from '../nn/module.js';
-import { Conv2d, Linear } from '../nn/layers.js';
+import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, Sequential } from '../nn/layers.js';
+import { BasicBlock, Bottleneck } from '../models/resnet.js';
 
 export interface LayerSummary {
   /** Dotted module name as in the state dict ('' is the model itself). */
@@ -43,16 +44,37 @@ function leafMacs(module: Module, output: Tensor): number {
   return 0;
 }
 
+function describeConv(conv: Conv2d): string {
+  const [kh, kw] = conv.kernelSize;
+  let s = `${kh}×${kw}, ${conv.inChannels}→${conv.outChannels}`;
+  if (conv.stride[0] !== 1 || conv.stride[1] !== 1) s += `, stride ${conv.stride[0]}`;
+  if (conv.dilation[0] !== 1) s += `, dilation ${conv.dilation[0]}`;
+  if (conv.groups !== 1) s += `, groups ${conv.groups}`;
+  return s;
+}
+
+/** The configuration column: what an explainer writes next to each box. */
 function describeLayer(module: Module): string {
-  if (module instanceof Conv2d) {
-    const [kh, kw] = module.kernelSize;
-    let s = `${kh}×${kw}, ${module.inChannels}→${module.outChannels}`;
-    if (module.stride[0] !== 1 || module.stride[1] !== 1) s += `, stride ${module.stride[0]}`;
-    if (module.dilation[0] !== 1) s += `, dilation ${module.dilation[0]}`;
-    if (module.groups !== 1) s += `, groups ${module.groups}`;
-    return s;
-  }
+  if (module instanceof Conv2d) return describeConv(module);
   if (module instanceof Linear) return `${module.inFeatures}→${module.outFeatures}`;
+  if (module instanceof BatchNorm2d) return `${module.numFeatures}`;
+  if (module instanceof MaxPool2d) return `${module.kernelSize[0]}×${module.kernelSize[1]}, stride ${module.stride[0]}`;
+  if (module instanceof AdaptiveAvgPool2d) return `→ ${module.outputSize.join('×')}`;
+  if (module instanceof BasicBlock || module instanceof Bottleneck) {
+    const convs = module instanceof Bottleneck ? [module.conv1, module.conv2, module.conv3] : [module.conv1, module.conv2];
+    const path = convs.map((c) => {
+      let s = `${c.kernelSize[0]}×${c.kernelSize[1]} ${c.outChannels}`;
+      if (c.stride[0] !== 1) s += `/${c.stride[0]}`;
+      if (c.groups !== 1) s += ` g${c.groups}`;
+      if (c.dilation[0] !== 1) s += ` d${c.dilation[0]}`;
+      return s;
+    });
+    return `${path.join(' → ')}${module.downsample ? ', downsample' : ''}`;
+  }
+  if (module instanceof Sequential && module.length > 0) {
+    const types = new Set(module.layers.map((m) => m.typeName));
+    if (types.size === 1) return `${module.length} × ${module.layers[0].typeName}`;
+  }
   return '';
 }
 

@@ -1,0 +1,339 @@
+// Reads torch.save files without torch — the zip format (torch ≥ 1.6) and the legacy
+// pre-1.6 stream — through the restricted unpickler, materialising every tensor view as
+// a contiguous Tensor (float types → float32, integer and bool types → int64).
+//
+// Zip layout:     <root>/data.pkl      the pickle; tensors reduce to _rebuild_tensor_v2
+//                                      over persistent ids ('storage', type, key, location, numel)
+//                 <root>/data/<key>    raw storage bytes, byte order from <root>/byteorder
+//                                      (absent = little-endian); <root> varies by writer
+// Legacy layout:  pickle(magic 0x1950a86a20f9469cfc6c), pickle(protocol 1001),
+//                 pickle(sys_info {little_endian, type_sizes}),
+//                 main pickle with ids ('storage', type, root_key, location, numel, view_metadata),
+//                 pickle([storage keys]), then per key: int64 element count + raw bytes.
+
+import { unzipSync } from 'fflate';
+import { Tensor, type TensorData, numel } from '../core/tensor.js';
+import {
+  ELEMENT_SIZE, type FileDType, checkStridedView, decodeElements, gatherStrided, isContiguous,
+} from './elements.js';
+import { WeightFileError } from './errors.js';
+import { PickleGlobal, type PickleGlobalFactory, unpickle } from './pickle.js';
+
+const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
+const LEGACY_PROTOCOL_VERSION = 1001;
+
+const STORAGE_TYPES: ReadonlyMap<string, FileDType> = new Map<string, FileDType>([
+  ['torch.FloatStorage', 'float32'], ['torch.HalfStorage', 'float16'], ['torch.BFloat16Storage', 'bfloat16'],
+  ['torch.DoubleStorage', 'float64'], ['torch.LongStorage', 'int64'], ['torch.IntStorage', 'int32'],
+  ['torch.ShortStorage', 'int16'], ['torch.CharStorage', 'int8'], ['torch.ByteStorage', 'uint8'],
+  ['torch.BoolStorage', 'bool'],
+]);
+
+/**
+ * A storage as a persistent id names it. `start`/`length` (elements) select a window of
+ * the root storage; only legacy files with view_metadata have one.
+ */
+class StorageRef {
+  constructor(
+    readonly key: string, readonly dtype: FileDType, readonly start = 0, readonly length?: number,
+  ) {}
+}
+
+/** A tensor as _rebuild_tensor(_v2) describes it; becomes a Tensor once storage bytes are read. */
+class TensorView {
+  constructor(
+    readonly storage: StorageRef, readonly offset: unknown, readonly size: unknown[], readonly stride: unknown[],
+  ) {}
+}
+
+function rebuildTensor(args: unknown[]): TensorView {
+  const [storage, offset, size, stride] = args;
+  if (!(storage instanceof StorageRef)) throw new WeightFileError('_rebuild_tensor: first argument is not a storage');
+  if (!Array.isArray(size) || !Array.isArray(stride)) {
+    throw new WeightFileError('_rebuild_tensor: size and stride must be tuples');
+  }
+  // Offset and strides are checked against the storage length once it is known.
+  return new TensorView(storage, offset, size, stride);
+}
+
+function notConstructible(name: string): PickleGlobalFactory {
+  return () => {
+    throw new WeightFileError(`'${name}' may be named in a torch pickle but not constructed`);
+  };
+}
+
+/**
+ * Every global a state-dict pickle needs. _rebuild_tensor_v2's extra arguments
+ * (requires_grad, backward_hooks, and newer torch's metadata) and Parameter wrappers are
+ * dropped: a loaded tensor is just its values.
+ */
+export const STATE_DICT_GLOBALS: ReadonlyMap<string, PickleGlobalFactory> = new Map<string, PickleGlobalFactory>([
+  ['collections.OrderedDict', (args) => {
+    if (args.length === 0) return new Map();
+    const pairs = args[0];
+    if (!Array.isArray(pairs) || !pairs.every((p) => Array.isArray(p) && p.length === 2)) {
+      throw new WeightFileError('OrderedDict: expected a list of (key, value) pairs');
+    }
+    return new Map(pairs as [unknown, unknown][]);
+  }],
+  ['torch._utils._rebuild_tensor', rebuildTensor],
+  ['torch._utils._rebuild_tensor_v2', rebuildTensor],
+  ['torch._utils._rebuild_parameter', (args) => args[0]],
+  ['torch._utils._rebuild_parameter_with_state', (args) => args[0]],
+  // Protocol 2 pickles Python 3 bytes as _codecs.encode(text, 'latin1').
+  ['_codecs.encode', ([text, encoding]) => {
+    if (typeof text !== 'string' || (encoding !== 'latin1' && encoding !== 'latin-1')) {
+      throw new WeightFileError(`_codecs.encode: only latin1 text is supported, got ${String(encoding)}`);
+    }
+    const bytes = new Uint8Array(text.length);
+    for (let i = 0; i < text.length; i++) {
+      const code = text.charCodeAt(i);
+      if (code > 0xff) throw new WeightFileError('_codecs.encode: text is not latin1');
+      bytes[i] = code;
+    }
+    return bytes;
+  }],
+  ...[...STORAGE_TYPES.keys()].map((name): [string, PickleGlobalFactory] => [name, notConstructible(name)]),
+]);
+
+/** The ('storage', type, key, location, numel[, view_metadata]) tuple as a StorageRef. */
+function storageFromPersistentId(pid: unknown, dtypes: Map<string, FileDType>): StorageRef {
+  if (!Array.isArray(pid) || pid.length < 5) throw new WeightFileError('persistent id is not a storage tuple');
+  const [kind, type, key, , , viewMetadata] = pid.map((item) =>
+    item instanceof Uint8Array ? new TextDecoder().decode(item) : item); // Python 2 files store str as bytes
+  if (kind !== 'storage') throw new WeightFileError(`unsupported persistent id '${String(kind)}' (only storages)`);
+  if (!(type instanceof PickleGlobal)) throw new WeightFileError('storage type is not a torch storage class');
+  const dtype = STORAGE_TYPES.get(type.name);
+  if (dtype === undefined) throw new WeightFileError(`unsupported storage type '${type.name}'`);
+  if (typeof key !== 'string') throw new WeightFileError('storage key is not a string');
+  const known = dtypes.get(key);
+  if (known !== undefined && known !== dtype) {
+    throw new WeightFileError(`storage '${key}' is used as both ${known} and ${dtype}`);
+  }
+  dtypes.set(key, dtype);
+  if (viewMetadata === undefined || viewMetadata === null) return new StorageRef(key, dtype);
+  // Legacy storage views: (view_key, offset, size) in elements of the root storage.
+  if (!Array.isArray(viewMetadata) || viewMetadata.length !== 3) throw new WeightFileError('invalid storage view metadata');
+  const [, start, length] = viewMetadata;
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(length) || start < 0 || length < 0) {
+    throw new WeightFileError('invalid storage view offset or size');
+  }
+  return new StorageRef(key, dtype, start as number, length as number);
+}
+
+/**
+ * Replaces every TensorView reachable through lists, tuples and dicts (dict values) by a
+ * contiguous Tensor. Iterative, and each container is visited once, so deep or cyclic
+ * pickles cannot overflow the stack or loop. `storage(key)` decodes a whole storage.
+ */
+function materialise(root: unknown, storage: (key: string) => TensorData): unknown {
+  if (root instanceof TensorView) return toTensor(root, '<root>', storage(root.storage.key), true);
+
+  // 1. Find every place a TensorView sits, with a path for error messages.
+  const slots: { view: TensorView; path: string; set: (tensor: Tensor) => void }[] = [];
+  const seen = new Set<object>();
+  const pending: [unknown, string][] = [[root, '']];
+  const child = (path: string, key: unknown): string => (path === '' ? String(key) : `${path}/${String(key)}`);
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [container, path] = next;
+    if (typeof container !== 'object' || container === null || seen.has(container)) continue;
+    seen.add(container);
+    const entries: Iterable<[unknown, unknown]> = Array.isArray(container)
+      ? container.entries() : container instanceof Map ? container.entries() : [];
+    for (const [key, item] of entries) {
+      if (item instanceof TensorView) {
+        const set = Array.isArray(container)
+          ? (tensor: Tensor) => { container[key as number] = tensor; }
+          : (tensor: Tensor) => { (container as Map<unknown, unknown>).set(key, tensor); };
+        slots.push({ view: item, path: child(path, key), set });
+      } else if (Array.isArray(item) || item instanceof Map) {
+        pending.push([item, child(path, key)]);
+      }
+    }
+  }
+
+  // 2. A storage behind exactly one view can hand its decoded array to that tensor.
+  const viewsOfStorage = new Map<string, Set<TensorView>>();
+  for (const { view } of slots) {
+    const views = viewsOfStorage.get(view.storage.key) ?? new Set();
+    viewsOfStorage.set(view.storage.key, views.add(view));
+  }
+  const tensors = new Map<TensorView, Tensor>();
+  for (const { view, path, set } of slots) {
+    let tensor = tensors.get(view);
+    if (tensor === undefined) {
+      const exclusive = viewsOfStorage.get(view.storage.key)!.size === 1;
+      tensor = toTensor(view, path, storage(view.storage.key), exclusive);
+      tensors.set(view, tensor);
+    }
+    set(tensor);
+  }
+  return root;
+}
+
+/** One view of decoded storage `data` as a contiguous Tensor; `exclusive`: no other view needs `data`. */
+function toTensor(view: TensorView, path: string, data: TensorData, exclusive: boolean): Tensor {
+  const { start } = view.storage;
+  const length = view.storage.length ?? data.length - start;
+  if (start + length > data.length) {
+    throw new WeightFileError(`tensor '${path}': storage view ends past its ${data.length}-element storage`);
+  }
+  checkStridedView(length, view.offset, view.size, view.stride, `tensor '${path}'`);
+  const size = view.size as number[];
+  const stride = view.stride as number[];
+  const offset = start + (view.offset as number);
+  if (exclusive && offset === 0 && numel(size) === data.length && isContiguous(size, stride)) {
+    return new Tensor(data, size); // the common case: saves a copy of every weight
+  }
+  try {
+    return new Tensor(gatherStrided(data, offset, size, stride), size);
+  } catch (error) {
+    // Stride-0 views can claim more elements than any array holds.
+    if (error instanceof RangeError) throw new WeightFileError(`tensor '${path}': ${error.message}`, { cause: error });
+    throw error;
+  }
+}
+
+/** Decodes each storage once, on first use, so views sharing a storage share the work. */
+function storageDecoder(
+  dtypes: ReadonlyMap<string, FileDType>, bytesOf: (key: string) => Uint8Array, littleEndian: boolean,
+): (key: string) => TensorData {
+  const decoded = new Map<string, TensorData>();
+  return (key) => {
+    let data = decoded.get(key);
+    if (data === undefined) {
+      const dtype = dtypes.get(key);
+      if (dtype === undefined) throw new WeightFileError(`storage '${key}' has no type`);
+      data = decodeElements(bytesOf(key), dtype, littleEndian);
+      decoded.set(key, data);
+    }
+    return data;
+  };
+}
+
+function loadZip(bytes: Uint8Array): unknown {
+  let files: Record<string, Uint8Array>;
+  try {
+    files = unzipSync(bytes);
+  } catch (error) {
+    throw new WeightFileError(`corrupt or truncated zip archive: ${(error as Error).message}`, { cause: error });
+  }
+  const pickles = Object.keys(files).filter((name) => /^[^/]+\/data\.pkl$/.test(name));
+  if (pickles.length !== 1) {
+    throw new WeightFileError(pickles.length === 0
+      ? 'zip archive has no <root>/data.pkl: not a torch.save file'
+      : `zip archive has ${pickles.length} data.pkl records`);
+  }
+  const root = pickles[0].slice(0, -'data.pkl'.length);
+  const file = (name: string): Uint8Array | undefined =>
+    (Object.hasOwn(files, root + name) ? files[root + name] : undefined);
+
+  const byteorder = file('byteorder');
+  const order = byteorder === undefined ? 'little' : new TextDecoder().decode(byteorder).trim();
+  if (order !== 'little' && order !== 'big') throw new WeightFileError(`unknown byteorder '${order}'`);
+
+  const dtypes = new Map<string, FileDType>();
+  const { value } = unpickle(file('data.pkl')!, {
+    globals: STATE_DICT_GLOBALS,
+    persistentLoad: (pid) => storageFromPersistentId(pid, dtypes),
+  });
+  const bytesOf = (key: string): Uint8Array => {
+    const data = file(`data/${key}`);
+    if (data === undefined) throw new WeightFileError(`storage '${key}' is missing from the zip archive`);
+    return data;
+  };
+  return materialise(value, storageDecoder(dtypes, bytesOf, order === 'little'));
+}
+
+function loadLegacy(bytes: Uint8Array): unknown {
+  const noGlobals = { globals: new Map<string, PickleGlobalFactory>() };
+  const magic = unpickle(bytes, noGlobals);
+  if (magic.value !== LEGACY_MAGIC) throw new WeightFileError('not a torch file: legacy magic number missing');
+  const protocol = unpickle(bytes, noGlobals, magic.end);
+  if (protocol.value !== LEGACY_PROTOCOL_VERSION) {
+    throw new WeightFileError(`unsupported legacy torch protocol version ${String(protocol.value)}`);
+  }
+  const sysInfo = unpickle(bytes, noGlobals, protocol.end);
+  const littleEndian = !(sysInfo.value instanceof Map && sysInfo.value.get('little_endian') === false);
+
+  const dtypes = new Map<string, FileDType>();
+  const main = unpickle(bytes, {
+    globals: STATE_DICT_GLOBALS,
+    persistentLoad: (pid) => storageFromPersistentId(pid, dtypes),
+  }, sysInfo.end);
+  const keys = unpickle(bytes, noGlobals, main.end);
+  if (!Array.isArray(keys.value) || !keys.value.every((key) => typeof key === 'string')) {
+    throw new WeightFileError('legacy storage key list is not a list of strings');
+  }
+
+  // Per key: int64 element count, then count · element size raw bytes.
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const storages = new Map<string, Uint8Array>();
+  let pos = keys.end;
+  for (const key of keys.value as string[]) {
+    const dtype = dtypes.get(key);
+    if (dtype === undefined) throw new WeightFileError(`storage '${key}' is listed but never used`);
+    if (pos + 8 > bytes.length) throw new WeightFileError(`truncated file: storage '${key}' is missing`);
+    const count = view.getBigInt64(pos, littleEndian);
+    const byteLength = count * BigInt(ELEMENT_SIZE[dtype]);
+    if (count < 0n || byteLength > BigInt(bytes.length - pos - 8)) {
+      throw new WeightFileError(`truncated file: storage '${key}' needs ${byteLength} bytes, ${bytes.length - pos - 8} left`);
+    }
+    storages.set(key, bytes.subarray(pos + 8, pos + 8 + Number(byteLength)));
+    pos += 8 + Number(byteLength);
+  }
+  const bytesOf = (key: string): Uint8Array => {
+    const data = storages.get(key);
+    if (data === undefined) throw new WeightFileError(`storage '${key}' is missing from the file`);
+    return data;
+  };
+  return materialise(main.value, storageDecoder(dtypes, bytesOf, littleEndian));
+}
+
+export function isTorchZip(bytes: Uint8Array): boolean {
+  return bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b; // "PK"
+}
+
+/** Legacy files open with the magic number pickled at protocol ≥ 2: PROTO n, LONG1 10. */
+export function isTorchLegacy(bytes: Uint8Array): boolean {
+  return bytes.length >= 4 && bytes[0] === 0x80 && bytes[2] === 0x8a && bytes[3] === 0x0a;
+}
+
+/**
+ * The object a torch.save file holds, with Python values mapped as pickle.ts describes
+ * and every tensor as a contiguous Tensor. Throws WeightFileError for anything else.
+ */
+export function loadTorchFile(bytes: Uint8Array): unknown {
+  if (isTorchZip(bytes)) return loadZip(bytes);
+  if (isTorchLegacy(bytes)) return loadLegacy(bytes);
+  throw new WeightFileError('not a torch file (neither a torch.save zip archive nor a legacy torch pickle)');
+}
+
+function isTensorDict(value: unknown): value is Map<string, Tensor> {
+  if (!(value instanceof Map)) return false;
+  for (const [key, item] of value) if (typeof key !== 'string' || !(item instanceof Tensor)) return false;
+  return true;
+}
+
+/** Checkpoint keys that commonly wrap a state dict. */
+const CHECKPOINT_KEYS = ['state_dict', 'model_state_dict', 'model'];
+
+/**
+ * A torch.save file's state dict as name → Tensor in file order. Accepts a bare state
+ * dict, or a checkpoint dict with exactly one of 'state_dict' / 'model_state_dict' /
+ * 'model' holding a dict whose values are all tensors.
+ */
+export function loadStateDictFromTorch(bytes: Uint8Array): Map<string, Tensor> {
+  const value = loadTorchFile(bytes);
+  if (isTensorDict(value)) return value;
+  if (value instanceof Map) {
+    const candidates = CHECKPOINT_KEYS.filter((key) => isTensorDict(value.get(key)));
+    if (candidates.length === 1) return value.get(candidates[0]) as Map<string, Tensor>;
+    if (candidates.length > 1) {
+      throw new WeightFileError(`ambiguous checkpoint: ${candidates.map((k) => `'${k}'`).join(' and ')} both hold tensors`);
+    }
+    const keys = [...value.keys()].slice(0, 8).map(String).join(', ');
+    throw new WeightFileError(`not a state dict: a dict whose values are not all tensors (keys: ${keys})`);
+  }
+  throw new WeightFileError(`not a state dict: the file holds ${value instanceof Tensor ? 'a single tensor' : typeof value}`);
+}

@@ -19,6 +19,16 @@ export interface Pool2dParams {
   dilation: readonly [number, number];
 }
 
+/**
+ * What a convolution may do to its output before storing it, so inference needs no extra
+ * passes over memory: y = relu?(conv(x) + bias + residual?).
+ */
+export interface ConvEpilogue {
+  /** Added elementwise after the bias; the shape of the output. */
+  residual?: Tensor | null;
+  relu?: boolean;
+}
+
 /** Per-channel mean and biased variance over (N, H, W) of an NCHW tensor. */
 export interface ChannelMoments {
   mean: Float64Array;
@@ -27,8 +37,12 @@ export interface ChannelMoments {
 
 export interface Backend {
   readonly name: string;
-  /** x (N, C, H, W), weight (O, C/groups, kh, kw), bias (O) or null → (N, O, OH, OW). */
-  conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, params: Conv2dParams, outH: number, outW: number): Tensor;
+  /**
+   * x (N, C, H, W), weight (O, C/groups, kh, kw), bias (O) or null → (N, O, OH, OW), with the
+   * epilogue applied. A backend may cache work derived from `weight` (packing) keyed by the
+   * tensor object: weights passed here are treated as immutable.
+   */
+  conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, params: Conv2dParams, outH: number, outW: number, epilogue?: ConvEpilogue): Tensor;
   /** y[n,c,h,w] = x[n,c,h,w] * scale[c] + shift[c]; batch norm in both modes reduces to this. */
   channelAffine(x: Tensor, scale: Float32Array, shift: Float32Array): Tensor;
   channelMoments(x: Tensor): ChannelMoments;

@@ -3,7 +3,7 @@
 // only these functions, so this is where autograd will record its tape.
 
 import { Tensor, shapeToString, shapesEqual } from '../core/tensor.js';
-import { getBackend, type Conv2dParams, type Pool2dParams } from '../backends/index.js';
+import { getBackend, type Conv2dParams, type ConvEpilogue, type Pool2dParams } from '../backends/index.js';
 
 export type Pair = readonly [number, number];
 
@@ -25,7 +25,11 @@ export function convOutputSize(input: number, kernel: number, stride: number, pa
   return Math.floor((input + 2 * padding - dilation * (kernel - 1) - 1) / stride) + 1;
 }
 
-export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, params: Conv2dParams): Tensor {
+/**
+ * 2-D convolution over NCHW; the optional epilogue adds a residual and applies ReLU in the
+ * same pass (inference fuses conv → BN → (+ identity) → ReLU into one call).
+ */
+export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, params: Conv2dParams, epilogue?: ConvEpilogue): Tensor {
   expect4d(x, 'conv2d');
   const [batch, channels, height, width] = x.shape;
   const [outChannels, groupChannels, kh, kw] = weight.shape;
@@ -47,8 +51,12 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, params: C
         `(dilation ${params.dilation.join('×')}, padding ${params.padding.join('×')}): output would be ${outH}×${outW}`,
     );
   }
-  if (batch === 0) return Tensor.zeros([0, outChannels, outH, outW]);
-  return getBackend().conv2d(x, weight, bias, params, outH, outW);
+  const outShape = [batch, outChannels, outH, outW];
+  if (epilogue?.residual && !shapesEqual(epilogue.residual.shape, outShape)) {
+    throw new ShapeError(`conv2d: residual ${describe(epilogue.residual)} does not match the output ${shapeToString(outShape)}`);
+  }
+  if (batch === 0) return Tensor.zeros(outShape);
+  return getBackend().conv2d(x, weight, bias, params, outH, outW, epilogue);
 }
 
 export interface BatchNormArgs {

@@ -4,7 +4,7 @@
 // takes seconds rather than minutes.
 
 import { Tensor } from '../../core/tensor.js';
-import type { Backend, ChannelMoments, Conv2dParams, Pool2dParams } from '../backend.js';
+import type { Backend, ChannelMoments, Conv2dParams, ConvEpilogue, Pool2dParams } from '../backend.js';
 
 /**
  * c (M, N) += a (M, K) · b (K, N), all row-major with the given offsets.
@@ -105,7 +105,9 @@ function im2col(
   }
 }
 
-function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, p: Conv2dParams, outH: number, outW: number): Tensor {
+function conv2d(
+  x: Tensor, weight: Tensor, bias: Tensor | null, p: Conv2dParams, outH: number, outW: number, epilogue: ConvEpilogue = {},
+): Tensor {
   const [batch, inChannels, height, width] = x.shape;
   const [outChannels, groupInChannels, kh, kw] = weight.shape;
   const groupOutChannels = outChannels / p.groups;
@@ -129,15 +131,23 @@ function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, p: Conv2dParams,
         out, outOffset,
       );
     }
-    if (bias) {
-      const b = bias.f32;
-      for (let o = 0; o < outChannels; o++) {
-        const start = (n * outChannels + o) * outPlane;
-        for (let j = 0; j < outPlane; j++) out[start + j] += b[o];
-      }
-    }
   }
+  applyEpilogue(out, outChannels, outPlane, bias, epilogue);
   return new Tensor(out, [batch, outChannels, outH, outW]);
+}
+
+/** out (N, O, plane) = relu?(out + bias[o] + residual), in place. */
+function applyEpilogue(out: Float32Array, channels: number, plane: number, bias: Tensor | null, epilogue: ConvEpilogue): void {
+  const b = bias?.f32;
+  const residual = epilogue.residual?.f32;
+  const relu = epilogue.relu ?? false;
+  if (!b && !residual && !relu) return;
+  for (let i = 0; i < out.length; i++) {
+    let v = out[i];
+    if (b) v += b[Math.floor(i / plane) % channels];
+    if (residual) v += residual[i];
+    out[i] = relu && v < 0 ? 0 : v;
+  }
 }
 
 function channelAffine(x: Tensor, scale: Float32Array, shift: Float32Array): Tensor {

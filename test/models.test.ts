@@ -201,3 +201,27 @@ test("summary totals equal torchvision's published parameters and GFLOPS", () =>
     assert.deepEqual(s.outputShape, [1, 1000]);
   }
 });
+
+test('eval mode folds BN into the convolutions: same output as the unfused module-by-module path', () => {
+  const model = getModel('resnext50_32x4d', { seed: 5, numClasses: 10 });
+  // Non-trivial BN statistics, so that folding has something to fold.
+  for (const [key, t] of model.stateDict()) {
+    if (key.endsWith('running_var')) t.f32.forEach((_, i, a) => (a[i] = 0.5 + ((i * 7919) % 13) / 13));
+    if (key.endsWith('running_mean')) t.f32.forEach((_, i, a) => (a[i] = (((i * 104729) % 11) - 5) / 50));
+  }
+  model.eval();
+  const x = Tensor.zeros([2, 3, 40, 36]);
+  x.f32.forEach((_, i, a) => (a[i] = Math.sin(i * 0.37)));
+  const fused = model.call(x);
+  // A forward hook on every module makes each one run by itself (as summaries need).
+  const removers = [...model.modules()].map((m) => m.registerForwardHook(() => {}));
+  const unfused = model.call(x);
+  removers.forEach((remove) => remove());
+  const scale = Math.max(...unfused.f32.map(Math.abs));
+  const worst = Math.max(...fused.f32.map((v, i) => Math.abs(v - unfused.f32[i])));
+  assert.ok(worst <= 1e-5 * scale, `fused vs unfused: ${worst} (scale ${scale})`);
+  // Folds follow loadStateDict: new weights are seen by the next forward.
+  const zeros = new Map([...model.stateDict()].map(([k, t]) => [k, k.endsWith('running_var') ? Tensor.full(t.shape, 1) : Tensor.zeros(t.shape, t.dtype)]));
+  model.loadStateDict(zeros);
+  assert.ok(model.call(x).f32.every((v) => v === 0));
+});

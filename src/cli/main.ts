@@ -1,8 +1,10 @@
 // The `resnet` command line: `summary` tabulates a model layer by layer, `run` applies a
-// model with weights from a torch or safetensors file to an .npy tensor. Errors are one line
-// on stderr with an exit code that says what went wrong (see EXIT below).
+// model with weights from a torch or safetensors file to an .npy tensor, `bench` times forward
+// passes on a backend. Errors are one line on stderr with an exit code that says what went
+// wrong (see EXIT below).
 
 import { readFile, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { Tensor, shapeToString } from '../core/tensor.js';
 import { listBackends, setBackend } from '../backends/index.js';
@@ -10,6 +12,7 @@ import { ShapeError } from '../ops/functional.js';
 import { StateDictError } from '../nn/module.js';
 import { getModel, isModelName, listModels, type BuilderOptions } from '../models/builders.js';
 import { formatSummary, summarize } from '../tools/summary.js';
+import { benchmarkModel, type BenchProgress } from '../tools/bench.js';
 import { readNpy, writeNpy } from '../io/npy.js';
 import { loadWeightsFile } from '../io/weights.js';
 import { WeightFileError } from '../io/errors.js';
@@ -109,9 +112,13 @@ function buildModel(arch: string, flags: ModelFlags) {
   }
 }
 
+/** --backend on every command that computes; RESNET_BACKEND sets it when the flag is absent. */
 function addBackendOption(command: Command): Command {
   return command.addOption(
-    new Option('--backend <name>', 'compute backend').choices(listBackends().filter((b) => b !== 'meta')).default('ref'),
+    new Option('--backend <name>', 'compute backend')
+      .choices(listBackends().filter((b) => b !== 'meta'))
+      .default('ref')
+      .env('RESNET_BACKEND'),
   );
 }
 
@@ -191,6 +198,52 @@ async function runCommand(
   }
 }
 
+/** Progress on stderr: rewritten in place on a terminal, one line per run otherwise. */
+function progressReporter(label: string): (p: BenchProgress) => void {
+  const tty = process.stderr.isTTY;
+  return (p) => {
+    const of = p.total === null ? '' : `/${p.total}`;
+    const line = `${label}: ${p.phase} ${p.iteration}${of}: ${p.ms.toFixed(1)} ms`;
+    process.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
+  };
+}
+
+async function benchCommand(
+  arch: string,
+  opts: { batch: number; threads: number; backend: string; input: [number, number, number]; warmup: number; iterations?: number; json?: boolean },
+): Promise<void> {
+  const label = `${arch} batch ${opts.batch} on ${opts.backend}`;
+  let result;
+  try {
+    result = await benchmarkModel({
+      arch,
+      batch: opts.batch,
+      threads: opts.threads,
+      backend: opts.backend,
+      input: opts.input,
+      warmup: opts.warmup,
+      iterations: opts.iterations,
+      onProgress: progressReporter(label),
+    });
+  } catch (e) {
+    if (e instanceof ShapeError || e instanceof RangeError) {
+      throw new CliError(`input ${shapeToString([opts.batch, ...opts.input])}: ${e.message}`, EXIT.input);
+    }
+    throw e;
+  } finally {
+    if (process.stderr.isTTY) process.stderr.write('\n');
+  }
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  } else {
+    const threads = result.threadsSupported ? `${result.threads} thread${result.threads === 1 ? '' : 's'}` : '1 thread, no thread control';
+    process.stdout.write(
+      `${label} (${threads}): median ${result.medianMs.toFixed(1)} ms, min ${result.minMs.toFixed(1)} ms over ${result.iterations} runs, ` +
+        `${result.imagesPerSec.toFixed(2)} images/s, ${result.gflops.toFixed(1)} GFLOP/s\n`,
+    );
+  }
+}
+
 export function buildProgram(): Command {
   const program = new Command('resnet')
     .description('The torchvision ResNet family in TypeScript: summaries, inference, weights.')
@@ -226,6 +279,21 @@ export function buildProgram(): Command {
   )
     .addHelpText('after', EXIT_HELP)
     .action(runCommand);
+
+  addBackendOption(
+    program
+      .command('bench')
+      .description('time eval-mode forward passes (median and min of repeated runs after a warm-up)')
+      .argument('<arch>', `architecture: ${listModels().join(', ')}`, parseArch)
+      .option('--batch <n>', 'batch size', parsePositiveInt('--batch'), 1)
+      .option('--threads <n>', 'threads, for backends that take a thread count', parsePositiveInt('--threads'), availableParallelism())
+      .option('--input <CxHxW>', 'input size of one image', parseInputShape, [3, 224, 224] as [number, number, number])
+      .option('--warmup <n>', 'untimed runs first', parsePositiveInt('--warmup'), 1)
+      .option('--iterations <n>', 'timed runs (default: at least 5, until 3 s have passed)', parsePositiveInt('--iterations'))
+      .option('--json', 'print the result as one JSON line (progress stays on stderr)'),
+  )
+    .addHelpText('after', EXIT_HELP)
+    .action(benchCommand);
 
   for (const command of program.commands) command.exitOverride();
   return program;

@@ -8,6 +8,7 @@ import * as F from '../ops/functional.js';
 import { constant_, kaimingNormal_, deferInit } from '../nn/init.js';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, ReLU, Sequential } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
+import { canFold, convBnFused } from '../nn/fuse.js';
 
 /** Builds the normalisation layer for a number of channels; BatchNorm2d by default. */
 export type NormLayer = (numFeatures: number) => Module;
@@ -22,6 +23,19 @@ export function conv3x3(inPlanes: number, outPlanes: number, stride = 1, groups 
 /** 1x1 convolution */
 export function conv1x1(inPlanes: number, outPlanes: number, stride = 1): Conv2d {
   return new Conv2d(inPlanes, outPlanes, 1, { stride, bias: false });
+}
+
+/**
+ * The shortcut branch of a block. In eval mode a torchvision downsample (1×1 conv + BN) runs as
+ * one convolution with the BN folded in.
+ */
+function shortcut(downsample: Module | null, x: Tensor): Tensor {
+  if (!downsample) return x;
+  if (downsample instanceof Sequential && downsample.length === 2 && !downsample.hasForwardHooks()) {
+    const [conv, norm] = downsample.layers;
+    if (canFold(conv, norm)) return convBnFused(conv as Conv2d, norm, x);
+  }
+  return downsample.call(x);
 }
 
 /** The blocks' shared constructor signature, so ResNet can build either kind. */
@@ -83,6 +97,7 @@ export class BasicBlock extends Module implements Block {
   }
 
   forward(x: Tensor): Tensor {
+    if (this.fusible()) return this.forwardFused(x);
     const identity = this.downsample ? this.downsample.call(x) : x;
 
     let out = this.conv1.call(x);
@@ -94,6 +109,17 @@ export class BasicBlock extends Module implements Block {
 
     out = F.add(out, identity);
     return this.relu.call(out);
+  }
+
+  private fusible(): boolean {
+    return canFold(this.conv1, this.bn1) && canFold(this.conv2, this.bn2) && !this.relu.hasForwardHooks();
+  }
+
+  /** Eval mode: BN folded into each conv; the residual add and the last ReLU in conv2's epilogue. */
+  private forwardFused(x: Tensor): Tensor {
+    const identity = shortcut(this.downsample, x);
+    const out = convBnFused(this.conv1, this.bn1 as BatchNorm2d, x, { relu: true });
+    return convBnFused(this.conv2, this.bn2 as BatchNorm2d, out, { residual: identity, relu: true });
   }
 }
 
@@ -147,6 +173,7 @@ export class Bottleneck extends Module implements Block {
   }
 
   forward(x: Tensor): Tensor {
+    if (this.fusible()) return this.forwardFused(x);
     const identity = this.downsample ? this.downsample.call(x) : x;
 
     let out = this.conv1.call(x);
@@ -162,6 +189,18 @@ export class Bottleneck extends Module implements Block {
 
     out = F.add(out, identity);
     return this.relu.call(out);
+  }
+
+  private fusible(): boolean {
+    return canFold(this.conv1, this.bn1) && canFold(this.conv2, this.bn2) && canFold(this.conv3, this.bn3) && !this.relu.hasForwardHooks();
+  }
+
+  /** Eval mode: BN folded into each conv; the residual add and the last ReLU in conv3's epilogue. */
+  private forwardFused(x: Tensor): Tensor {
+    const identity = shortcut(this.downsample, x);
+    let out = convBnFused(this.conv1, this.bn1 as BatchNorm2d, x, { relu: true });
+    out = convBnFused(this.conv2, this.bn2 as BatchNorm2d, out, { relu: true });
+    return convBnFused(this.conv3, this.bn3 as BatchNorm2d, out, { residual: identity, relu: true });
   }
 }
 
@@ -276,9 +315,13 @@ export class ResNet extends Module {
     if (x.ndim !== 4 || x.shape[1] !== 3) {
       throw new F.ShapeError(`ResNet expects an (N, 3, H, W) input, got shape [${x.shape.join(', ')}]`);
     }
-    x = this.conv1.call(x);
-    x = this.bn1.call(x);
-    x = this.relu.call(x);
+    if (canFold(this.conv1, this.bn1) && !this.relu.hasForwardHooks()) {
+      x = convBnFused(this.conv1, this.bn1, x, { relu: true }); // eval mode: BN folded into conv1
+    } else {
+      x = this.conv1.call(x);
+      x = this.bn1.call(x);
+      x = this.relu.call(x);
+    }
     x = this.maxpool.call(x);
 
     x = this.layer1.call(x);

@@ -23,6 +23,16 @@ export class StateDictError extends Error {
 /** Buffers that torch lets a state dict omit (BatchNorm checkpoints from before torch 0.4.1). */
 const OPTIONAL_BUFFER_SUFFIX = 'num_batches_tracked';
 
+let epoch = 0;
+
+/**
+ * A counter bumped whenever any module's tensors may have been replaced or its mode changed
+ * (loadStateDict, train, eval); caches derived from parameters (folded BatchNorm) compare it.
+ */
+export function stateEpoch(): number {
+  return epoch;
+}
+
 /** Called after a module's forward with its input and output (torch's forward hooks). */
 export type ForwardHook = (module: Module, input: Tensor, output: Tensor) => void;
 
@@ -42,6 +52,10 @@ export abstract class Module {
     const out = this.forward(x);
     for (const hook of this.#forwardHooks) hook(this, x, out);
     return out;
+  }
+
+  hasForwardHooks(): boolean {
+    return this.#forwardHooks.size > 0;
   }
 
   /** Adds a hook that sees every output of this module; returns a function that removes it. */
@@ -160,11 +174,13 @@ export abstract class Module {
     const failed = result.mismatchedKeys.length > 0 || result.missingKeys.length > 0 || result.unexpectedKeys.length > 0;
     if (strict && failed) throw new StateDictError(formatLoadErrors(this.typeName, result), result);
     for (const [target, value] of toCopy) target.copy_(value);
+    epoch++;
     return result;
   }
 
   train(mode = true): this {
     for (const m of this.modules()) m.training = mode;
+    epoch++;
     return this;
   }
 

@@ -1,0 +1,183 @@
+// Inference benchmarks: how long one eval-mode forward pass of a ResNet takes on a backend,
+// as median and minimum wall time over repeated runs after a warm-up, with the throughput
+// that follows (images/s, and GFLOP/s from the summary's multiply-accumulate count).
+// `timeRuns` is the timing loop itself, shared with bench/ where the same loop times the peers.
+
+import { Tensor } from '../core/tensor.js';
+import { Generator } from '../core/rng.js';
+import { getBackend, setBackend, type Backend } from '../backends/index.js';
+import type { StateDict } from '../nn/module.js';
+import { getModel, type BuilderOptions } from '../models/builders.js';
+import { summarize } from './summary.js';
+
+export interface BenchProgress {
+  phase: 'warmup' | 'measure';
+  /** 1-based index of the run that just finished. */
+  iteration: number;
+  /** Runs planned in this phase; null while the count is adaptive. */
+  total: number | null;
+  ms: number;
+}
+
+export interface TimingOptions {
+  /** Untimed runs first (default 1). */
+  warmup?: number;
+  /** Timed runs; adaptive when omitted: at least `minIterations`, until `minTimeMs` has passed. */
+  iterations?: number;
+  /** Adaptive count: keep timing until this much time has been spent (default 3000 ms). */
+  minTimeMs?: number;
+  /** Adaptive count: never fewer runs than this (default 5)… */
+  minIterations?: number;
+  /** …nor more (default 50). */
+  maxIterations?: number;
+  onProgress?: (progress: BenchProgress) => void;
+}
+
+export interface Timing {
+  /** Wall time of each timed run, in order. */
+  timesMs: number[];
+  medianMs: number;
+  minMs: number;
+  /**
+   * Process CPU time over wall time during the timed runs: about the number of cores the
+   * work kept busy (all threads of this process, helpers included).
+   */
+  cpuCores: number;
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** Times `run` (sync or async) after a warm-up; see TimingOptions for how many runs. */
+export async function timeRuns(run: () => unknown, options: TimingOptions = {}): Promise<Timing> {
+  const warmup = options.warmup ?? 1;
+  const minTimeMs = options.minTimeMs ?? 3000;
+  const minIterations = options.minIterations ?? 5;
+  const maxIterations = options.maxIterations ?? 50;
+  for (let i = 1; i <= warmup; i++) {
+    const start = performance.now();
+    await run();
+    options.onProgress?.({ phase: 'warmup', iteration: i, total: warmup, ms: performance.now() - start });
+  }
+  const timesMs: number[] = [];
+  const cpuStart = process.cpuUsage();
+  const wallStart = performance.now();
+  for (;;) {
+    if (options.iterations !== undefined) {
+      if (timesMs.length >= options.iterations) break;
+    } else {
+      const spent = performance.now() - wallStart;
+      if (timesMs.length >= maxIterations || (timesMs.length >= minIterations && spent >= minTimeMs)) break;
+    }
+    const start = performance.now();
+    await run();
+    const ms = performance.now() - start;
+    timesMs.push(ms);
+    options.onProgress?.({ phase: 'measure', iteration: timesMs.length, total: options.iterations ?? null, ms });
+  }
+  const wallMs = performance.now() - wallStart;
+  const cpu = process.cpuUsage(cpuStart);
+  return {
+    timesMs,
+    medianMs: median(timesMs),
+    minMs: Math.min(...timesMs),
+    cpuCores: (cpu.user + cpu.system) / 1000 / wallMs,
+  };
+}
+
+/** A backend that can size its thread pool (native and wasm may; the reference one cannot). */
+interface ThreadedBackend extends Backend {
+  setThreads(n: number): void;
+}
+
+function isThreaded(backend: Backend): backend is ThreadedBackend {
+  return typeof (backend as Partial<ThreadedBackend>).setThreads === 'function';
+}
+
+export interface BenchmarkOptions extends TimingOptions {
+  arch: string;
+  batch?: number;
+  /** Threads to ask of the backend (default 1); only backends with setThreads(n) take it. */
+  threads?: number;
+  /** Backend name as registered in src/backends (default 'ref'). */
+  backend?: string;
+  /** [C, H, W] of one image (default [3, 224, 224]). */
+  input?: readonly [number, number, number];
+  /** Builder options (numClasses, groups…); the seed defaults to 0. */
+  model?: BuilderOptions;
+  /** Weights to load; timing does not depend on them, the seeded initialisation serves otherwise. */
+  stateDict?: StateDict;
+}
+
+export interface BenchmarkResult {
+  arch: string;
+  batch: number;
+  /** Threads the backend ran with: the request if it took it, else 1. */
+  threads: number;
+  /** False when the backend has no setThreads and ran single-threaded whatever was asked. */
+  threadsSupported: boolean;
+  backend: string;
+  input: [number, number, number];
+  iterations: number;
+  medianMs: number;
+  minMs: number;
+  imagesPerSec: number;
+  /** 2 × multiply-accumulates per forward pass / median time, in 10⁹ per second. */
+  gflops: number;
+  /** Process CPU time / wall time while timing (see Timing.cpuCores). */
+  cpuCores: number;
+}
+
+/** Any tensor of the shape, with values in [-1, 1) from a fixed seed: timing ignores them. */
+export function benchmarkInput(shape: readonly number[], seed = 0): Tensor {
+  const x = Tensor.zeros(shape);
+  const data = x.f32;
+  const generator = new Generator(seed);
+  for (let i = 0; i < data.length; i++) data[i] = generator.uniform(-1, 1);
+  return x;
+}
+
+/**
+ * Times eval-mode forward passes of `arch` on a backend. Selects that backend for the ops layer
+ * while it runs and restores the previous one after.
+ */
+export async function benchmarkModel(options: BenchmarkOptions): Promise<BenchmarkResult> {
+  const batch = options.batch ?? 1;
+  const input = [...(options.input ?? [3, 224, 224])] as [number, number, number];
+  const backendName = options.backend ?? 'ref';
+  const requestedThreads = options.threads ?? 1;
+
+  const model = getModel(options.arch, { seed: 0, ...options.model });
+  if (options.stateDict) model.loadStateDict(options.stateDict);
+  model.eval();
+  const inputShape = [batch, ...input];
+  const { totalMacs } = summarize(model, inputShape); // also rejects inputs the model cannot take
+
+  const previous = getBackend().name;
+  const backend = setBackend(backendName);
+  try {
+    const threadsSupported = isThreaded(backend);
+    if (isThreaded(backend)) backend.setThreads(requestedThreads);
+    const x = benchmarkInput(inputShape);
+    const timing = await timeRuns(() => model.call(x), options);
+    return {
+      arch: options.arch,
+      batch,
+      threads: threadsSupported ? requestedThreads : 1,
+      threadsSupported,
+      backend: backendName,
+      input,
+      iterations: timing.timesMs.length,
+      medianMs: timing.medianMs,
+      minMs: timing.minMs,
+      imagesPerSec: (batch * 1000) / timing.medianMs,
+      gflops: (2 * totalMacs) / (timing.medianMs * 1e6),
+      cpuCores: timing.cpuCores,
+    };
+  } finally {
+    setBackend(previous);
+  }
+}

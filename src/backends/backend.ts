@@ -57,21 +57,57 @@ export interface Backend {
 }
 
 const registry = new Map<string, () => Backend>();
+/** Each backend is created once (a fast one owns threads and memory) and then reused. */
+const instances = new Map<string, Backend>();
 let current: Backend | null = null;
+
+function instance(name: string): Backend {
+  let backend = instances.get(name);
+  if (!backend) {
+    const create = registry.get(name);
+    if (!create) throw new Error(`unknown backend '${name}' (available: auto, ${listBackends().join(', ')})`);
+    backend = create();
+    instances.set(name, backend);
+  }
+  return backend;
+}
 
 export function registerBackend(name: string, create: () => Backend): void {
   registry.set(name, create);
+  instances.delete(name);
 }
 
 export function listBackends(): string[] {
   return [...registry.keys()];
 }
 
-/** Selects the backend the ops layer uses from now on. */
+/** The order `auto` tries: the native addon where it loads, else WebAssembly, else the reference. */
+export const AUTO_ORDER = ['native', 'wasm', 'ref'] as const;
+
+/** The name 'auto' resolves to: the first backend of AUTO_ORDER that is registered and starts. */
+function createAuto(): Backend {
+  const failures: string[] = [];
+  for (const name of AUTO_ORDER) {
+    if (!registry.has(name)) continue;
+    try {
+      return instance(name);
+    } catch (error) {
+      failures.push(`${name}: ${(error as Error).message}`);
+    }
+  }
+  throw new Error(`no backend could start (${failures.join('; ')})`);
+}
+
+/**
+ * Selects the backend the ops layer uses from now on: a registered name, or 'auto'.
+ * Without a call, the environment variable RESNET_BACKEND decides, else 'auto'.
+ */
 export function setBackend(name: string): Backend {
-  const create = registry.get(name);
-  if (!create) throw new Error(`unknown backend '${name}' (available: ${listBackends().join(', ')})`);
-  current = create();
+  if (name === 'auto') {
+    current = createAuto();
+    return current;
+  }
+  current = instance(name);
   return current;
 }
 
@@ -86,7 +122,11 @@ export function withBackend<T>(name: string, work: () => T): T {
   }
 }
 
+function environmentBackend(): string | undefined {
+  return typeof process !== 'undefined' ? process.env?.RESNET_BACKEND || undefined : undefined;
+}
+
 export function getBackend(): Backend {
-  if (!current) current = setBackend('ref');
+  if (!current) current = setBackend(environmentBackend() ?? 'auto');
   return current;
 }

@@ -7,7 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { getModel, listModels, ResNet, Bottleneck } from '../src/index.js';
+import { getModel, listModels, listBackends, ResNet, Bottleneck } from '../src/index.js';
+import { withBackend } from '../src/backends/index.js';
 import type { Tensor } from '../src/core/tensor.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { assertCloseToReference } from './helpers/compare.js';
@@ -55,7 +56,12 @@ const zeroInit = readJson<Record<string, string[]>>('zero_init_residual.json');
 const samples = readJson<{ samples: FillSample[] }>('fill_samples.json').samples;
 const evalLogits = readSafetensors(readFileSync(fixturePath('parity', 'eval_logits.safetensors')));
 const trainFixture = readSafetensors(readFileSync(fixturePath('parity', manifest.train.file)));
-const REL_TOL = manifest.relTol; // 1e-4 of the largest |torch output|
+const REL_TOL = manifest.relTol; // 1e-4 of the largest |torch output|, on every backend
+
+/** Every compute backend (RESNET_TEST_BACKENDS=ref,native narrows the list). */
+const BACKENDS = listBackends().filter(
+  (b) => b !== 'meta' && (!process.env.RESNET_TEST_BACKENDS || process.env.RESNET_TEST_BACKENDS.split(',').includes(b)),
+);
 
 /** torchvision's keyword arguments -> ours. */
 const OPTION_NAMES: Record<string, keyof ModelOptions> = {
@@ -125,17 +131,28 @@ for (const [name, rows] of Object.entries(keys)) {
   });
 }
 
-// One test per case, so a failure names the builder, options and input.
+// One test per case, so a failure names the builder, options and input; a subtest per backend.
 for (const c of manifest.cases) {
-  test(`eval logits of ${c.fixture} ${JSON.stringify(c.options)} match torch`, () => {
+  test(`eval logits of ${c.fixture} ${JSON.stringify(c.options)} match torch`, async (t) => {
     const model = filled(build(c));
     model.eval();
-    const logits = model.forward(deterministicInput(c.input));
-    assertCloseToReference(logits, fixture(evalLogits, c.fixture), REL_TOL, `${c.fixture} logits`);
+    const input = deterministicInput(c.input);
+    for (const backend of BACKENDS) {
+      await t.test(backend, () => {
+        const logits = withBackend(backend, () => model.forward(input));
+        assertCloseToReference(logits, fixture(evalLogits, c.fixture), REL_TOL, `${c.fixture} logits on ${backend}`);
+      });
+    }
   });
 }
 
-test(`train-mode ${manifest.train.builder}: logits and every BatchNorm buffer after one forward match torch`, () => {
+for (const backend of BACKENDS) {
+  test(`${backend}: train-mode ${manifest.train.builder}: logits and every BatchNorm buffer after one forward match torch`, () => {
+    withBackend(backend, () => checkTrainMode());
+  });
+}
+
+function checkTrainMode(): void {
   const model = filled(getModel(manifest.train.builder));
   model.train();
   const logits = model.forward(deterministicInput(manifest.train.input));
@@ -156,7 +173,7 @@ test(`train-mode ${manifest.train.builder}: logits and every BatchNorm buffer af
       assertCloseToReference(ours, torch, REL_TOL, key);
     }
   }
-});
+}
 
 for (const [builder, torchZeroKeys] of Object.entries(zeroInit)) {
   test(`zeroInitResidual ${builder}: the all-zero state-dict entries are torch's`, () => {

@@ -1,0 +1,54 @@
+// Keeps the layering of src/ visible and enforced: each folder imports only from the folders
+// below it (core → backends → ops → nn → models → tools → cli), never upwards.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { repoRoot } from './helpers/paths.js';
+
+/**
+ * What each folder of src/ may import. Formats (io), image preprocessing and the weight
+ * descriptors only need tensors, so they sit low; models may use them to load weights.
+ */
+const ALLOWED: Record<string, string[]> = {
+  core: [],
+  backends: ['core'],
+  ops: ['core', 'backends'],
+  nn: ['core', 'backends', 'ops'],
+  io: ['core'],
+  preprocess: ['core', 'io'],
+  weights: ['core', 'io', 'preprocess'],
+  models: ['core', 'backends', 'ops', 'nn', 'io', 'weights', 'preprocess'],
+  tools: ['core', 'backends', 'ops', 'nn', 'io', 'weights', 'preprocess', 'models'],
+  cli: ['core', 'backends', 'ops', 'nn', 'io', 'weights', 'preprocess', 'models', 'tools'],
+  web: ['core', 'backends', 'ops', 'nn', 'io', 'weights', 'preprocess', 'models', 'tools'],
+};
+
+const src = join(repoRoot, 'src');
+
+function* sourceFiles(dir: string): Generator<string> {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) yield* sourceFiles(path);
+    else if (entry.name.endsWith('.ts')) yield path;
+  }
+}
+
+test('src/ folders import only from the layers below them', () => {
+  const violations: string[] = [];
+  for (const file of sourceFiles(src)) {
+    const folder = relative(src, file).split('/')[0];
+    if (folder.endsWith('.ts')) continue; // src/index.ts re-exports everything
+    const allowed = ALLOWED[folder];
+    assert.ok(allowed, `src/${folder} has no place in the layering table of test/layers.test.ts`);
+    const text = readFileSync(file, 'utf8');
+    for (const match of text.matchAll(/(?:import|export)[^'"]*?from\s+['"](\.[^'"]+)['"]|import\(\s*['"](\.[^'"]+)['"]\s*\)/g)) {
+      const target = relative(src, resolve(dirname(file), match[1] ?? match[2]));
+      const targetFolder = target.split('/')[0];
+      if (targetFolder === folder || target.startsWith('..')) continue;
+      if (!allowed.includes(targetFolder)) violations.push(`${relative(repoRoot, file)} imports ${target}`);
+    }
+  }
+  assert.deepEqual(violations, []);
+});

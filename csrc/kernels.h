@@ -17,10 +17,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#ifdef __cplusplus
-extern "C" {
-#endif
-
 /* The geometry of one 2-D convolution (out_h/out_w precomputed by the caller, floor mode). */
 typedef struct {
   int32_t batch, in_channels, in_h, in_w;
@@ -35,57 +31,72 @@ typedef struct {
 /* Epilogue flags of rk_conv2d. */
 enum { RK_RELU = 1 };
 
+#endif /* RESNET_KERNELS_H */
+
+/*
+ * The entry points. RK_API(name) spells each one's symbol: rk_<name> unless the includer
+ * defines it first. The native addon links two builds of kernels.c into one binary (AVX2+FMA
+ * and portable), so it compiles one of them with RK_API(name) = rk_avx2_##name
+ * (csrc/native/kernels_avx2.c). This part has no include guard: the addon includes the
+ * header once per spelling to declare both sets.
+ */
+#ifndef RK_API
+#define RK_API(name) rk_##name
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Floats needed by rk_conv2d_pack's output for this geometry. */
-size_t rk_conv2d_packed_floats(const rk_conv2d_shape *s);
+size_t RK_API(conv2d_packed_floats)(const rk_conv2d_shape *s);
 
 /* Rearranges weight (O, C/groups, kh, kw) once into the layout the GEMM micro-kernel reads.
    Single-threaded; done once per weight and cached by the caller. */
-void rk_conv2d_pack(const rk_conv2d_shape *s, const float *weight, float *packed);
+void RK_API(conv2d_pack)(const rk_conv2d_shape *s, const float *weight, float *packed);
 
 /* Floats of scratch rk_conv2d needs in total for `nthreads` threads (each thread uses its
    own part, found from tid). */
-size_t rk_conv2d_scratch_floats(const rk_conv2d_shape *s, int32_t nthreads);
+size_t RK_API(conv2d_scratch_floats)(const rk_conv2d_shape *s, int32_t nthreads);
 
 /* y (N, O, OH, OW) = relu?(conv(x, w) + bias[o] + residual)
    x (N, C, H, W); packed from rk_conv2d_pack; bias (O) or NULL; residual (N, O, OH, OW) or
    NULL; flags: RK_RELU. */
-void rk_conv2d(const rk_conv2d_shape *s, const float *x, const float *packed, const float *bias,
+void RK_API(conv2d)(const rk_conv2d_shape *s, const float *x, const float *packed, const float *bias,
                const float *residual, int32_t flags, float *y, float *scratch, int32_t tid,
                int32_t nthreads);
 
 /* y (N, C, OH, OW) = max over each window of x (N, C, H, W); padding never wins. */
-void rk_max_pool2d(const float *x, int32_t batch, int32_t channels, int32_t in_h, int32_t in_w,
+void RK_API(max_pool2d)(const float *x, int32_t batch, int32_t channels, int32_t in_h, int32_t in_w,
                    int32_t kernel_h, int32_t kernel_w, int32_t stride_h, int32_t stride_w,
                    int32_t pad_h, int32_t pad_w, int32_t dilation_h, int32_t dilation_w,
                    int32_t out_h, int32_t out_w, float *y, int32_t tid, int32_t nthreads);
 
 /* y (N, C, OH, OW): mean over torch's adaptive windows [floor(i*H/OH), ceil((i+1)*H/OH)). */
-void rk_adaptive_avg_pool2d(const float *x, int32_t batch, int32_t channels, int32_t in_h,
+void RK_API(adaptive_avg_pool2d)(const float *x, int32_t batch, int32_t channels, int32_t in_h,
                             int32_t in_w, int32_t out_h, int32_t out_w, float *y, int32_t tid,
                             int32_t nthreads);
 
 /* y (N, O) = x (N, I) · w (O, I)ᵀ + bias (O or NULL). */
-void rk_linear(const float *x, const float *w, const float *bias, int32_t batch,
+void RK_API(linear)(const float *x, const float *w, const float *bias, int32_t batch,
                int32_t in_features, int32_t out_features, float *y, int32_t tid,
                int32_t nthreads);
 
 /* y[n,c,i] = x[n,c,i] * scale[c] + shift[c] over (N, C, plane). */
-void rk_channel_affine(const float *x, const float *scale, const float *shift, int32_t batch,
+void RK_API(channel_affine)(const float *x, const float *scale, const float *shift, int32_t batch,
                        int32_t channels, int32_t plane, float *y, int32_t tid, int32_t nthreads);
 
 /* y = a + b (n elements); then max(y, 0) if flags & RK_RELU. */
-void rk_add(const float *a, const float *b, int64_t n, int32_t flags, float *y, int32_t tid,
+void RK_API(add)(const float *a, const float *b, int64_t n, int32_t flags, float *y, int32_t tid,
             int32_t nthreads);
 
 /* y = max(x, 0) (n elements). */
-void rk_relu(const float *x, int64_t n, float *y, int32_t tid, int32_t nthreads);
+void RK_API(relu)(const float *x, int64_t n, float *y, int32_t tid, int32_t nthreads);
 
 /* Which SIMD path this build of the kernels uses: "avx2-fma", "wasm-simd128-relaxed",
    "wasm-simd128", "neon" or "scalar". */
-const char *rk_isa(void);
+const char *RK_API(isa)(void);
 
 #ifdef __cplusplus
 }
 #endif
-
-#endif /* RESNET_KERNELS_H */

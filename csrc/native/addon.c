@@ -1,0 +1,723 @@
+/*
+ * The native Node addon of resnet-ts: Node-API glue from JavaScript typed arrays to the
+ * kernels of csrc/kernels.c, and the pthread pool that runs them. Two builds of the kernels
+ * are linked in on x86-64 (AVX2+FMA and portable) and exposed as `variants`; the best one the
+ * CPU supports (__builtin_cpu_supports) is `best`. Output arrays are allocated by the caller
+ * in JavaScript and written in place: nothing is copied.
+ *
+ * The pool knows nothing about ops (ggml style): run(task, ctx, n) calls task(ctx, tid, n)
+ * for tid = 0 .. n-1 concurrently, the calling thread taking tid 0, and returns when all are
+ * done. Workers spin briefly after each task (a forward issues the next op within
+ * microseconds), then sleep on a condition variable.
+ */
+#define _GNU_SOURCE
+#define NAPI_VERSION 8
+#include <node_api.h>
+
+#include <errno.h>
+#if defined(__GLIBC__) || defined(__linux__)
+#include <malloc.h>
+#endif
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../kernels.h"
+#if defined(RK_HAVE_AVX2_VARIANT)
+#undef RK_API
+#define RK_API(name) rk_avx2_##name
+#include "../kernels.h"
+#endif
+
+/* ---------------------------------------------------------------------------------------
+ * Thread pool.
+ * ------------------------------------------------------------------------------------- */
+
+typedef void (*pool_task)(void *ctx, int32_t tid, int32_t nthreads);
+
+typedef struct worker worker;
+
+typedef struct {
+  pthread_mutex_t mutex;
+  pthread_cond_t wake; /* workers: a new generation, or stop */
+  pthread_cond_t done; /* caller: pending reached 0 */
+  worker *workers;
+  int32_t nworkers; /* running workers: threads - 1 */
+  int32_t threads;  /* what setThreads asked for */
+  pool_task task;
+  void *ctx;
+  int32_t ntasks;
+  atomic_uint generation; /* bumped once per run */
+  atomic_int pending;     /* workers with a tid still running */
+  atomic_int sleepers;    /* workers waiting on `wake` */
+  atomic_bool stop;
+} thread_pool;
+
+struct worker {
+  thread_pool *pool;
+  pthread_t thread;
+  int32_t tid;
+  unsigned seen; /* the generation before the worker's first run, set before it starts */
+};
+
+/* How long a worker spins for the next run, and the caller for the workers, before sleeping. */
+#define SPIN_NS 200000
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+static inline int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void *worker_main(void *arg) {
+  worker *self = arg;
+  thread_pool *pool = self->pool;
+  unsigned seen = self->seen;
+  for (;;) {
+    unsigned generation = atomic_load(&pool->generation);
+    if (generation == seen && !atomic_load(&pool->stop)) {
+      const int64_t deadline = now_ns() + SPIN_NS;
+      for (int spins = 0; (generation = atomic_load(&pool->generation)) == seen && !atomic_load(&pool->stop); spins++) {
+        cpu_relax();
+        if ((spins & 63) == 63 && now_ns() > deadline) break;
+      }
+    }
+    if (generation == seen && !atomic_load(&pool->stop)) {
+      /* sleepers++ before re-reading generation, and the caller bumps generation before
+         reading sleepers (both seq_cst): one of the two sees the other. */
+      pthread_mutex_lock(&pool->mutex);
+      atomic_fetch_add(&pool->sleepers, 1);
+      while ((generation = atomic_load(&pool->generation)) == seen && !atomic_load(&pool->stop))
+        pthread_cond_wait(&pool->wake, &pool->mutex);
+      atomic_fetch_sub(&pool->sleepers, 1);
+      pthread_mutex_unlock(&pool->mutex);
+    }
+    if (atomic_load(&pool->stop)) return NULL;
+    seen = generation;
+    if (self->tid < pool->ntasks) {
+      pool->task(pool->ctx, self->tid, pool->ntasks);
+      if (atomic_fetch_sub(&pool->pending, 1) == 1) {
+        pthread_mutex_lock(&pool->mutex);
+        pthread_cond_signal(&pool->done);
+        pthread_mutex_unlock(&pool->mutex);
+      }
+    }
+  }
+}
+
+static void pool_init(thread_pool *pool, int32_t threads) {
+  memset(pool, 0, sizeof *pool);
+  pthread_mutex_init(&pool->mutex, NULL);
+  pthread_cond_init(&pool->wake, NULL);
+  pthread_cond_init(&pool->done, NULL);
+  pool->threads = threads;
+}
+
+static void pool_stop_workers(thread_pool *pool) {
+  if (pool->nworkers == 0) return;
+  pthread_mutex_lock(&pool->mutex);
+  atomic_store(&pool->stop, true);
+  pthread_cond_broadcast(&pool->wake);
+  pthread_mutex_unlock(&pool->mutex);
+  for (int32_t i = 0; i < pool->nworkers; i++) pthread_join(pool->workers[i].thread, NULL);
+  free(pool->workers);
+  pool->workers = NULL;
+  pool->nworkers = 0;
+  atomic_store(&pool->stop, false);
+}
+
+/* Starts threads - 1 workers if they are not running; false if none could be started. */
+static bool pool_start_workers(thread_pool *pool) {
+  const int32_t wanted = pool->threads - 1;
+  if (pool->nworkers == wanted) return true;
+  pool_stop_workers(pool);
+  pool->workers = calloc((size_t)wanted, sizeof(worker));
+  if (!pool->workers) return false;
+  for (int32_t i = 0; i < wanted; i++) {
+    worker *w = &pool->workers[i];
+    w->pool = pool;
+    w->tid = i + 1;
+    w->seen = atomic_load(&pool->generation);
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) break;
+    pool->nworkers = i + 1;
+  }
+  return pool->nworkers > 0;
+}
+
+static void pool_destroy(thread_pool *pool) {
+  pool_stop_workers(pool);
+  pthread_mutex_destroy(&pool->mutex);
+  pthread_cond_destroy(&pool->wake);
+  pthread_cond_destroy(&pool->done);
+}
+
+/* task(ctx, tid, n) for tid < n, n at most the pool's threads; returns when all are done. */
+static void pool_run(thread_pool *pool, pool_task task, void *ctx, int32_t n) {
+  if (n > pool->threads) n = pool->threads;
+  if (n > 1 && !pool_start_workers(pool)) n = 1;
+  if (n > pool->nworkers + 1) n = pool->nworkers + 1;
+  if (n <= 1) {
+    task(ctx, 0, 1);
+    return;
+  }
+  pool->task = task;
+  pool->ctx = ctx;
+  pool->ntasks = n;
+  atomic_store(&pool->pending, n - 1);
+  atomic_fetch_add(&pool->generation, 1);
+  if (atomic_load(&pool->sleepers) > 0) {
+    pthread_mutex_lock(&pool->mutex);
+    pthread_cond_broadcast(&pool->wake);
+    pthread_mutex_unlock(&pool->mutex);
+  }
+  task(ctx, 0, n);
+  const int64_t deadline = now_ns() + SPIN_NS;
+  for (int spins = 0; atomic_load(&pool->pending) > 0; spins++) {
+    cpu_relax();
+    if ((spins & 63) == 63 && now_ns() > deadline) break;
+  }
+  if (atomic_load(&pool->pending) > 0) {
+    pthread_mutex_lock(&pool->mutex);
+    while (atomic_load(&pool->pending) > 0) pthread_cond_wait(&pool->done, &pool->mutex);
+    pthread_mutex_unlock(&pool->mutex);
+  }
+}
+
+static int32_t cpu_count(void) {
+#if defined(__linux__)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    const int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+#endif
+  const long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int32_t)n : 1;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Kernel variants.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct {
+  const char *(*isa)(void);
+  size_t (*conv2d_packed_floats)(const rk_conv2d_shape *s);
+  void (*conv2d_pack)(const rk_conv2d_shape *s, const float *weight, float *packed);
+  size_t (*conv2d_scratch_floats)(const rk_conv2d_shape *s, int32_t nthreads);
+  void (*conv2d)(const rk_conv2d_shape *s, const float *x, const float *packed, const float *bias,
+                 const float *residual, int32_t flags, float *y, float *scratch, int32_t tid, int32_t nthreads);
+  void (*max_pool2d)(const float *x, int32_t batch, int32_t channels, int32_t in_h, int32_t in_w, int32_t kernel_h,
+                     int32_t kernel_w, int32_t stride_h, int32_t stride_w, int32_t pad_h, int32_t pad_w,
+                     int32_t dilation_h, int32_t dilation_w, int32_t out_h, int32_t out_w, float *y, int32_t tid,
+                     int32_t nthreads);
+  void (*adaptive_avg_pool2d)(const float *x, int32_t batch, int32_t channels, int32_t in_h, int32_t in_w,
+                              int32_t out_h, int32_t out_w, float *y, int32_t tid, int32_t nthreads);
+  void (*linear)(const float *x, const float *w, const float *bias, int32_t batch, int32_t in_features,
+                 int32_t out_features, float *y, int32_t tid, int32_t nthreads);
+  void (*channel_affine)(const float *x, const float *scale, const float *shift, int32_t batch, int32_t channels,
+                         int32_t plane, float *y, int32_t tid, int32_t nthreads);
+  void (*add)(const float *a, const float *b, int64_t n, int32_t flags, float *y, int32_t tid, int32_t nthreads);
+  void (*relu)(const float *x, int64_t n, float *y, int32_t tid, int32_t nthreads);
+} kernel_table;
+
+#define KERNEL_TABLE(prefix)                                                                                      \
+  {                                                                                                               \
+    prefix##isa, prefix##conv2d_packed_floats, prefix##conv2d_pack, prefix##conv2d_scratch_floats, prefix##conv2d, \
+        prefix##max_pool2d, prefix##adaptive_avg_pool2d, prefix##linear, prefix##channel_affine, prefix##add,      \
+        prefix##relu                                                                                              \
+  }
+
+static const kernel_table portable_kernels = KERNEL_TABLE(rk_);
+#if defined(RK_HAVE_AVX2_VARIANT)
+static const kernel_table avx2_kernels = KERNEL_TABLE(rk_avx2_);
+#endif
+
+/* Per Node environment (the main thread and each worker_thread load the addon apart). */
+typedef struct {
+  thread_pool pool;
+  float *scratch;
+  size_t scratch_floats;
+} addon_state;
+
+static addon_state *get_state(napi_env env) {
+  void *data = NULL;
+  napi_get_instance_data(env, &data);
+  return data;
+}
+
+static float *scratch_of(addon_state *state, size_t floats) {
+  if (floats <= state->scratch_floats) return state->scratch;
+  void *p = NULL;
+  if (posix_memalign(&p, 64, floats * sizeof(float) + 64) != 0) return NULL;
+  free(state->scratch);
+  state->scratch = p;
+  state->scratch_floats = floats;
+  return state->scratch;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Argument helpers: each returns false with a JavaScript exception pending.
+ * ------------------------------------------------------------------------------------- */
+
+#define MAX_ARGS 8
+
+typedef struct {
+  napi_env env;
+  const kernel_table *kernels;
+  size_t argc;
+  napi_value argv[MAX_ARGS];
+} call_info;
+
+static bool get_call(napi_env env, napi_callback_info info, size_t expected, call_info *call) {
+  void *data = NULL;
+  call->env = env;
+  call->argc = MAX_ARGS;
+  if (napi_get_cb_info(env, info, &call->argc, call->argv, NULL, &data) != napi_ok) return false;
+  call->kernels = data;
+  if (call->argc < expected) {
+    napi_throw_type_error(env, NULL, "resnet native: too few arguments");
+    return false;
+  }
+  return true;
+}
+
+static bool fail(napi_env env, const char *what, const char *message) {
+  char text[160];
+  snprintf(text, sizeof text, "resnet native: %s %s", what, message);
+  napi_throw_type_error(env, NULL, text);
+  return false;
+}
+
+static bool is_nullish(napi_env env, napi_value v) {
+  napi_valuetype type;
+  napi_typeof(env, v, &type);
+  return type == napi_null || type == napi_undefined;
+}
+
+/* A typed array of `type` with at least `min_length` elements (NULL when nullable and null). */
+static bool typed_arg(napi_env env, napi_value v, napi_typedarray_type type, const char *what, size_t min_length,
+                      bool nullable, void **data) {
+  *data = NULL;
+  if (nullable && is_nullish(env, v)) return true;
+  bool is_typed = false;
+  napi_is_typedarray(env, v, &is_typed);
+  if (!is_typed) return fail(env, what, "must be a typed array");
+  napi_typedarray_type actual;
+  size_t length;
+  napi_value buffer;
+  size_t offset;
+  if (napi_get_typedarray_info(env, v, &actual, &length, data, &buffer, &offset) != napi_ok) return false;
+  if (actual != type) return fail(env, what, type == napi_float32_array ? "must be a Float32Array" : "must be an Int32Array");
+  if (length < min_length) return fail(env, what, "is too short for the shape");
+  return true;
+}
+
+static bool f32_arg(call_info *c, size_t i, const char *what, size_t min_length, bool nullable, float **data) {
+  return typed_arg(c->env, c->argv[i], napi_float32_array, what, min_length, nullable, (void **)data);
+}
+
+static bool int_arg(call_info *c, size_t i, const char *what, int64_t min, int64_t *value) {
+  napi_valuetype type;
+  napi_typeof(c->env, c->argv[i], &type);
+  if (type == napi_boolean) {
+    bool b;
+    napi_get_value_bool(c->env, c->argv[i], &b);
+    *value = b;
+  } else if (napi_get_value_int64(c->env, c->argv[i], value) != napi_ok) {
+    return fail(c->env, what, "must be a number");
+  }
+  if (*value < min) return fail(c->env, what, "is out of range");
+  return true;
+}
+
+static napi_value undefined(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+static napi_value number(napi_env env, double v) {
+  napi_value n;
+  napi_create_double(env, v, &n);
+  return n;
+}
+
+/* The geometry Int32Array: batch, in_channels, in_h, in_w, out_channels, out_h, out_w,
+   kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups;
+   checked so that no kernel can read or write out of bounds. */
+static bool shape_arg(call_info *c, size_t i, rk_conv2d_shape *s) {
+  int32_t *g;
+  if (!typed_arg(c->env, c->argv[i], napi_int32_array, "geometry", 16, false, (void **)&g)) return false;
+  memcpy(s, g, sizeof *s);
+  for (int j = 0; j < 16; j++) {
+    const int min = (j >= 11 && j <= 12) ? 0 : 1; /* padding may be 0 */
+    if (g[j] < min) return fail(c->env, "geometry", "has a non-positive entry");
+  }
+  if (s->in_channels % s->groups || s->out_channels % s->groups) return fail(c->env, "geometry", "channels do not divide into groups");
+  const int64_t oh = ((int64_t)s->in_h + 2 * s->pad_h - (int64_t)s->dilation_h * (s->kernel_h - 1) - 1) / s->stride_h + 1;
+  const int64_t ow = ((int64_t)s->in_w + 2 * s->pad_w - (int64_t)s->dilation_w * (s->kernel_w - 1) - 1) / s->stride_w + 1;
+  if (oh != s->out_h || ow != s->out_w) return fail(c->env, "geometry", "output size does not match the convolution");
+  return true;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Exported functions; `this` variant's kernels come in as the callback data.
+ * ------------------------------------------------------------------------------------- */
+
+static napi_value js_isa(napi_env env, napi_callback_info info) {
+  call_info c;
+  if (!get_call(env, info, 0, &c)) return NULL;
+  napi_value s;
+  napi_create_string_utf8(env, c.kernels->isa(), NAPI_AUTO_LENGTH, &s);
+  return s;
+}
+
+/* conv2dPackedFloats(geometry) → number */
+static napi_value js_conv2d_packed_floats(napi_env env, napi_callback_info info) {
+  call_info c;
+  rk_conv2d_shape s;
+  if (!get_call(env, info, 1, &c) || !shape_arg(&c, 0, &s)) return NULL;
+  return number(env, (double)c.kernels->conv2d_packed_floats(&s));
+}
+
+/* conv2dPack(geometry, weight, packed) */
+static napi_value js_conv2d_pack(napi_env env, napi_callback_info info) {
+  call_info c;
+  rk_conv2d_shape s;
+  float *weight, *packed;
+  if (!get_call(env, info, 3, &c) || !shape_arg(&c, 0, &s)) return NULL;
+  const size_t weight_floats = (size_t)s.out_channels * (s.in_channels / s.groups) * s.kernel_h * s.kernel_w;
+  if (!f32_arg(&c, 1, "weight", weight_floats, false, &weight) ||
+      !f32_arg(&c, 2, "packed", c.kernels->conv2d_packed_floats(&s), false, &packed))
+    return NULL;
+  c.kernels->conv2d_pack(&s, weight, packed);
+  return undefined(env);
+}
+
+typedef struct {
+  const kernel_table *kernels;
+  const rk_conv2d_shape *s;
+  const float *x, *packed, *bias, *residual;
+  int32_t flags;
+  float *y, *scratch;
+} conv_task;
+
+static void run_conv(void *ctx, int32_t tid, int32_t nthreads) {
+  const conv_task *t = ctx;
+  t->kernels->conv2d(t->s, t->x, t->packed, t->bias, t->residual, t->flags, t->y, t->scratch, tid, nthreads);
+}
+
+/* conv2d(geometry, x, packed, bias | null, residual | null, relu, y) */
+static napi_value js_conv2d(napi_env env, napi_callback_info info) {
+  call_info c;
+  rk_conv2d_shape s;
+  conv_task t;
+  int64_t relu;
+  if (!get_call(env, info, 7, &c) || !shape_arg(&c, 0, &s)) return NULL;
+  const size_t in_floats = (size_t)s.batch * s.in_channels * s.in_h * s.in_w;
+  const size_t out_floats = (size_t)s.batch * s.out_channels * s.out_h * s.out_w;
+  if (!f32_arg(&c, 1, "x", in_floats, false, (float **)&t.x) ||
+      !f32_arg(&c, 2, "packed", c.kernels->conv2d_packed_floats(&s), false, (float **)&t.packed) ||
+      !f32_arg(&c, 3, "bias", (size_t)s.out_channels, true, (float **)&t.bias) ||
+      !f32_arg(&c, 4, "residual", out_floats, true, (float **)&t.residual) || !int_arg(&c, 5, "relu", 0, &relu) ||
+      !f32_arg(&c, 6, "y", out_floats, false, &t.y))
+    return NULL;
+  addon_state *state = get_state(env);
+  const int32_t threads = state->pool.threads;
+  t.scratch = scratch_of(state, c.kernels->conv2d_scratch_floats(&s, threads));
+  if (!t.scratch) {
+    napi_throw_error(env, NULL, "resnet native: out of memory for convolution scratch");
+    return NULL;
+  }
+  t.kernels = c.kernels;
+  t.s = &s;
+  t.flags = relu ? RK_RELU : 0;
+  pool_run(&state->pool, run_conv, &t, threads);
+  return undefined(env);
+}
+
+/* Elementwise ops below this many floats run on the calling thread: waking the pool costs
+   more than it saves. */
+#define SERIAL_FLOATS 32768
+
+static int32_t threads_for(napi_env env, int64_t floats) {
+  return floats < SERIAL_FLOATS ? 1 : get_state(env)->pool.threads;
+}
+
+typedef struct {
+  const kernel_table *kernels;
+  const float *x;
+  int32_t d[14];
+  float *y;
+} pool2d_task;
+
+static void run_max_pool2d(void *ctx, int32_t tid, int32_t nthreads) {
+  const pool2d_task *t = ctx;
+  const int32_t *d = t->d;
+  t->kernels->max_pool2d(t->x, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11], d[12], d[13],
+                         t->y, tid, nthreads);
+}
+
+static void run_adaptive_avg_pool2d(void *ctx, int32_t tid, int32_t nthreads) {
+  const pool2d_task *t = ctx;
+  const int32_t *d = t->d;
+  t->kernels->adaptive_avg_pool2d(t->x, d[0], d[1], d[2], d[3], d[4], d[5], t->y, tid, nthreads);
+}
+
+/* maxPool2d(x, dims, y), dims: batch, channels, in_h, in_w, kernel_h, kernel_w, stride_h,
+   stride_w, pad_h, pad_w, dilation_h, dilation_w, out_h, out_w */
+static napi_value js_max_pool2d(napi_env env, napi_callback_info info) {
+  call_info c;
+  pool2d_task t;
+  int32_t *d;
+  if (!get_call(env, info, 3, &c) ||
+      !typed_arg(env, c.argv[1], napi_int32_array, "dims", 14, false, (void **)&d))
+    return NULL;
+  memcpy(t.d, d, sizeof t.d);
+  for (int j = 0; j < 14; j++)
+    if (d[j] < ((j == 8 || j == 9) ? 0 : 1)) return fail(env, "dims", "has a non-positive entry"), NULL;
+  const int64_t planes = (int64_t)d[0] * d[1];
+  if (!f32_arg(&c, 0, "x", (size_t)(planes * d[2] * d[3]), false, (float **)&t.x) ||
+      !f32_arg(&c, 2, "y", (size_t)(planes * d[12] * d[13]), false, &t.y))
+    return NULL;
+  t.kernels = c.kernels;
+  pool_run(&get_state(env)->pool, run_max_pool2d, &t, threads_for(env, planes * d[2] * d[3]));
+  return undefined(env);
+}
+
+/* adaptiveAvgPool2d(x, dims, y), dims: batch, channels, in_h, in_w, out_h, out_w */
+static napi_value js_adaptive_avg_pool2d(napi_env env, napi_callback_info info) {
+  call_info c;
+  pool2d_task t;
+  int32_t *d;
+  if (!get_call(env, info, 3, &c) || !typed_arg(env, c.argv[1], napi_int32_array, "dims", 6, false, (void **)&d))
+    return NULL;
+  memcpy(t.d, d, 6 * sizeof(int32_t));
+  for (int j = 0; j < 6; j++)
+    if (d[j] < 1) return fail(env, "dims", "has a non-positive entry"), NULL;
+  const int64_t planes = (int64_t)d[0] * d[1];
+  if (!f32_arg(&c, 0, "x", (size_t)(planes * d[2] * d[3]), false, (float **)&t.x) ||
+      !f32_arg(&c, 2, "y", (size_t)(planes * d[4] * d[5]), false, &t.y))
+    return NULL;
+  t.kernels = c.kernels;
+  pool_run(&get_state(env)->pool, run_adaptive_avg_pool2d, &t, threads_for(env, planes * d[2] * d[3]));
+  return undefined(env);
+}
+
+typedef struct {
+  const kernel_table *kernels;
+  const float *x, *w, *bias;
+  int32_t batch, in_features, out_features;
+  float *y;
+} linear_task;
+
+static void run_linear(void *ctx, int32_t tid, int32_t nthreads) {
+  const linear_task *t = ctx;
+  t->kernels->linear(t->x, t->w, t->bias, t->batch, t->in_features, t->out_features, t->y, tid, nthreads);
+}
+
+/* linear(x, weight, bias | null, batch, inFeatures, outFeatures, y) */
+static napi_value js_linear(napi_env env, napi_callback_info info) {
+  call_info c;
+  linear_task t;
+  int64_t batch, in_features, out_features;
+  if (!get_call(env, info, 7, &c) || !int_arg(&c, 3, "batch", 1, &batch) ||
+      !int_arg(&c, 4, "inFeatures", 0, &in_features) || !int_arg(&c, 5, "outFeatures", 1, &out_features) ||
+      !f32_arg(&c, 0, "x", (size_t)(batch * in_features), false, (float **)&t.x) ||
+      !f32_arg(&c, 1, "weight", (size_t)(out_features * in_features), false, (float **)&t.w) ||
+      !f32_arg(&c, 2, "bias", (size_t)out_features, true, (float **)&t.bias) ||
+      !f32_arg(&c, 6, "y", (size_t)(batch * out_features), false, &t.y))
+    return NULL;
+  t.kernels = c.kernels;
+  t.batch = (int32_t)batch;
+  t.in_features = (int32_t)in_features;
+  t.out_features = (int32_t)out_features;
+  pool_run(&get_state(env)->pool, run_linear, &t, threads_for(env, out_features * in_features));
+  return undefined(env);
+}
+
+typedef struct {
+  const kernel_table *kernels;
+  const float *a, *b, *c; /* add: a + b; relu: a; channel affine: x = a, scale = b, shift = c */
+  int32_t batch, channels, plane, flags;
+  int64_t n;
+  float *y;
+} elementwise_task;
+
+static void run_channel_affine(void *ctx, int32_t tid, int32_t nthreads) {
+  const elementwise_task *t = ctx;
+  t->kernels->channel_affine(t->a, t->b, t->c, t->batch, t->channels, t->plane, t->y, tid, nthreads);
+}
+
+/* channelAffine(x, scale, shift, batch, channels, plane, y) */
+static napi_value js_channel_affine(napi_env env, napi_callback_info info) {
+  call_info c;
+  elementwise_task t;
+  int64_t batch, channels, plane;
+  if (!get_call(env, info, 7, &c) || !int_arg(&c, 3, "batch", 1, &batch) || !int_arg(&c, 4, "channels", 1, &channels) ||
+      !int_arg(&c, 5, "plane", 0, &plane) ||
+      !f32_arg(&c, 0, "x", (size_t)(batch * channels * plane), false, (float **)&t.a) ||
+      !f32_arg(&c, 1, "scale", (size_t)channels, false, (float **)&t.b) ||
+      !f32_arg(&c, 2, "shift", (size_t)channels, false, (float **)&t.c) ||
+      !f32_arg(&c, 6, "y", (size_t)(batch * channels * plane), false, &t.y))
+    return NULL;
+  if (plane == 0) return undefined(env);
+  t.kernels = c.kernels;
+  t.batch = (int32_t)batch;
+  t.channels = (int32_t)channels;
+  t.plane = (int32_t)plane;
+  pool_run(&get_state(env)->pool, run_channel_affine, &t, threads_for(env, batch * channels * plane));
+  return undefined(env);
+}
+
+static void run_add(void *ctx, int32_t tid, int32_t nthreads) {
+  const elementwise_task *t = ctx;
+  t->kernels->add(t->a, t->b, t->n, t->flags, t->y, tid, nthreads);
+}
+
+static void run_relu(void *ctx, int32_t tid, int32_t nthreads) {
+  const elementwise_task *t = ctx;
+  t->kernels->relu(t->a, t->n, t->y, tid, nthreads);
+}
+
+/* add(a, b, relu, y), over y's length */
+static napi_value js_add(napi_env env, napi_callback_info info) {
+  call_info c;
+  elementwise_task t;
+  int64_t relu;
+  size_t n;
+  if (!get_call(env, info, 4, &c) || !f32_arg(&c, 3, "y", 0, false, &t.y)) return NULL;
+  napi_get_typedarray_info(env, c.argv[3], NULL, &n, NULL, NULL, NULL);
+  if (!f32_arg(&c, 0, "a", n, false, (float **)&t.a) || !f32_arg(&c, 1, "b", n, false, (float **)&t.b) ||
+      !int_arg(&c, 2, "relu", 0, &relu))
+    return NULL;
+  t.kernels = c.kernels;
+  t.n = (int64_t)n;
+  t.flags = relu ? RK_RELU : 0;
+  pool_run(&get_state(env)->pool, run_add, &t, threads_for(env, t.n));
+  return undefined(env);
+}
+
+/* relu(x, y), over y's length */
+static napi_value js_relu(napi_env env, napi_callback_info info) {
+  call_info c;
+  elementwise_task t;
+  size_t n;
+  if (!get_call(env, info, 2, &c) || !f32_arg(&c, 1, "y", 0, false, &t.y)) return NULL;
+  napi_get_typedarray_info(env, c.argv[1], NULL, &n, NULL, NULL, NULL);
+  if (!f32_arg(&c, 0, "x", n, false, (float **)&t.a)) return NULL;
+  t.kernels = c.kernels;
+  t.n = (int64_t)n;
+  pool_run(&get_state(env)->pool, run_relu, &t, threads_for(env, t.n));
+  return undefined(env);
+}
+
+/* setThreads(n): the pool's size from now on (workers restart at the next run). */
+static napi_value js_set_threads(napi_env env, napi_callback_info info) {
+  call_info c;
+  int64_t n;
+  if (!get_call(env, info, 1, &c) || !int_arg(&c, 0, "threads", 1, &n)) return NULL;
+  if (n > 256) return fail(env, "threads", "is more than 256"), NULL;
+  addon_state *state = get_state(env);
+  if (state->pool.threads != (int32_t)n) {
+    pool_stop_workers(&state->pool);
+    state->pool.threads = (int32_t)n;
+  }
+  return undefined(env);
+}
+
+static napi_value js_get_threads(napi_env env, napi_callback_info info) {
+  (void)info;
+  return number(env, get_state(env)->pool.threads);
+}
+
+static void finalize_state(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  addon_state *state = data;
+  pool_destroy(&state->pool);
+  free(state->scratch);
+  free(state);
+}
+
+static napi_value variant_object(napi_env env, const kernel_table *kernels) {
+  const napi_property_descriptor functions[] = {
+      {"isa", NULL, js_isa, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
+      {"conv2dPackedFloats", NULL, js_conv2d_packed_floats, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
+      {"conv2dPack", NULL, js_conv2d_pack, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
+      {"conv2d", NULL, js_conv2d, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
+      {"maxPool2d", NULL, js_max_pool2d, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
+      {"adaptiveAvgPool2d", NULL, js_adaptive_avg_pool2d, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
+      {"linear", NULL, js_linear, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
+      {"channelAffine", NULL, js_channel_affine, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
+      {"add", NULL, js_add, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
+      {"relu", NULL, js_relu, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
+  };
+  napi_value object;
+  napi_create_object(env, &object);
+  napi_define_properties(env, object, sizeof functions / sizeof functions[0], functions);
+  return object;
+}
+
+/* Output tensors are fresh ArrayBuffers of up to a few MiB per op, freed only when V8
+   collects them, so glibc's heap grows by hundreds of MiB between collections and, with its
+   default trim threshold, gives the top back to the kernel after each: every page is then
+   faulted in and zeroed again (clear_page was 8% of a ResNet-50 forward). Keeping up to
+   1 GiB of free heap and serving blocks up to 64 MiB from it reuses that memory instead
+   (clear_page 0.3-1%). Process-wide (it is malloc's), set once when the addon loads;
+   RESNET_NATIVE_MALLOC=default leaves glibc's settings alone. */
+static void tune_malloc(void) {
+#if defined(__GLIBC__) && defined(M_MMAP_THRESHOLD) && defined(M_TRIM_THRESHOLD)
+  const char *setting = getenv("RESNET_NATIVE_MALLOC");
+  if (setting && strcmp(setting, "default") == 0) return;
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  static pthread_once_t malloc_once = PTHREAD_ONCE_INIT;
+  pthread_once(&malloc_once, tune_malloc);
+  addon_state *state = calloc(1, sizeof *state);
+  if (!state) return NULL;
+  pool_init(&state->pool, cpu_count());
+  napi_set_instance_data(env, state, finalize_state, NULL);
+
+  napi_value variants, best;
+  napi_create_object(env, &variants);
+  const kernel_table *best_kernels = &portable_kernels;
+#if defined(RK_HAVE_AVX2_VARIANT)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    napi_set_named_property(env, variants, avx2_kernels.isa(), variant_object(env, &avx2_kernels));
+    best_kernels = &avx2_kernels;
+  }
+#endif
+  napi_set_named_property(env, variants, portable_kernels.isa(), variant_object(env, &portable_kernels));
+  napi_create_string_utf8(env, best_kernels->isa(), NAPI_AUTO_LENGTH, &best);
+
+  const napi_property_descriptor properties[] = {
+      {"variants", NULL, NULL, NULL, NULL, variants, napi_enumerable, NULL},
+      {"best", NULL, NULL, NULL, NULL, best, napi_enumerable, NULL},
+      {"setThreads", NULL, js_set_threads, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"getThreads", NULL, js_get_threads, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties);
+  return exports;
+}
+
+NAPI_MODULE_INIT() { return init(env, exports); }

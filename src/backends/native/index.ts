@@ -1,0 +1,226 @@
+// The native backend: the kernels of csrc/kernels.c in a Node addon (build/Release/
+// resnet_native.node, built at `npm install` by scripts/install-native.js), run by the
+// addon's own pthread pool. Inputs and outputs are passed as the tensors' own Float32Arrays
+// (outputs are allocated here, uninitialised, and written by C: no copies). Convolution
+// weights are packed once into the micro-kernel's layout and cached per weight tensor.
+
+import { Tensor } from '../../core/tensor.js';
+import type { Backend, Conv2dParams, ConvEpilogue, Pool2dParams } from '../backend.js';
+import { createReferenceBackend } from '../ref/kernels.js';
+
+/** One build of the kernels inside the addon (see csrc/native/addon.c for the argument lists). */
+interface NativeKernels {
+  isa(): string;
+  conv2dPackedFloats(geometry: Int32Array): number;
+  conv2dPack(geometry: Int32Array, weight: Float32Array, packed: Float32Array): void;
+  conv2d(
+    geometry: Int32Array, x: Float32Array, packed: Float32Array, bias: Float32Array | null,
+    residual: Float32Array | null, relu: boolean, y: Float32Array,
+  ): void;
+  maxPool2d(x: Float32Array, dims: Int32Array, y: Float32Array): void;
+  adaptiveAvgPool2d(x: Float32Array, dims: Int32Array, y: Float32Array): void;
+  linear(x: Float32Array, weight: Float32Array, bias: Float32Array | null, batch: number, inFeatures: number, outFeatures: number, y: Float32Array): void;
+  channelAffine(x: Float32Array, scale: Float32Array, shift: Float32Array, batch: number, channels: number, plane: number, y: Float32Array): void;
+  add(a: Float32Array, b: Float32Array, relu: boolean, y: Float32Array): void;
+  relu(x: Float32Array, y: Float32Array): void;
+}
+
+interface NativeAddon {
+  /** The builds this CPU can run, by ISA name ('avx2-fma', 'scalar', ...). */
+  variants: Record<string, NativeKernels>;
+  /** The fastest of them. */
+  best: string;
+  setThreads(n: number): void;
+  getThreads(): number;
+}
+
+export interface NativeBackendOptions {
+  /** Threads of the addon's pool, shared by every native backend of this JavaScript thread; the pool starts with one per core. */
+  threads?: number;
+  /** Which build of the kernels to run ('avx2-fma', 'scalar'); default: the best the CPU supports. */
+  isa?: string;
+}
+
+export interface NativeBackend extends Backend {
+  setThreads(n: number): void;
+  getThreads(): number;
+  /** The ISA of the kernels this backend runs. */
+  isa(): string;
+  /** The ISAs the addon offers on this CPU. */
+  isas(): string[];
+}
+
+const ADDON_PATH = '../../../../build/Release/resnet_native.node';
+
+let addon: NativeAddon | null = null;
+let loadError: Error | null = null;
+
+/**
+ * Node's require for this file. No static import of node:module, so that bundling the
+ * library for a browser (wasm backend) does not break on this file.
+ */
+function nodeRequire(): NodeJS.Require {
+  const proc = (globalThis as { process?: NodeJS.Process }).process;
+  if (!proc?.versions?.node) throw new Error('not running in Node.js');
+  if (typeof proc.getBuiltinModule !== 'function') throw new Error('needs Node >= 20.16 (process.getBuiltinModule)');
+  return proc.getBuiltinModule('node:module').createRequire(import.meta.url);
+}
+
+function loadAddon(): NativeAddon {
+  if (addon) return addon;
+  if (!loadError) {
+    try {
+      // dist/src/backends/native/index.js → <package root>/build/Release.
+      addon = nodeRequire()(ADDON_PATH) as NativeAddon;
+      return addon;
+    } catch (error) {
+      loadError = error as Error;
+    }
+  }
+  throw new Error(
+    `native backend: the addon build/Release/resnet_native.node is not built or does not load ` +
+      `(run \`node scripts/install-native.js\`, which needs python3, make and a C compiler): ${loadError!.message}`,
+  );
+}
+
+/** Whether the addon is built and loads on this machine. */
+export function nativeAvailable(): boolean {
+  try {
+    loadAddon();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A Float32Array of n elements that this backend will overwrite whole: no zero-filling. */
+function output(n: number): Float32Array {
+  const bytes = Buffer.allocUnsafeSlow(n * 4);
+  return new Float32Array(bytes.buffer, bytes.byteOffset, n);
+}
+
+/** rk_conv2d_shape's fields, in kernels.h's order. */
+function convGeometry(x: Tensor, weight: Tensor, p: Conv2dParams, outH: number, outW: number): Int32Array {
+  const [batch, inChannels, inH, inW] = x.shape;
+  const [outChannels, , kh, kw] = weight.shape;
+  return Int32Array.of(
+    batch, inChannels, inH, inW, outChannels, outH, outW, kh, kw,
+    p.stride[0], p.stride[1], p.padding[0], p.padding[1], p.dilation[0], p.dilation[1], p.groups,
+  );
+}
+
+/** A packed weight, what it was packed for, and a few samples of the weight it came from. */
+interface Packed {
+  key: string;
+  data: Float32Array;
+  samples: Float32Array;
+}
+
+/** 16 evenly spaced elements: a cheap guard against a weight changed in place after packing. */
+function samplesOf(data: Float32Array): Float32Array {
+  const count = Math.min(16, data.length);
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) out[i] = data[Math.floor((i * (data.length - 1)) / Math.max(1, count - 1))];
+  return out;
+}
+
+function sameSamples(a: Float32Array, b: Float32Array): boolean {
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return false;
+  return true;
+}
+
+export function createNativeBackend(options: NativeBackendOptions = {}): NativeBackend {
+  const native = loadAddon();
+  const isa = options.isa ?? native.best;
+  const k = native.variants[isa];
+  if (!k) throw new Error(`native backend: no '${isa}' kernels on this CPU (available: ${Object.keys(native.variants).join(', ')})`);
+  if (options.threads !== undefined) native.setThreads(options.threads);
+  const ref = createReferenceBackend();
+  // Weight tensor → its packing. The packing depends on the weight's shape and groups only.
+  const packs = new WeakMap<Tensor, Packed>();
+
+  function packed(weight: Tensor, geometry: Int32Array): Float32Array {
+    const key = `${weight.shape.join(',')}/${geometry[15]}`;
+    const w = weight.f32;
+    const hit = packs.get(weight);
+    if (hit && hit.key === key && sameSamples(hit.samples, samplesOf(w))) return hit.data;
+    const data = new Float32Array(k.conv2dPackedFloats(geometry));
+    k.conv2dPack(geometry, w, data);
+    packs.set(weight, { key, data, samples: samplesOf(w) });
+    return data;
+  }
+
+  return {
+    name: 'native',
+    setThreads: (n: number) => native.setThreads(n),
+    getThreads: () => native.getThreads(),
+    isa: () => k.isa(),
+    isas: () => Object.keys(native.variants),
+
+    conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, p: Conv2dParams, outH: number, outW: number, epilogue: ConvEpilogue = {}): Tensor {
+      const geometry = convGeometry(x, weight, p, outH, outW);
+      const y = output(x.shape[0] * weight.shape[0] * outH * outW);
+      k.conv2d(geometry, x.f32, packed(weight, geometry), bias?.f32 ?? null, epilogue.residual?.f32 ?? null, epilogue.relu ?? false, y);
+      return new Tensor(y, [x.shape[0], weight.shape[0], outH, outW]);
+    },
+
+    channelAffine(x: Tensor, scale: Float32Array, shift: Float32Array): Tensor {
+      const [batch, channels] = x.shape;
+      const plane = batch * channels === 0 ? 0 : x.size / (batch * channels);
+      const y = output(x.size);
+      if (x.size > 0) k.channelAffine(x.f32, scale, shift, batch, channels, plane, y);
+      return new Tensor(y, x.shape);
+    },
+
+    // Training-mode batch statistics: float64 two-pass sums, as the reference computes them.
+    channelMoments: (x) => ref.channelMoments(x),
+
+    relu(x: Tensor): Tensor {
+      const y = output(x.size);
+      k.relu(x.f32, y);
+      return new Tensor(y, x.shape);
+    },
+
+    add(a: Tensor, b: Tensor): Tensor {
+      const y = output(a.size);
+      k.add(a.f32, b.f32, false, y);
+      return new Tensor(y, a.shape);
+    },
+
+    maxPool2d(x: Tensor, p: Pool2dParams, outH: number, outW: number): Tensor {
+      const [batch, channels, inH, inW] = x.shape;
+      const y = output(batch * channels * outH * outW);
+      if (y.length > 0) {
+        const dims = Int32Array.of(
+          batch, channels, inH, inW, p.kernel[0], p.kernel[1], p.stride[0], p.stride[1],
+          p.padding[0], p.padding[1], p.dilation[0], p.dilation[1], outH, outW,
+        );
+        k.maxPool2d(x.f32, dims, y);
+      }
+      return new Tensor(y, [batch, channels, outH, outW]);
+    },
+
+    adaptiveAvgPool2d(x: Tensor, outH: number, outW: number): Tensor {
+      const [batch, channels, inH, inW] = x.shape;
+      const y = output(batch * channels * outH * outW);
+      if (y.length > 0) k.adaptiveAvgPool2d(x.f32, Int32Array.of(batch, channels, inH, inW, outH, outW), y);
+      return new Tensor(y, [batch, channels, outH, outW]);
+    },
+
+    linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
+      const [batch, inFeatures] = x.shape;
+      const outFeatures = weight.shape[0];
+      const y = output(batch * outFeatures);
+      if (y.length > 0) k.linear(x.f32, weight.f32, bias?.f32 ?? null, batch, inFeatures, outFeatures, y);
+      return new Tensor(y, [batch, outFeatures]);
+    },
+  };
+}
+
+let shared: NativeBackend | null = null;
+
+/** The backend `setBackend('native')` selects: one instance, so its packed weights survive switching backends. */
+export function defaultNativeBackend(): NativeBackend {
+  shared ??= createNativeBackend();
+  return shared;
+}

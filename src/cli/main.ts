@@ -12,10 +12,13 @@ import { ShapeError } from '../ops/functional.js';
 import { StateDictError } from '../nn/module.js';
 import { getModel, isModelName, listModels, type BuilderOptions } from '../models/builders.js';
 import { formatSummary, summarize } from '../tools/summary.js';
-import { benchmarkModel, type BenchProgress } from '../tools/bench.js';
+import { benchmarkModel, formatProgress, type BenchProgress } from '../tools/bench.js';
 import { readNpy, writeNpy } from '../io/npy.js';
 import { loadWeightsFile } from '../io/weights.js';
 import { WeightFileError } from '../io/errors.js';
+import { registerPreprocessCommand } from './preprocess.js';
+import { registerExportCommand } from './export.js';
+import { registerDiagramCommand } from './diagram.js';
 
 /** Exit codes: each says what kind of failure it was. */
 export const EXIT = {
@@ -54,6 +57,14 @@ function parsePositiveInt(name: string): (value: string) => number {
     if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) {
       throw new InvalidArgumentError(`${name} must be a positive integer.`);
     }
+    return n;
+  };
+}
+
+function parseNonNegativeInt(name: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`${name} must be a non-negative integer.`);
     return n;
   };
 }
@@ -112,12 +123,15 @@ function buildModel(arch: string, flags: ModelFlags) {
   }
 }
 
-/** --backend on every command that computes; RESNET_BACKEND sets it when the flag is absent. */
+/**
+ * --backend on every command that computes: a registered backend or 'auto' (native, else wasm,
+ * else ref); RESNET_BACKEND sets it when the flag is absent, as it does for the library.
+ */
 function addBackendOption(command: Command): Command {
   return command.addOption(
     new Option('--backend <name>', 'compute backend')
-      .choices(listBackends().filter((b) => b !== 'meta'))
-      .default('ref')
+      .choices(['auto', ...listBackends().filter((b) => b !== 'meta')])
+      .default('auto')
       .env('RESNET_BACKEND'),
   );
 }
@@ -201,11 +215,7 @@ async function runCommand(
 /** Progress on stderr: rewritten in place on a terminal, one line per run otherwise. */
 function progressReporter(label: string): (p: BenchProgress) => void {
   const tty = process.stderr.isTTY;
-  return (p) => {
-    const of = p.total === null ? '' : `/${p.total}`;
-    const line = `${label}: ${p.phase} ${p.iteration}${of}: ${p.ms.toFixed(1)} ms`;
-    process.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
-  };
+  return (p) => process.stderr.write(tty ? `\r\x1b[K${formatProgress(label, p)}` : `${formatProgress(label, p)}\n`);
 }
 
 async function benchCommand(
@@ -238,7 +248,7 @@ async function benchCommand(
   } else {
     const threads = result.threadsSupported ? `${result.threads} thread${result.threads === 1 ? '' : 's'}` : '1 thread, no thread control';
     process.stdout.write(
-      `${label} (${threads}): median ${result.medianMs.toFixed(1)} ms, min ${result.minMs.toFixed(1)} ms over ${result.iterations} runs, ` +
+      `${arch} batch ${opts.batch} on ${result.backend} (${threads}): median ${result.medianMs.toFixed(1)} ms, min ${result.minMs.toFixed(1)} ms over ${result.iterations} runs, ` +
         `${result.imagesPerSec.toFixed(2)} images/s, ${result.gflops.toFixed(1)} GFLOP/s\n`,
     );
   }
@@ -288,12 +298,16 @@ export function buildProgram(): Command {
       .option('--batch <n>', 'batch size', parsePositiveInt('--batch'), 1)
       .option('--threads <n>', 'threads, for backends that take a thread count', parsePositiveInt('--threads'), availableParallelism())
       .option('--input <CxHxW>', 'input size of one image', parseInputShape, [3, 224, 224] as [number, number, number])
-      .option('--warmup <n>', 'untimed runs first', parsePositiveInt('--warmup'), 1)
+      .option('--warmup <n>', 'untimed runs first', parseNonNegativeInt('--warmup'), 1)
       .option('--iterations <n>', 'timed runs (default: at least 5, until 3 s have passed)', parsePositiveInt('--iterations'))
       .option('--json', 'print the result as one JSON line (progress stays on stderr)'),
   )
     .addHelpText('after', EXIT_HELP)
     .action(benchCommand);
+
+  registerPreprocessCommand(program, { exitHelp: EXIT_HELP, exit: EXIT, error: (message, exitCode) => new CliError(message, exitCode) });
+  registerExportCommand(program, { exitHelp: EXIT_HELP, exit: EXIT, error: (message, exitCode) => new CliError(message, exitCode), parseArch, addModelOptions, buildModel });
+  registerDiagramCommand(program, { exitHelp: EXIT_HELP, exit: EXIT, error: (message, exitCode) => new CliError(message, exitCode), parseArch, parseInputShape, addModelOptions, buildModel });
 
   for (const command of program.commands) command.exitOverride();
   return program;

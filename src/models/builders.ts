@@ -1,78 +1,114 @@
 // The ten torchvision ResNet builders, one line each as in torchvision, and the registry
-// (listModels / getModel) that the CLI and users look models up by name in.
+// (listModels / getModel) that the CLI and users look models up by name in. Like torchvision's,
+// a builder takes `weights` (src/weights): then it loads them and returns a Promise.
 
 import { BasicBlock, Bottleneck, ResNet, type BlockType, type ResNetOptions } from './resnet.js';
+import { loadWeights, resolveWeights, type WeightsSpec } from '../weights/load.js';
 
 export type BuilderOptions = ResNetOptions;
 
+/** Pretrained weights for a builder, as torchvision's `weights` and `progress` arguments. */
+export interface WeightsOptions {
+  /**
+   * 'IMAGENET1K_V1', 'IMAGENET1K_V2' or 'DEFAULT' (torchvision's best), a WeightsDescriptor, a
+   * file path or an http(s) URL. Downloads are cached and checked against the SHA-256 prefix
+   * in the file name. With weights the builder returns a Promise.
+   */
+  weights?: WeightsSpec | null;
+  /** Download progress on stderr. Default true. */
+  progress?: boolean;
+}
+
+/** Options without weights: the builder returns a ResNet. */
+type PlainOptions = BuilderOptions & { weights?: null; progress?: boolean };
+/** Options with weights: the builder returns a Promise. */
+type PretrainedOptions = BuilderOptions & { weights: WeightsSpec; progress?: boolean };
+/** Weights that may or may not be there: pass the key, get the union. */
+type MaybePretrainedOptions = BuilderOptions & { weights: WeightsSpec | null | undefined; progress?: boolean };
+
+/**
+ * A builder: a ResNet now, or with `weights` a Promise of one with the weights loaded. The plain
+ * signature comes again last so that Parameters<> sees the options of a model without weights.
+ */
+export interface Builder {
+  (options: PretrainedOptions): Promise<ResNet>;
+  (options?: PlainOptions): ResNet;
+  (options: MaybePretrainedOptions): ResNet | Promise<ResNet>;
+  (options?: PlainOptions): ResNet;
+}
+
 /** torchvision's _ovewrite_named_param: a builder's fixed value may be restated, not changed. */
-function overwriteNamedParam<K extends 'groups' | 'widthPerGroup'>(options: BuilderOptions, name: K, value: number): BuilderOptions {
+function overwriteNamedParam<K extends 'groups' | 'widthPerGroup' | 'numClasses'>(
+  options: BuilderOptions,
+  name: K,
+  value: number,
+  displayName: string = name,
+): BuilderOptions {
   const given = options[name];
   if (given !== undefined && given !== value) {
-    throw new RangeError(`The parameter '${name}' expected value ${value} but got ${given} instead.`);
+    throw new RangeError(`The parameter '${displayName}' expected value ${value} but got ${given} instead.`);
   }
   return { ...options, [name]: value };
 }
 
-function resnet(block: BlockType, layers: readonly number[], options: BuilderOptions): ResNet {
-  return new ResNet(block, layers, options);
+/** The parameters a builder fixes (ResNeXt's groups and widths, Wide ResNet's width). */
+type FixedParams = Partial<Record<'groups' | 'widthPerGroup', number>>;
+
+function withFixedParams(options: BuilderOptions, fixed: FixedParams): BuilderOptions {
+  for (const [name, value] of Object.entries(fixed)) options = overwriteNamedParam(options, name as keyof FixedParams, value);
+  return options;
+}
+
+/** torchvision's _resnet, as the builder of one architecture. */
+function builder(arch: string, block: BlockType, layers: readonly number[], fixed: FixedParams = {}): Builder {
+  // With weights every failure, a bad option included, rejects the returned Promise.
+  const buildPretrained = async (options: BuilderOptions, weights: WeightsSpec, progress?: boolean): Promise<ResNet> => {
+    options = withFixedParams(options, fixed);
+    const source = resolveWeights(arch, weights);
+    if (typeof source !== 'string') {
+      // torchvision's check, and its message, which names the keyword argument.
+      options = overwriteNamedParam(options, 'numClasses', source.meta.categories.length, 'num_classes');
+    }
+    const stateDict = await loadWeights(source, { progress });
+    const model = new ResNet(block, layers, options);
+    model.loadStateDict(stateDict);
+    return model;
+  };
+  const build = (options: BuilderOptions & WeightsOptions = {}): ResNet | Promise<ResNet> => {
+    const { weights, progress, ...modelOptions } = options;
+    if (weights === undefined || weights === null) return new ResNet(block, layers, withFixedParams(modelOptions, fixed));
+    return buildPretrained(modelOptions, weights, progress);
+  };
+  return build as Builder;
 }
 
 /** ResNet-18 from "Deep Residual Learning for Image Recognition". */
-export function resnet18(options: BuilderOptions = {}): ResNet {
-  return resnet(BasicBlock, [2, 2, 2, 2], options);
-}
+export const resnet18 = builder('resnet18', BasicBlock, [2, 2, 2, 2]);
 
 /** ResNet-34 from "Deep Residual Learning for Image Recognition". */
-export function resnet34(options: BuilderOptions = {}): ResNet {
-  return resnet(BasicBlock, [3, 4, 6, 3], options);
-}
+export const resnet34 = builder('resnet34', BasicBlock, [3, 4, 6, 3]);
 
 /** ResNet-50 (V1.5: stride on the 3x3 convolution of the bottleneck). */
-export function resnet50(options: BuilderOptions = {}): ResNet {
-  return resnet(Bottleneck, [3, 4, 6, 3], options);
-}
+export const resnet50 = builder('resnet50', Bottleneck, [3, 4, 6, 3]);
 
-export function resnet101(options: BuilderOptions = {}): ResNet {
-  return resnet(Bottleneck, [3, 4, 23, 3], options);
-}
+export const resnet101 = builder('resnet101', Bottleneck, [3, 4, 23, 3]);
 
-export function resnet152(options: BuilderOptions = {}): ResNet {
-  return resnet(Bottleneck, [3, 8, 36, 3], options);
-}
+export const resnet152 = builder('resnet152', Bottleneck, [3, 8, 36, 3]);
 
 /** ResNeXt-50 32x4d from "Aggregated Residual Transformation for Deep Neural Networks". */
-export function resnext50_32x4d(options: BuilderOptions = {}): ResNet {
-  options = overwriteNamedParam(options, 'groups', 32);
-  options = overwriteNamedParam(options, 'widthPerGroup', 4);
-  return resnet(Bottleneck, [3, 4, 6, 3], options);
-}
+export const resnext50_32x4d = builder('resnext50_32x4d', Bottleneck, [3, 4, 6, 3], { groups: 32, widthPerGroup: 4 });
 
-export function resnext101_32x8d(options: BuilderOptions = {}): ResNet {
-  options = overwriteNamedParam(options, 'groups', 32);
-  options = overwriteNamedParam(options, 'widthPerGroup', 8);
-  return resnet(Bottleneck, [3, 4, 23, 3], options);
-}
+export const resnext101_32x8d = builder('resnext101_32x8d', Bottleneck, [3, 4, 23, 3], { groups: 32, widthPerGroup: 8 });
 
-export function resnext101_64x4d(options: BuilderOptions = {}): ResNet {
-  options = overwriteNamedParam(options, 'groups', 64);
-  options = overwriteNamedParam(options, 'widthPerGroup', 4);
-  return resnet(Bottleneck, [3, 4, 23, 3], options);
-}
+export const resnext101_64x4d = builder('resnext101_64x4d', Bottleneck, [3, 4, 23, 3], { groups: 64, widthPerGroup: 4 });
 
 /**
  * Wide ResNet-50-2 from "Wide Residual Networks": the same as ResNet-50 except that the
  * bottleneck's inner channels are twice as wide; the outer 1x1 convolutions keep theirs.
  */
-export function wide_resnet50_2(options: BuilderOptions = {}): ResNet {
-  options = overwriteNamedParam(options, 'widthPerGroup', 64 * 2);
-  return resnet(Bottleneck, [3, 4, 6, 3], options);
-}
+export const wide_resnet50_2 = builder('wide_resnet50_2', Bottleneck, [3, 4, 6, 3], { widthPerGroup: 64 * 2 });
 
-export function wide_resnet101_2(options: BuilderOptions = {}): ResNet {
-  options = overwriteNamedParam(options, 'widthPerGroup', 64 * 2);
-  return resnet(Bottleneck, [3, 4, 23, 3], options);
-}
+export const wide_resnet101_2 = builder('wide_resnet101_2', Bottleneck, [3, 4, 23, 3], { widthPerGroup: 64 * 2 });
 
 const builders = {
   resnet18,
@@ -98,9 +134,14 @@ export function isModelName(name: string): name is ModelName {
   return Object.hasOwn(builders, name);
 }
 
-export function getModel(name: string, options: BuilderOptions = {}): ResNet {
+/** The builder `name` called with `options`; with `weights`, a Promise (see Builder). */
+export function getModel(name: string, options: PretrainedOptions): Promise<ResNet>;
+export function getModel(name: string, options?: PlainOptions): ResNet;
+export function getModel(name: string, options: MaybePretrainedOptions): ResNet | Promise<ResNet>;
+export function getModel(name: string, options?: PlainOptions): ResNet;
+export function getModel(name: string, options: BuilderOptions & WeightsOptions = {}): ResNet | Promise<ResNet> {
   if (!isModelName(name)) {
     throw new RangeError(`unknown model '${name}'; available: ${listModels().join(', ')}`);
   }
-  return builders[name](options);
+  return builders[name]({ ...options, weights: options.weights });
 }

@@ -30,6 +30,11 @@ export interface TimingOptions {
   minIterations?: number;
   /** …nor more (default 50). */
   maxIterations?: number;
+  /**
+   * Adaptive count: stop once this much time has been spent, even below `minIterations` (at
+   * least one run); warm-up also stops early past it. For engines too slow for the usual count.
+   */
+  maxTimeMs?: number;
   onProgress?: (progress: BenchProgress) => void;
 }
 
@@ -57,10 +62,13 @@ export async function timeRuns(run: () => unknown, options: TimingOptions = {}):
   const minTimeMs = options.minTimeMs ?? 3000;
   const minIterations = options.minIterations ?? 5;
   const maxIterations = options.maxIterations ?? 50;
+  const maxTimeMs = options.maxTimeMs ?? Infinity;
+  const warmupStart = performance.now();
   for (let i = 1; i <= warmup; i++) {
     const start = performance.now();
     await run();
     options.onProgress?.({ phase: 'warmup', iteration: i, total: warmup, ms: performance.now() - start });
+    if (options.iterations === undefined && performance.now() - warmupStart >= maxTimeMs) break;
   }
   const timesMs: number[] = [];
   const cpuStart = process.cpuUsage();
@@ -71,6 +79,7 @@ export async function timeRuns(run: () => unknown, options: TimingOptions = {}):
     } else {
       const spent = performance.now() - wallStart;
       if (timesMs.length >= maxIterations || (timesMs.length >= minIterations && spent >= minTimeMs)) break;
+      if (timesMs.length >= 1 && spent >= maxTimeMs) break;
     }
     const start = performance.now();
     await run();
@@ -88,21 +97,53 @@ export async function timeRuns(run: () => unknown, options: TimingOptions = {}):
   };
 }
 
-/** A backend that can size its thread pool (native and wasm may; the reference one cannot). */
-interface ThreadedBackend extends Backend {
-  setThreads(n: number): void;
+/** One progress line, e.g. "resnet50 batch 1 on ref: measure 3/5: 3712.4 ms". */
+export function formatProgress(label: string, p: BenchProgress): string {
+  return `${label}: ${p.phase} ${p.iteration}${p.total === null ? '' : `/${p.total}`}: ${p.ms.toFixed(1)} ms`;
 }
 
-function isThreaded(backend: Backend): backend is ThreadedBackend {
-  return typeof (backend as Partial<ThreadedBackend>).setThreads === 'function';
+/** Images per second and GFLOP/s (2 × multiply-accumulates of the whole batch / median time). */
+export function throughput(batch: number, totalMacs: number, medianMs: number): { imagesPerSec: number; gflops: number } {
+  return { imagesPerSec: (batch * 1000) / medianMs, gflops: (2 * totalMacs) / (medianMs * 1e6) };
+}
+
+/** What a backend that sizes its thread pool may offer: a method, a settable property, or both. */
+interface ThreadControl {
+  setThreads?: (n: number) => void;
+  getThreads?: () => number;
+  threads?: number;
+}
+
+function hasThreadsSetter(object: object): boolean {
+  for (let o: object | null = object; o; o = Object.getPrototypeOf(o) as object | null) {
+    const descriptor = Object.getOwnPropertyDescriptor(o, 'threads');
+    if (descriptor) return descriptor.set !== undefined || descriptor.writable === true;
+  }
+  return false;
+}
+
+/**
+ * Selects a backend for the ops layer and hands it the thread count if it takes one, through
+ * `setThreads(n)` or a settable `threads` (duck-typed: the Backend interface has neither).
+ * `threads` is the count the backend then reports (getThreads() or `threads`; it may clamp),
+ * else the one set; a backend with neither runs single-threaded and `threadsSupported` is false.
+ */
+export function useBackend(name: string, threads: number): { backend: Backend; threads: number; threadsSupported: boolean } {
+  const backend = setBackend(name);
+  const control = backend as Backend & ThreadControl;
+  if (typeof control.setThreads === 'function') control.setThreads(threads);
+  else if (hasThreadsSetter(control)) control.threads = threads;
+  else return { backend, threads: 1, threadsSupported: false };
+  const actual = typeof control.getThreads === 'function' ? control.getThreads() : control.threads;
+  return { backend, threads: typeof actual === 'number' ? actual : threads, threadsSupported: true };
 }
 
 export interface BenchmarkOptions extends TimingOptions {
   arch: string;
   batch?: number;
-  /** Threads to ask of the backend (default 1); only backends with setThreads(n) take it. */
+  /** Threads to ask of the backend (default 1); only backends with thread control take it (see useBackend). */
   threads?: number;
-  /** Backend name as registered in src/backends (default 'ref'). */
+  /** Backend name as registered in src/backends, or 'auto' (default 'ref'). */
   backend?: string;
   /** [C, H, W] of one image (default [3, 224, 224]). */
   input?: readonly [number, number, number];
@@ -115,9 +156,9 @@ export interface BenchmarkOptions extends TimingOptions {
 export interface BenchmarkResult {
   arch: string;
   batch: number;
-  /** Threads the backend ran with: the request if it took it, else 1. */
+  /** Threads the backend ran with: as it reports them after the request, else 1. */
   threads: number;
-  /** False when the backend has no setThreads and ran single-threaded whatever was asked. */
+  /** False when the backend has no thread control and ran single-threaded whatever was asked. */
   threadsSupported: boolean;
   backend: string;
   input: [number, number, number];
@@ -148,7 +189,6 @@ export async function benchmarkModel(options: BenchmarkOptions): Promise<Benchma
   const batch = options.batch ?? 1;
   const input = [...(options.input ?? [3, 224, 224])] as [number, number, number];
   const backendName = options.backend ?? 'ref';
-  const requestedThreads = options.threads ?? 1;
 
   const model = getModel(options.arch, { seed: 0, ...options.model });
   if (options.stateDict) model.loadStateDict(options.stateDict);
@@ -157,24 +197,21 @@ export async function benchmarkModel(options: BenchmarkOptions): Promise<Benchma
   const { totalMacs } = summarize(model, inputShape); // also rejects inputs the model cannot take
 
   const previous = getBackend().name;
-  const backend = setBackend(backendName);
   try {
-    const threadsSupported = isThreaded(backend);
-    if (isThreaded(backend)) backend.setThreads(requestedThreads);
+    const { backend, threads, threadsSupported } = useBackend(backendName, options.threads ?? 1);
     const x = benchmarkInput(inputShape);
     const timing = await timeRuns(() => model.call(x), options);
     return {
       arch: options.arch,
       batch,
-      threads: threadsSupported ? requestedThreads : 1,
+      threads,
       threadsSupported,
-      backend: backendName,
+      backend: backend.name, // what 'auto' resolved to
       input,
       iterations: timing.timesMs.length,
       medianMs: timing.medianMs,
       minMs: timing.minMs,
-      imagesPerSec: (batch * 1000) / timing.medianMs,
-      gflops: (2 * totalMacs) / (timing.medianMs * 1e6),
+      ...throughput(batch, totalMacs, timing.medianMs),
       cpuCores: timing.cpuCores,
     };
   } finally {

@@ -1,0 +1,180 @@
+// The engines a benchmark can time, behind one small interface: resnet-ts on any registered
+// backend, and the peers (onnxruntime-node on its CPU execution provider, onnxruntime-web's
+// WebAssembly build and TensorFlow.js with tfjs-backend-wasm, both run inside Node). Each one
+// loads the same weights from bench/models (written by bench/export_onnx.py), takes an NCHW
+// float32 input once, outside the timed runs, and returns the logits of each run.
+
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { Tensor } from '../src/core/tensor.js';
+import { readWeights } from '../src/io/weights.js';
+import { getModel } from '../src/models/builders.js';
+import type { ResNet } from '../src/models/resnet.js';
+import { useBackend } from '../src/tools/bench.js';
+import { buildTfResNet } from './tfjs_resnet.js';
+
+export const PEERS = ['onnxruntime-node', 'onnxruntime-web', 'tfjs-wasm'] as const;
+export type PeerName = (typeof PEERS)[number];
+
+/** Our engine on one backend is named 'resnet-ts/<backend>'. */
+export const OURS_PREFIX = 'resnet-ts/';
+
+export interface EngineSpec {
+  /** 'resnet-ts/<backend>' or one of PEERS. */
+  engine: string;
+  arch: string;
+  threads: number;
+  modelsDir: string;
+}
+
+export interface Engine {
+  /** Sets the input for the following runs: x (N, 3, H, W) float32, row-major. */
+  setInput(x: Float32Array, shape: readonly number[]): Promise<void>;
+  /** One forward pass on the input set last: logits (N, classes), row-major. */
+  run(): Promise<Float32Array>;
+  /** What actually ran: versions, providers, thread settings as the library reports them. */
+  details(): Promise<Record<string, unknown>>;
+}
+
+/** bench/models/<arch>.<kind>: 'onnx', 'safetensors', 'check.safetensors' (export_onnx.py), 'reference.safetensors' (ours). */
+export function modelFile(modelsDir: string, arch: string, kind: string): string {
+  return join(modelsDir, `${arch}.${kind}`);
+}
+
+const require = createRequire(import.meta.url);
+
+/** The installed version of an npm package, from its package.json (found by path: not every package exports it). */
+export function packageVersion(name: string): string | null {
+  for (const dir of require.resolve.paths(name) ?? []) {
+    try {
+      return (JSON.parse(readFileSync(join(dir, name, 'package.json'), 'utf8')) as { version: string }).version;
+    } catch {
+      // not in this node_modules
+    }
+  }
+  return null;
+}
+
+/** Our model with the benchmark weights loaded, in eval mode. */
+export function loadOurModel(arch: string, modelsDir: string): ResNet {
+  const model = getModel(arch, { seed: 0 });
+  model.loadStateDict(readWeights(readFileSync(modelFile(modelsDir, arch, 'safetensors'))));
+  model.eval();
+  return model;
+}
+
+async function createOurs(spec: EngineSpec, backendName: string): Promise<Engine> {
+  const model = loadOurModel(spec.arch, spec.modelsDir);
+  const { threads, threadsSupported } = useBackend(backendName, spec.threads);
+  let x: Tensor | null = null;
+  return {
+    setInput: async (data, shape) => {
+      x = new Tensor(data, shape);
+    },
+    run: async () => model.call(x!).f32,
+    details: async () => ({
+      backend: backendName,
+      threads,
+      threadsSupported,
+      ...(threadsSupported ? {} : { note: 'the backend has no thread control: single-threaded' }),
+    }),
+  };
+}
+
+/** onnxruntime's JavaScript API (onnxruntime-common), the same in its node and web packages. */
+type Onnxruntime = Pick<typeof import('onnxruntime-node'), 'InferenceSession' | 'Tensor'>;
+type SessionOptions = Parameters<Onnxruntime['InferenceSession']['create']>[1];
+
+async function onnxruntimeEngine(ort: Onnxruntime, spec: EngineSpec, options: SessionOptions, details: () => Record<string, unknown>): Promise<Engine> {
+  const session = await ort.InferenceSession.create(modelFile(spec.modelsDir, spec.arch, 'onnx'), options);
+  let feeds: Record<string, InstanceType<Onnxruntime['Tensor']>> = {};
+  return {
+    setInput: async (data, shape) => {
+      feeds = { [session.inputNames[0]]: new ort.Tensor('float32', data, shape) };
+    },
+    run: async () => (await session.run(feeds))[session.outputNames[0]].data as Float32Array,
+    details: async () => ({ ...options, ...details() }),
+  };
+}
+
+async function createOnnxruntimeNode(spec: EngineSpec): Promise<Engine> {
+  const options = {
+    executionProviders: ['cpu'],
+    intraOpNumThreads: spec.threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+  } as const;
+  return onnxruntimeEngine(await import('onnxruntime-node'), spec, options, () => ({ version: packageVersion('onnxruntime-node') }));
+}
+
+async function createOnnxruntimeWeb(spec: EngineSpec): Promise<Engine> {
+  const ort = await import('onnxruntime-web');
+  ort.env.wasm.numThreads = spec.threads;
+  const options = { executionProviders: ['wasm'], graphOptimizationLevel: 'all' } as const;
+  return onnxruntimeEngine(ort, spec, options, () => ({
+    version: packageVersion('onnxruntime-web'),
+    requestedNumThreads: spec.threads,
+    // ort-web rewrites env.wasm.numThreads at init when threads are unavailable (e.g. to 1).
+    numThreadsAfterInit: ort.env.wasm.numThreads,
+    proxy: ort.env.wasm.proxy ?? false,
+  }));
+}
+
+/** (N, C, H, W) → (N, H, W, C). */
+function nchwToNhwc(x: Float32Array, [n, c, h, w]: readonly number[]): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let b = 0; b < n; b++) {
+    for (let ch = 0; ch < c; ch++) {
+      for (let p = 0; p < h * w; p++) out[(b * h * w + p) * c + ch] = x[(b * c + ch) * h * w + p];
+    }
+  }
+  return out;
+}
+
+async function createTfjsWasm(spec: EngineSpec): Promise<Engine> {
+  const tf = await import('@tensorflow/tfjs-core');
+  const wasm = await import('@tensorflow/tfjs-backend-wasm');
+  // Only takes effect where the threaded build can load; in Node it cannot (see details()).
+  wasm.setThreadsCount(spec.threads);
+  if (!(await tf.setBackend('wasm'))) throw new Error('tfjs: the wasm backend did not initialise');
+  await tf.ready();
+  const graph = buildTfResNet(tf, loadOurModel(spec.arch, spec.modelsDir));
+  let x: InstanceType<typeof tf.Tensor> | null = null;
+  return {
+    setInput: async (data, shape) => {
+      x?.dispose();
+      x = tf.tensor4d(nchwToNhwc(data, shape), [shape[0], shape[2], shape[3], shape[1]]);
+    },
+    run: async () => {
+      const y = graph.predict(x as Parameters<typeof graph.predict>[0]);
+      const data = (await y.data()) as Float32Array;
+      y.dispose();
+      return data;
+    },
+    details: async () => ({
+      version: packageVersion('@tensorflow/tfjs-backend-wasm'),
+      backend: tf.getBackend(),
+      requestedThreads: spec.threads,
+      threadsCount: wasm.getThreadsCount(),
+      multithreadSupport: await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'),
+      simdSupport: await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'),
+      layout: 'NHWC, BatchNorm folded into the convolutions',
+    }),
+  };
+}
+
+export async function createEngine(spec: EngineSpec): Promise<Engine> {
+  if (spec.engine.startsWith(OURS_PREFIX)) return createOurs(spec, spec.engine.slice(OURS_PREFIX.length));
+  switch (spec.engine as PeerName) {
+    case 'onnxruntime-node':
+      return createOnnxruntimeNode(spec);
+    case 'onnxruntime-web':
+      return createOnnxruntimeWeb(spec);
+    case 'tfjs-wasm':
+      return createTfjsWasm(spec);
+    default:
+      throw new Error(`unknown engine '${spec.engine}' (${OURS_PREFIX}<backend> or one of ${PEERS.join(', ')})`);
+  }
+}

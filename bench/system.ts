@@ -1,0 +1,64 @@
+// What the machine is doing around a measurement (Linux /proc; null elsewhere): how many OS
+// threads this process has, and how busy all CPUs are, so that a benchmark can wait for a quiet
+// machine and report the load it ran beside.
+
+import { readFileSync, readdirSync } from 'node:fs';
+
+/** Kernel clock ticks per second in /proc/stat (USER_HZ, 100 on every Linux we run on). */
+const TICKS_PER_SECOND = 100;
+
+/** OS threads of this process: the main thread, libuv's and V8's helpers, and any library's pool. */
+export function osThreadCount(): number | null {
+  try {
+    return readdirSync('/proc/self/task').length;
+  } catch {
+    return null;
+  }
+}
+
+/** Busy CPU seconds of the whole machine so far (all CPUs, every process), from /proc/stat. */
+export function machineBusySeconds(): number | null {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal guest guest_nice; guest time is already in user.
+    const [user, nice, system, , , irq, softirq, steal] = fields;
+    return (user + nice + system + irq + softirq + (steal ?? 0)) / TICKS_PER_SECOND;
+  } catch {
+    return null;
+  }
+}
+
+/** Measures CPU cores kept busy by other processes while `work` runs (this process's own time subtracted). */
+export async function withOtherLoad<T>(work: () => Promise<T>): Promise<{ result: T; otherLoadCores: number | null }> {
+  const busyStart = machineBusySeconds();
+  const cpuStart = process.cpuUsage();
+  const wallStart = performance.now();
+  const result = await work();
+  const wallSeconds = (performance.now() - wallStart) / 1000;
+  const busyEnd = machineBusySeconds();
+  const own = process.cpuUsage(cpuStart);
+  if (busyStart === null || busyEnd === null) return { result, otherLoadCores: null };
+  const other = busyEnd - busyStart - (own.user + own.system) / 1e6;
+  return { result, otherLoadCores: Math.max(0, other / wallSeconds) };
+}
+
+/** Cores busy over the next `ms` (every process, this one included, which should be idle). */
+export async function sampleLoad(ms: number): Promise<number | null> {
+  const start = machineBusySeconds();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const end = machineBusySeconds();
+  return start === null || end === null ? null : (end - start) / (ms / 1000);
+}
+
+/**
+ * Waits until the machine's other work keeps less than `threshold` cores busy, sampling every
+ * second, for at most `maxWaitMs`; returns the last load seen (null where /proc is missing).
+ */
+export async function waitForQuiet(threshold: number, maxWaitMs: number, onWait?: (load: number) => void): Promise<number | null> {
+  const deadline = Date.now() + maxWaitMs;
+  for (;;) {
+    const load = await sampleLoad(1000);
+    if (load === null || load < threshold || Date.now() >= deadline) return load;
+    onWait?.(load);
+  }
+}

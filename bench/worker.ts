@@ -1,0 +1,117 @@
+// One measurement in a process of its own, so that engines never share a heap, a thread pool
+// or a spinning worker: `node dist/bench/worker.js '<task JSON>'` prints one JSON line on stdout
+// (progress goes to stderr). Tasks:
+//   reference  our model on the reference backend at the check input; writes our logits for
+//              the others to be checked against, and reports how far they are from torch's
+//   time       checks the engine against our logits, then times it (median/min after warm-up)
+//   rss        loads the engine, runs it three times at batch 1, reports the peak RSS
+
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Tensor } from '../src/core/tensor.js';
+import { readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
+import { getModel } from '../src/models/builders.js';
+import { summarize } from '../src/tools/summary.js';
+import { benchmarkInput, formatProgress, throughput, timeRuns } from '../src/tools/bench.js';
+import { createEngine, modelFile, type Engine, type EngineSpec } from './engines.js';
+import { osThreadCount, withOtherLoad } from './system.js';
+
+export interface WorkerTask extends EngineSpec {
+  mode: 'reference' | 'time' | 'rss';
+  batch: number;
+  /** [C, H, W] of one image. */
+  input: [number, number, number];
+  warmup: number;
+  minTimeMs: number;
+  maxTimeMs: number;
+  /** Largest accepted max|engine − ours| / max|ours| at the check input. */
+  tolerance: number;
+}
+
+/** max|a − b| / max|reference|: the agreement measure every engine is held to. */
+function relativeDifference(a: Float32Array, reference: Float32Array): number {
+  if (a.length !== reference.length) return Infinity;
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - reference[i]));
+    scale = Math.max(scale, Math.abs(reference[i]));
+  }
+  return Number.isNaN(diff) ? Infinity : diff / scale;
+}
+
+const referencePath = (modelsDir: string, arch: string) => modelFile(modelsDir, arch, 'reference.safetensors');
+const checkPath = (modelsDir: string, arch: string) => modelFile(modelsDir, arch, 'check.safetensors');
+
+function readTensor(path: string, key: string): Tensor {
+  const t = readSafetensors(readFileSync(path)).get(key);
+  if (!t) throw new Error(`${path} has no '${key}'`);
+  return t;
+}
+
+async function runOn(engine: Engine, x: Tensor): Promise<Float32Array> {
+  await engine.setInput(x.f32, x.shape);
+  return engine.run();
+}
+
+async function reference(task: WorkerTask): Promise<object> {
+  const engine = await createEngine(task);
+  const logits = await runOn(engine, readTensor(checkPath(task.modelsDir, task.arch), 'input'));
+  const torchLogits = readTensor(checkPath(task.modelsDir, task.arch), 'logits');
+  writeFileSync(referencePath(task.modelsDir, task.arch), writeSafetensors(new Map([['logits', new Tensor(logits, torchLogits.shape)]])));
+  return { engine: task.engine, arch: task.arch, relDiffVsTorch: relativeDifference(logits, torchLogits.f32) };
+}
+
+async function time(task: WorkerTask): Promise<object> {
+  const threadsBefore = osThreadCount();
+  const engine = await createEngine(task);
+  const check = await runOn(engine, readTensor(checkPath(task.modelsDir, task.arch), 'input'));
+  const relDiff = relativeDifference(check, readTensor(referencePath(task.modelsDir, task.arch), 'logits').f32);
+  const base = { engine: task.engine, arch: task.arch, batch: task.batch, threads: task.threads, relDiff };
+  if (!(relDiff < task.tolerance)) {
+    return { ...base, error: `output differs from ours: max |Δ| / max |logit| = ${relDiff.toExponential(2)} ≥ ${task.tolerance}` };
+  }
+
+  const shape = [task.batch, ...task.input];
+  const x = benchmarkInput(shape);
+  await engine.setInput(x.f32, shape);
+  const label = `${task.arch} batch ${task.batch} on ${task.engine}`;
+  const { result: timing, otherLoadCores } = await withOtherLoad(() =>
+    timeRuns(() => engine.run(), {
+      warmup: task.warmup,
+      minTimeMs: task.minTimeMs,
+      maxTimeMs: task.maxTimeMs,
+      onProgress: (p) => process.stderr.write(`  ${formatProgress(label, p)}\n`),
+    }),
+  );
+  const { totalMacs } = summarize(getModel(task.arch), shape);
+  return {
+    ...base,
+    medianMs: timing.medianMs,
+    minMs: timing.minMs,
+    ...throughput(task.batch, totalMacs, timing.medianMs),
+    iterations: timing.timesMs.length,
+    timesMs: timing.timesMs,
+    cpuCores: timing.cpuCores,
+    otherLoadCores,
+    osThreadsAdded: threadsBefore === null ? null : osThreadCount()! - threadsBefore,
+    details: await engine.details(),
+  };
+}
+
+async function rss(task: WorkerTask): Promise<object> {
+  const engine = await createEngine(task);
+  const shape = [task.batch, ...task.input];
+  await engine.setInput(benchmarkInput(shape).f32, shape);
+  for (let i = 0; i < 3; i++) await engine.run();
+  return { engine: task.engine, arch: task.arch, batch: task.batch, maxRssKiB: process.resourceUsage().maxRSS };
+}
+
+const task = JSON.parse(process.argv[2]) as WorkerTask;
+const modes = { reference, time, rss };
+try {
+  process.stdout.write(`${JSON.stringify(await modes[task.mode](task))}\n`);
+  process.exit(0); // thread pools (ort-web's workers) would otherwise keep the process alive
+} catch (e) {
+  process.stdout.write(`${JSON.stringify({ engine: task.engine, arch: task.arch, batch: task.batch, error: (e as Error).stack ?? String(e) })}\n`);
+  process.exit(1);
+}

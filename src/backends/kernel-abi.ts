@@ -1,0 +1,37 @@
+// What the backends built on csrc/kernels.h (native and wasm) share about its C API: the
+// rk_conv2d_shape fields, what a packed weight depends on, and the guard against weights
+// changed in place after packing.
+
+import type { Tensor } from '../core/tensor.js';
+import type { Conv2dParams } from './backend.js';
+
+/** rk_conv2d_shape's fields, in kernels.h's order. */
+export function convShapeFields(x: Tensor, weight: Tensor, p: Conv2dParams, outH: number, outW: number): number[] {
+  const [batch, inChannels, inH, inW] = x.shape;
+  const [outChannels, , kh, kw] = weight.shape;
+  return [
+    batch, inChannels, inH, inW, outChannels, outH, outW, kh, kw,
+    p.stride[0], p.stride[1], p.padding[0], p.padding[1], p.dilation[0], p.dilation[1], p.groups,
+  ];
+}
+
+/**
+ * What rk_conv2d_pack's layout depends on: in_channels, out_channels, kernel_h, kernel_w and
+ * groups of rk_conv2d_shape (the weight's geometry), not the input's size or the stride.
+ */
+export function packingKey(shape: ArrayLike<number>): string {
+  return [1, 4, 7, 8, 15].map((field) => shape[field]).join(',');
+}
+
+/** 16 evenly spaced elements: a cheap guard against a weight changed in place after packing. */
+export function weightSamples(data: Float32Array): Float32Array {
+  const count = Math.min(16, data.length);
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) out[i] = data[Math.floor((i * (data.length - 1)) / Math.max(1, count - 1))];
+  return out;
+}
+
+export function sameSamples(a: Float32Array, b: Float32Array): boolean {
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return false;
+  return true;
+}

@@ -1,0 +1,413 @@
+// The WebAssembly backend: csrc/kernels.c compiled to wasm (scripts/build-wasm.sh), run on
+// one shared memory by a pool of threads (threads.ts), behind the synchronous Backend
+// interface so Module.forward works unchanged.
+//
+// Memory. Tensors this backend returns live in the wasm memory: their data is a Float32Array
+// view of it, so the next op reads its input where the last one wrote it, with no copy in
+// either direction (copying outputs out into fresh arrays runs at ~2.3 GB/s here, ~17 ms of
+// ResNet-50's ~40 MB of activations per forward). A block is freed once the garbage collector
+// has collected its view and the event loop has turned (FinalizationRegistry); V8 does not see
+// the wasm memory behind a view, so that can take many forward passes, and a synchronous loop
+// frees nothing. Past `residentLimitBytes` of held blocks, outputs are copied out to ordinary
+// arrays instead (correct, slower; warned once). Views of the shared memory have one caveat:
+// `t.f32.subarray(...)` does not keep the block alive; copy with slice().
+// Inputs that live elsewhere (a user's tensor) are copied in for the call. Packed weights are
+// cached per weight tensor (weights are immutable by the Backend contract), up to
+// `weightCacheBytes`, least recently used dropped first: those are freed deterministically.
+//
+// Threads. Every kernel call is split into (tid, nthreads) slices run by the calling thread and
+// the workers. Jobs block the caller in Atomics.wait, which a browser allows only inside a
+// worker: in a browser, run the model in a Web Worker (on the main thread it still works, with
+// the caller spinning instead of sleeping). Browsers also need cross-origin isolation
+// (COOP/COEP headers) for shared memory, and `await initWasmBackend()` before setBackend('wasm').
+
+import { Tensor } from '../../core/tensor.js';
+import { registerBackend, type Backend, type ChannelMoments, type Conv2dParams, type ConvEpilogue, type Pool2dParams } from '../backend.js';
+import { createReferenceBackend } from '../ref/kernels.js';
+import { convShapeFields, packingKey, sameSamples, weightSamples } from '../kernel-abi.js';
+import { Heap } from './heap.js';
+import { Kernel, RK_RELU, readIsa, type KernelExports } from './kernels.js';
+import {
+  compileKernels, compileKernelsSync, createSharedMemory, instantiate, nodeSync, STACK_BYTES,
+  type CompiledKernels, type WasmBytes, type WasmVariant,
+} from './loader.js';
+import { CONTROL_BYTES, MAX_THREADS, ThreadPool } from './threads.js';
+
+export type { WasmVariant } from './loader.js';
+
+export interface WasmBackendOptions {
+  /** Threads that run kernels, the calling one included; default: the number of cores. */
+  threads?: number;
+  /** Which build to run; 'auto' (default) prefers relaxed SIMD where the engine validates it. */
+  variant?: WasmVariant | 'auto';
+  /** The most the shared memory may grow to; default and ceiling 4 GiB. */
+  maxMemoryBytes?: number;
+  /** Bytes of returned tensors kept in wasm memory before outputs are copied out; default 1 GiB. */
+  residentLimitBytes?: number;
+  /** Bytes of packed weights kept between calls, least recently used dropped first; default 1 GiB. */
+  weightCacheBytes?: number;
+  /** Split even the smallest call over every thread (tests of the kernels' slicing); default false. */
+  splitSmallOps?: boolean;
+  /** The .wasm files' bytes, where they cannot be read from the package (bundlers). */
+  wasmBytes?: Partial<Record<WasmVariant, WasmBytes>>;
+}
+
+/** Multiply-adds (or elements, for the elementwise kernels) worth giving a thread of their own. */
+const MIN_MACS_PER_SLICE = 1 << 18;
+const MIN_ELEMENTS_PER_SLICE = 1 << 16;
+
+/** int32 fields of rk_conv2d_shape. */
+const CONV_SHAPE_FIELDS = 16;
+
+/** A packed weight and the samples of the weight it was packed from (see #packedWeight). */
+interface Packed {
+  geometry: string;
+  address: number;
+  bytes: number;
+  samples: Float32Array;
+}
+
+function warn(message: string): void {
+  if (typeof process !== 'undefined' && typeof process.emitWarning === 'function') process.emitWarning(message);
+  else console.warn(message);
+}
+
+function defaultThreads(): number {
+  const node = nodeSync();
+  if (node) return node.os.availableParallelism();
+  return (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
+}
+
+export class WasmBackend implements Backend {
+  readonly name = 'wasm';
+  /** The build in use, and what its kernels say they are (rk_isa). */
+  readonly variant: WasmVariant;
+  readonly isa: string;
+
+  readonly #kernels: KernelExports;
+  readonly #heap: Heap;
+  readonly #pool: ThreadPool;
+  readonly #shapeAddress: number;
+  readonly #shape: Int32Array;
+  #threads: number;
+  readonly #splitSmallOps: boolean;
+  #scratchAddress = 0;
+  #scratchBytes = 0;
+  #disposed = false;
+
+  /** Address of each tensor view this backend returned, and the bytes they hold. */
+  readonly #resident = new WeakMap<Float32Array, number>();
+  #residentBytes = 0;
+  readonly #residentLimitBytes: number;
+  #warnedOverLimit = false;
+  readonly #residentFreed = new FinalizationRegistry<number>((address) => this.#freeResident(address));
+
+  /** Prepared weights by weight tensor; each tensor's list holds one entry per geometry. */
+  readonly #prepared = new WeakMap<Tensor, Packed[]>();
+  /** Every prepared weight, least recently used first, with the list it belongs to. */
+  readonly #preparedByUse = new Map<Packed, Packed[]>();
+  #preparedBytes = 0;
+  readonly #weightCacheBytes: number;
+  readonly #weightsFreed = new FinalizationRegistry<Packed[]>((entries) => {
+    for (const entry of [...entries]) this.#evict(entry, entries);
+  });
+
+  readonly #reference = createReferenceBackend();
+
+  constructor(compiled: CompiledKernels, options: WasmBackendOptions = {}) {
+    this.variant = compiled.variant;
+    const memory = createSharedMemory(options.maxMemoryBytes ?? 2 ** 32);
+    this.#kernels = instantiate(compiled.module, memory);
+    this.isa = readIsa(this.#kernels, memory);
+    this.#heap = new Heap(memory, this.#kernels.__heap_base.value as number);
+    this.#residentLimitBytes = options.residentLimitBytes ?? 2 ** 30;
+    this.#weightCacheBytes = options.weightCacheBytes ?? 2 ** 30;
+    this.#shapeAddress = this.#heap.alloc(CONV_SHAPE_FIELDS * 4);
+    this.#shape = this.#heap.i32(this.#shapeAddress, CONV_SHAPE_FIELDS);
+    const threads = Math.max(1, Math.min(MAX_THREADS, Math.floor(options.threads ?? defaultThreads())));
+    const control = this.#heap.alloc(CONTROL_BYTES);
+    this.#heap.i32(control, CONTROL_BYTES / 4).fill(0);
+    const stacks = Array.from({ length: threads - 1 }, () => this.#heap.alloc(STACK_BYTES) + STACK_BYTES);
+    this.#pool = new ThreadPool(compiled.module, memory, control, this.#kernels, stacks);
+    this.#threads = threads;
+    this.#splitSmallOps = options.splitSmallOps ?? false;
+  }
+
+  /** Threads a kernel call is split over (at most the pool's size, set at creation). */
+  get threads(): number {
+    return this.#threads;
+  }
+
+  set threads(n: number) {
+    this.#threads = Math.max(1, Math.min(this.#pool.size, Math.floor(n)));
+  }
+
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  /** Resolves once every worker thread is up (calls made earlier run on the threads that are). */
+  whenReady(): Promise<void> {
+    return this.#pool.whenReady();
+  }
+
+  /** Memory figures, and how many kernel slices worker threads have run. */
+  stats(): { memoryBytes: number; liveBytes: number; residentBytes: number; weightBytes: number; workerSlices: number } {
+    return {
+      memoryBytes: this.#heap.memoryBytes,
+      liveBytes: this.#heap.liveBytes,
+      residentBytes: this.#residentBytes,
+      weightBytes: this.#preparedBytes,
+      workerSlices: this.#pool.workerSlices,
+    };
+  }
+
+  /** Stops the worker threads; calls made afterwards run on the calling thread alone. */
+  dispose(): void {
+    this.#disposed = true;
+    this.#threads = 1;
+    this.#pool.dispose();
+  }
+
+  conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, p: Conv2dParams, outH: number, outW: number, epilogue: ConvEpilogue = {}): Tensor {
+    const [batch] = x.shape;
+    const [outChannels, groupChannels, kh, kw] = weight.shape;
+    this.#shape.set(convShapeFields(x, weight, p, outH, outW));
+    const packed = this.#packedWeight(weight);
+    const temporaries: number[] = [];
+    const input = this.#input(x, temporaries);
+    const biasAddress = bias ? this.#input(bias, temporaries) : 0;
+    const residual = epilogue.residual ? this.#input(epilogue.residual, temporaries) : 0;
+    const output = this.#output(batch * outChannels * outH * outW);
+    const slices = this.#slices(batch * outChannels * outH * outW * groupChannels * kh * kw, MIN_MACS_PER_SLICE);
+    const scratch = this.#scratch((this.#kernels.rk_conv2d_scratch_floats(this.#shapeAddress, slices) >>> 0) * 4);
+    const flags = epilogue.relu ? RK_RELU : 0;
+    this.#run(Kernel.conv2d, [this.#shapeAddress, input, packed, biasAddress, residual, flags, output, scratch], slices, temporaries);
+    return this.#result(output, [batch, outChannels, outH, outW]);
+  }
+
+  channelAffine(x: Tensor, scale: Float32Array, shift: Float32Array): Tensor {
+    const [batch, channels] = x.shape;
+    const plane = x.size / (batch * channels);
+    const temporaries: number[] = [];
+    const input = this.#input(x, temporaries);
+    const scaleAddress = this.#copyIn(scale, temporaries);
+    const shiftAddress = this.#copyIn(shift, temporaries);
+    const output = this.#output(x.size);
+    const slices = this.#slices(x.size, MIN_ELEMENTS_PER_SLICE);
+    this.#run(Kernel.channelAffine, [input, scaleAddress, shiftAddress, batch, channels, plane, output], slices, temporaries);
+    return this.#result(output, x.shape);
+  }
+
+  /** Training-mode statistics; the reference kernel serves (the views are ordinary arrays). */
+  channelMoments(x: Tensor): ChannelMoments {
+    return this.#reference.channelMoments(x);
+  }
+
+  relu(x: Tensor): Tensor {
+    const temporaries: number[] = [];
+    const input = this.#input(x, temporaries);
+    const output = this.#output(x.size);
+    this.#run(Kernel.relu, [input, x.size, output], this.#slices(x.size, MIN_ELEMENTS_PER_SLICE), temporaries);
+    return this.#result(output, x.shape);
+  }
+
+  add(a: Tensor, b: Tensor): Tensor {
+    const temporaries: number[] = [];
+    const left = this.#input(a, temporaries);
+    const right = this.#input(b, temporaries);
+    const output = this.#output(a.size);
+    this.#run(Kernel.add, [left, right, a.size, 0, output], this.#slices(a.size, MIN_ELEMENTS_PER_SLICE), temporaries);
+    return this.#result(output, a.shape);
+  }
+
+  maxPool2d(x: Tensor, p: Pool2dParams, outH: number, outW: number): Tensor {
+    const [batch, channels, inH, inW] = x.shape;
+    const temporaries: number[] = [];
+    const input = this.#input(x, temporaries);
+    const size = batch * channels * outH * outW;
+    const output = this.#output(size);
+    const args = [
+      input, batch, channels, inH, inW, p.kernel[0], p.kernel[1], p.stride[0], p.stride[1],
+      p.padding[0], p.padding[1], p.dilation[0], p.dilation[1], outH, outW, output,
+    ];
+    this.#run(Kernel.maxPool2d, args, this.#slices(size * p.kernel[0] * p.kernel[1], MIN_ELEMENTS_PER_SLICE), temporaries);
+    return this.#result(output, [batch, channels, outH, outW]);
+  }
+
+  adaptiveAvgPool2d(x: Tensor, outH: number, outW: number): Tensor {
+    const [batch, channels, inH, inW] = x.shape;
+    const temporaries: number[] = [];
+    const input = this.#input(x, temporaries);
+    const output = this.#output(batch * channels * outH * outW);
+    const args = [input, batch, channels, inH, inW, outH, outW, output];
+    this.#run(Kernel.adaptiveAvgPool2d, args, this.#slices(x.size, MIN_ELEMENTS_PER_SLICE), temporaries);
+    return this.#result(output, [batch, channels, outH, outW]);
+  }
+
+  linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
+    const [batch, inFeatures] = x.shape;
+    const outFeatures = weight.shape[0];
+    const temporaries: number[] = [];
+    const input = this.#input(x, temporaries);
+    const w = this.#cached(weight, 'linear', (address) => this.#heap.f32(address, weight.size).set(weight.f32), weight.size);
+    const biasAddress = bias ? this.#input(bias, temporaries) : 0;
+    const output = this.#output(batch * outFeatures);
+    const args = [input, w, biasAddress, batch, inFeatures, outFeatures, output];
+    this.#run(Kernel.linear, args, this.#slices(batch * inFeatures * outFeatures, MIN_MACS_PER_SLICE), temporaries);
+    return this.#result(output, [batch, outFeatures]);
+  }
+
+  /** Splits `work` into slices of at least `minimum` (waking a thread costs microseconds), up to the thread count. */
+  #slices(work: number, minimum: number): number {
+    if (this.#splitSmallOps) return this.#threads;
+    return Math.max(1, Math.min(this.#threads, Math.floor(work / minimum)));
+  }
+
+  #run(kernel: number, args: number[], slices: number, temporaries: number[]): void {
+    try {
+      this.#pool.run(kernel, args, slices);
+    } finally {
+      for (const address of temporaries) this.#heap.free(address);
+    }
+  }
+
+  /** The address of x's data in wasm memory: where it lives, or a temporary copy. */
+  #input(x: Tensor, temporaries: number[]): number {
+    return this.#resident.get(x.f32) ?? this.#copyIn(x.f32, temporaries);
+  }
+
+  #copyIn(data: Float32Array, temporaries: number[]): number {
+    const address = this.#heap.alloc(data.byteLength);
+    temporaries.push(address);
+    this.#heap.f32(address, data.length).set(data);
+    return address;
+  }
+
+  /** A block for an output of `size` floats. */
+  #output(size: number): number {
+    return this.#heap.alloc(size * 4);
+  }
+
+  /** Wraps an output block as a tensor: a view that keeps it resident, or a copy if over the limit. */
+  #result(address: number, shape: readonly number[]): Tensor {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const view = this.#heap.f32(address, size);
+    if (this.#residentBytes + view.byteLength > this.#residentLimitBytes) {
+      if (!this.#warnedOverLimit && this.#residentLimitBytes > 0) {
+        this.#warnedOverLimit = true;
+        warn(
+          `resnet-ts wasm backend: ${(this.#residentLimitBytes / 2 ** 20).toFixed(0)} MiB of outputs are still held in wasm memory ` +
+            '(they are freed only after the garbage collector has collected them and the event loop turns); ' +
+            'outputs are copied out until then, which is slower. See residentLimitBytes.',
+        );
+      }
+      const copy = view.slice();
+      this.#heap.free(address);
+      return new Tensor(copy, shape);
+    }
+    this.#residentBytes += view.byteLength;
+    this.#resident.set(view, address);
+    this.#residentFreed.register(view, address);
+    return new Tensor(view, shape);
+  }
+
+  #freeResident(address: number): void {
+    this.#residentBytes -= this.#heap.sizeOf(address);
+    this.#heap.free(address);
+  }
+
+  /** A block of at least `bytes` for the conv kernels' scratch, kept and grown between calls. */
+  #scratch(bytes: number): number {
+    if (bytes > this.#scratchBytes) {
+      if (this.#scratchAddress) this.#heap.free(this.#scratchAddress);
+      this.#scratchBytes = Math.max(bytes, this.#scratchBytes * 2);
+      this.#scratchAddress = this.#heap.alloc(this.#scratchBytes);
+    }
+    return this.#scratchAddress;
+  }
+
+  /** rk_conv2d_pack of `weight` for the geometry now in #shape, cached per weight tensor. */
+  #packedWeight(weight: Tensor): number {
+    const floats = this.#kernels.rk_conv2d_packed_floats(this.#shapeAddress) >>> 0;
+    return this.#cached(weight, packingKey(this.#shape), (address) => {
+      const temporaries: number[] = [];
+      try {
+        this.#kernels.rk_conv2d_pack(this.#shapeAddress, this.#copyIn(weight.f32, temporaries), address);
+      } finally {
+        for (const t of temporaries) this.#heap.free(t);
+      }
+    }, floats);
+  }
+
+  /**
+   * The address of `weight` prepared by `prepare` for `geometry`, kept in wasm memory until the
+   * weight tensor is collected or the cache is over weightCacheBytes. Weights are immutable by
+   * contract; should one change in place anyway (loadStateDict copies into parameters), sampled
+   * elements notice and it is prepared again.
+   */
+  #cached(weight: Tensor, geometry: string, prepare: (address: number) => void, floats: number): number {
+    let entries = this.#prepared.get(weight);
+    if (!entries) {
+      entries = [];
+      this.#prepared.set(weight, entries);
+      this.#weightsFreed.register(weight, entries);
+    }
+    const samples = weightSamples(weight.f32);
+    let entry = entries.find((e) => e.geometry === geometry);
+    if (entry) {
+      // Most recently used goes last.
+      this.#preparedByUse.delete(entry);
+      this.#preparedByUse.set(entry, entries);
+      if (sameSamples(entry.samples, samples)) return entry.address;
+    } else {
+      const bytes = floats * 4;
+      for (const [old, owner] of this.#preparedByUse) {
+        if (this.#preparedBytes + bytes <= this.#weightCacheBytes) break;
+        this.#evict(old, owner);
+      }
+      entry = { geometry, address: this.#heap.alloc(bytes), bytes, samples };
+      entries.push(entry);
+      this.#preparedByUse.set(entry, entries);
+      this.#preparedBytes += bytes;
+    }
+    entry.samples = samples;
+    prepare(entry.address);
+    return entry.address;
+  }
+
+  #evict(entry: Packed, owner: Packed[]): void {
+    owner.splice(owner.indexOf(entry), 1);
+    this.#preparedByUse.delete(entry);
+    this.#preparedBytes -= entry.bytes;
+    this.#heap.free(entry.address);
+  }
+}
+
+/** A wasm backend, compiled and started synchronously (Node >= 20.16, or with `wasmBytes`). */
+export function createWasmBackend(options: WasmBackendOptions = {}): WasmBackend {
+  return new WasmBackend(compileKernelsSync(options.variant ?? 'auto', options.wasmBytes), options);
+}
+
+let shared: WasmBackend | null = null;
+
+/** The instance setBackend('wasm') selects: created on first use, recreated after dispose(). */
+export function defaultWasmBackend(): WasmBackend {
+  if (!shared || shared.disposed) shared = createWasmBackend();
+  return shared;
+}
+
+/**
+ * Compiles the kernels without blocking (fetching them in a browser), waits until every
+ * worker thread is up, and makes the result the instance setBackend('wasm') selects from
+ * then on (replacing, and disposing, an earlier one). Call it before setBackend('wasm').
+ */
+export async function initWasmBackend(options: WasmBackendOptions = {}): Promise<WasmBackend> {
+  const backend = new WasmBackend(await compileKernels(options.variant ?? 'auto', options.wasmBytes), options);
+  await backend.whenReady();
+  shared?.dispose();
+  shared = backend;
+  // Drops the registry's cached instance, so that setBackend('wasm') picks this one.
+  registerBackend('wasm', defaultWasmBackend);
+  return backend;
+}

@@ -58,15 +58,12 @@ function encode(model: ResNet, arch: string, format: ExportFormat, keepBatchNorm
   }
 }
 
-async function exportCommand(arch: string, opts: ExportFlags, context: ModelCommandContext): Promise<void> {
-  const format = opts.format ?? FORMAT_OF_EXTENSION[extname(opts.output).toLowerCase()];
-  if (format === undefined) {
-    throw context.error(`cannot tell the format from '${opts.output}'; pass --format ${FORMATS.join('|')}`, context.exit.usage);
-  }
-  if (opts.keepBatchnorm && format !== 'onnx') throw context.error('--keep-batchnorm applies to --format onnx only', context.exit.usage);
-
-  // The weights a builder's `weights` option takes, loaded here rather than through getModel so
-  // that each failure keeps its exit code and the class count can come from the file.
+/**
+ * The model with the weights a builder's `weights` option takes (file, URL or torchvision name),
+ * in eval mode. Loaded here rather than through getModel so that each failure keeps its exit
+ * code and the class count can come from the file.
+ */
+export async function buildModelWithWeights(arch: string, opts: ModelFlags & { weights: string }, context: ModelCommandContext): Promise<ResNet> {
   let source;
   try {
     source = resolveWeights(arch, opts.weights);
@@ -90,6 +87,17 @@ async function exportCommand(arch: string, opts: ExportFlags, context: ModelComm
     throw e;
   }
   model.eval();
+  return model;
+}
+
+async function exportCommand(arch: string, opts: ExportFlags, context: ModelCommandContext): Promise<void> {
+  const format = opts.format ?? FORMAT_OF_EXTENSION[extname(opts.output).toLowerCase()];
+  if (format === undefined) {
+    throw context.error(`cannot tell the format from '${opts.output}'; pass --format ${FORMATS.join('|')}`, context.exit.usage);
+  }
+  if (opts.keepBatchnorm && format !== 'onnx') throw context.error('--keep-batchnorm applies to --format onnx only', context.exit.usage);
+
+  const model = await buildModelWithWeights(arch, opts, context);
 
   const bytes = encode(model, arch, format, opts.keepBatchnorm ?? false);
   try {

@@ -19,6 +19,7 @@ import { WeightFileError } from '../io/errors.js';
 import { registerPreprocessCommand } from './preprocess.js';
 import { registerExportCommand } from './export.js';
 import { registerDiagramCommand } from './diagram.js';
+import { registerClassifyCommand } from './classify.js';
 
 /** Exit codes: each says what kind of failure it was. */
 export const EXIT = {
@@ -307,6 +308,7 @@ export function buildProgram(): Command {
 
   registerPreprocessCommand(program, { exitHelp: EXIT_HELP, exit: EXIT, error: (message, exitCode) => new CliError(message, exitCode) });
   registerExportCommand(program, { exitHelp: EXIT_HELP, exit: EXIT, error: (message, exitCode) => new CliError(message, exitCode), parseArch, addModelOptions, buildModel });
+  registerClassifyCommand(program, { exitHelp: EXIT_HELP, exit: EXIT, error: (message, exitCode) => new CliError(message, exitCode), parseArch, addModelOptions, buildModel });
   registerDiagramCommand(program, { exitHelp: EXIT_HELP, exit: EXIT, error: (message, exitCode) => new CliError(message, exitCode), parseArch, parseInputShape, addModelOptions, buildModel });
 
   for (const command of program.commands) command.exitOverride();

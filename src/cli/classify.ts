@@ -2,6 +2,7 @@
 // top-k ImageNet categories with their softmax probabilities for each image.
 
 import { InvalidArgumentError, type Command } from 'commander';
+import { parsePositiveInt } from './args.js';
 import type { Tensor } from '../core/tensor.js';
 import { ImageClassification } from '../preprocess/transforms.js';
 import { ImageFileError, readImage } from '../preprocess/decode.js';
@@ -93,13 +94,6 @@ async function classifyCommand(images: string[], opts: ClassifyFlags, context: M
   }
 }
 
-function positiveInt(name: string): (value: string) => number {
-  return (value) => {
-    if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`${name} must be a positive integer.`);
-    return Number(value);
-  };
-}
-
 /** Adds `classify` to the `resnet` program. */
 export function registerClassifyCommand(program: Command, context: ModelCommandContext): Command {
   const command = program
@@ -108,10 +102,10 @@ export function registerClassifyCommand(program: Command, context: ModelCommandC
     .argument('<images...>', 'image files')
     .option('--arch <arch>', 'architecture', 'resnet50')
     .option('--weights <file|url|name>', 'torchvision weights name (IMAGENET1K_V1, IMAGENET1K_V2, DEFAULT), .pth/.safetensors file or URL', 'DEFAULT')
-    .option('--topk <k>', 'categories per image', positiveInt('--topk'), 5)
-    .option('--batch <n>', 'images per forward pass', positiveInt('--batch'), 8)
-    .option('--resize <n>', 'resize the shorter side (default: the weights\' preset, else 256)', positiveInt('--resize'))
-    .option('--crop <n>', 'center crop (default: the weights\' preset, else 224)', positiveInt('--crop'))
+    .option('--topk <k>', 'categories per image', parsePositiveInt('--topk'), 5)
+    .option('--batch <n>', 'images per forward pass', parsePositiveInt('--batch'), 8)
+    .option('--resize <n>', 'resize the shorter side (default: the weights\' preset, else 256)', parsePositiveInt('--resize'))
+    .option('--crop <n>', 'center crop (default: the weights\' preset, else 224)', parsePositiveInt('--crop'))
     .option('--json', 'one JSON line per image');
   return context
     .addModelOptions(command)

@@ -20,6 +20,7 @@ import { registerPreprocessCommand } from './preprocess.js';
 import { registerExportCommand } from './export.js';
 import { registerDiagramCommand } from './diagram.js';
 import { registerClassifyCommand } from './classify.js';
+import { parsePositiveInt } from './args.js';
 
 /** Exit codes: each says what kind of failure it was. */
 export const EXIT = {
@@ -51,16 +52,6 @@ Exit codes:
   4  state dict does not fit the model
   5  input the model cannot take
 `;
-
-function parsePositiveInt(name: string): (value: string) => number {
-  return (value) => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) {
-      throw new InvalidArgumentError(`${name} must be a positive integer.`);
-    }
-    return n;
-  };
-}
 
 function parseNonNegativeInt(name: string): (value: string) => number {
   return (value) => {

@@ -4,6 +4,7 @@
 
 import { writeFile } from 'node:fs/promises';
 import { InvalidArgumentError, type Command } from 'commander';
+import { parsePositiveInt } from './args.js';
 import { shapeToString } from '../core/tensor.js';
 import { writeNpy } from '../io/npy.js';
 import { ImageClassification, ImageFileError, readImage } from '../preprocess/index.js';
@@ -14,14 +15,6 @@ export interface CommandContext {
   readonly exit: { readonly file: number };
   /** An error that main() prints as one line on stderr before exiting with `exitCode`. */
   readonly error: (message: string, exitCode: number) => Error;
-}
-
-function positiveInt(name: string): (value: string) => number {
-  return (value) => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer.`);
-    return n;
-  };
 }
 
 async function preprocessCommand(image: string, opts: { resize: number; crop: number; output: string }, context: CommandContext): Promise<void> {
@@ -48,8 +41,8 @@ export function registerPreprocessCommand(program: Command, context: CommandCont
     .description("torchvision's ImageClassification preset on a JPEG, PNG or WebP file → NCHW float32 .npy [1, 3, crop, crop]")
     .argument('<image>', 'JPEG, PNG or WebP file, decoded as PIL decodes it and converted to RGB')
     .requiredOption('-o, --output <x.npy>', 'where to write the tensor')
-    .option('--resize <n>', 'shorter side after resizing (256 for IMAGENET1K_V1 weights, 232 for V2)', positiveInt('--resize'), 256)
-    .option('--crop <n>', 'side of the center crop', positiveInt('--crop'), 224)
+    .option('--resize <n>', 'shorter side after resizing (256 for IMAGENET1K_V1 weights, 232 for V2)', parsePositiveInt('--resize'), 256)
+    .option('--crop <n>', 'side of the center crop', parsePositiveInt('--crop'), 224)
     .addHelpText('after', context.exitHelp)
     .action((image: string, opts: { resize: number; crop: number; output: string }) => preprocessCommand(image, opts, context));
 }

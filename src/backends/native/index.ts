@@ -7,6 +7,7 @@
 import { Tensor } from '../../core/tensor.js';
 import type { Backend, Conv2dParams, ConvEpilogue, Pool2dParams } from '../backend.js';
 import { createReferenceBackend } from '../ref/kernels.js';
+import { convShapeFields, packingKey, sameSamples, weightSamples } from '../kernel-abi.js';
 
 /** One build of the kernels inside the addon (see csrc/native/addon.c for the argument lists). */
 interface NativeKernels {
@@ -99,14 +100,9 @@ function output(n: number): Float32Array {
   return new Float32Array(bytes.buffer, bytes.byteOffset, n);
 }
 
-/** rk_conv2d_shape's fields, in kernels.h's order. */
+/** rk_conv2d_shape's fields as the addon takes them. */
 function convGeometry(x: Tensor, weight: Tensor, p: Conv2dParams, outH: number, outW: number): Int32Array {
-  const [batch, inChannels, inH, inW] = x.shape;
-  const [outChannels, , kh, kw] = weight.shape;
-  return Int32Array.of(
-    batch, inChannels, inH, inW, outChannels, outH, outW, kh, kw,
-    p.stride[0], p.stride[1], p.padding[0], p.padding[1], p.dilation[0], p.dilation[1], p.groups,
-  );
+  return Int32Array.from(convShapeFields(x, weight, p, outH, outW));
 }
 
 /** A packed weight, what it was packed for, and a few samples of the weight it came from. */
@@ -114,19 +110,6 @@ interface Packed {
   key: string;
   data: Float32Array;
   samples: Float32Array;
-}
-
-/** 16 evenly spaced elements: a cheap guard against a weight changed in place after packing. */
-function samplesOf(data: Float32Array): Float32Array {
-  const count = Math.min(16, data.length);
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) out[i] = data[Math.floor((i * (data.length - 1)) / Math.max(1, count - 1))];
-  return out;
-}
-
-function sameSamples(a: Float32Array, b: Float32Array): boolean {
-  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return false;
-  return true;
 }
 
 export function createNativeBackend(options: NativeBackendOptions = {}): NativeBackend {
@@ -140,13 +123,13 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
   const packs = new WeakMap<Tensor, Packed>();
 
   function packed(weight: Tensor, geometry: Int32Array): Float32Array {
-    const key = `${weight.shape.join(',')}/${geometry[15]}`;
+    const key = packingKey(geometry);
     const w = weight.f32;
     const hit = packs.get(weight);
-    if (hit && hit.key === key && sameSamples(hit.samples, samplesOf(w))) return hit.data;
+    if (hit && hit.key === key && sameSamples(hit.samples, weightSamples(w))) return hit.data;
     const data = new Float32Array(k.conv2dPackedFloats(geometry));
     k.conv2dPack(geometry, w, data);
-    packs.set(weight, { key, data, samples: samplesOf(w) });
+    packs.set(weight, { key, data, samples: weightSamples(w) });
     return data;
   }
 

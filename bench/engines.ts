@@ -8,7 +8,6 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Tensor } from '../src/core/tensor.js';
-import { readWeights } from '../src/io/weights.js';
 import { getModel } from '../src/models/builders.js';
 import type { ResNet } from '../src/models/resnet.js';
 import { useBackend } from '../src/tools/bench.js';
@@ -56,16 +55,15 @@ export function packageVersion(name: string): string | null {
   return null;
 }
 
-/** Our model with the benchmark weights loaded, in eval mode. */
-export function loadOurModel(arch: string, modelsDir: string): ResNet {
-  const model = getModel(arch, { seed: 0 });
-  model.loadStateDict(readWeights(readFileSync(modelFile(modelsDir, arch, 'safetensors'))));
+/** Our model with the benchmark weights loaded as a user loads a weights file (the builder's `weights`), in eval mode. */
+export async function loadOurModel(arch: string, modelsDir: string): Promise<ResNet> {
+  const model = await getModel(arch, { weights: modelFile(modelsDir, arch, 'safetensors') });
   model.eval();
   return model;
 }
 
 async function createOurs(spec: EngineSpec, backendName: string): Promise<Engine> {
-  const model = loadOurModel(spec.arch, spec.modelsDir);
+  const model = await loadOurModel(spec.arch, spec.modelsDir);
   const { threads, threadsSupported } = useBackend(backendName, spec.threads);
   let x: Tensor | null = null;
   return {
@@ -140,7 +138,7 @@ async function createTfjsWasm(spec: EngineSpec): Promise<Engine> {
   wasm.setThreadsCount(spec.threads);
   if (!(await tf.setBackend('wasm'))) throw new Error('tfjs: the wasm backend did not initialise');
   await tf.ready();
-  const graph = buildTfResNet(tf, loadOurModel(spec.arch, spec.modelsDir));
+  const graph = buildTfResNet(tf, await loadOurModel(spec.arch, spec.modelsDir));
   let x: InstanceType<typeof tf.Tensor> | null = null;
   return {
     setInput: async (data, shape) => {

@@ -1,5 +1,5 @@
 // Our ResNet as a TensorFlow.js graph, for the tfjs-backend-wasm peer: the same weights, read
-// from our model after loading, with BatchNorm folded into each convolution (foldConvBn, as
+// from our model after loading, with BatchNorm folded into each convolution (foldedConvWeights, as
 // our eval mode and TF's graph optimiser both do) and laid out for tfjs: activations NHWC,
 // convolution filters HWIO, fc weight (in, out). The benchmark checks its
 // logits against ours before timing it.
@@ -8,7 +8,7 @@ import type * as tfjs from '@tensorflow/tfjs-core';
 import type { Tensor } from '../src/core/tensor.js';
 import { Module } from '../src/nn/module.js';
 import { BatchNorm2d, Conv2d, Sequential } from '../src/nn/layers.js';
-import { foldConvBn } from '../src/nn/fuse.js';
+import { foldedConvWeights } from '../src/nn/fuse.js';
 import { BasicBlock, Bottleneck, type ResNet } from '../src/models/resnet.js';
 
 type TF = typeof tfjs;
@@ -47,7 +47,7 @@ function foldedConv(tf: TF, conv: Conv2d, norm: Module): TfConv {
   if (conv.stride[0] !== conv.stride[1] || conv.padding[0] !== conv.padding[1] || conv.dilation[0] !== conv.dilation[1]) {
     throw new Error('tfjs graph: only square strides, paddings and dilations');
   }
-  const { weight, bias } = foldConvBn(conv, norm);
+  const { weight, bias } = foldedConvWeights(conv, norm);
   const [o, i, kh, kw] = weight.shape;
   return {
     filter: tf.tensor4d(oihwToHwio(weight), [kh, kw, i, o]),

@@ -16,7 +16,7 @@ import { readNpy, writeNpy } from '../src/io/npy.js';
 import { getPickleState, unpickle } from '../src/io/pickle.js';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 import { STATE_DICT_GLOBALS, loadStateDictFromTorch, loadTorchFile } from '../src/io/torch.js';
-import { detectWeightFormat, loadWeightsFile } from '../src/io/weights.js';
+import { detectWeightFormat, loadWeightsFile, readWeights } from '../src/io/weights.js';
 import { fixturePath } from './helpers/paths.js';
 
 const formatsPath = (name: string): string => fixturePath('formats', name);
@@ -369,6 +369,34 @@ describe('loadWeightsFile', () => {
       const path = join(dir, 'weights.pth');
       await writeFile(path, fixture('dtypes.safetensors'));
       assert.equal((await loadWeightsFile(path)).size, expectedTensors('dtypes_expected.json').size);
+    } finally {
+      await rm(dir, { recursive: true });
+    }
+  });
+
+  test('tensors read from a file of our own may be views of its bytes (safetensors: all); readWeights copies by default', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'resnet-ts-formats-'));
+    try {
+      for (const file of ['model_zip.pth', 'model_legacy.pth']) {
+        const path = join(dir, file);
+        await writeFile(path, fixture(file));
+        const loaded = await loadWeightsFile(path);
+        assertStateDictEqual(loaded, expectedTensors('model_expected.json'), file);
+      }
+      const bytes = writeSafetensors(new Map([['a', Tensor.from([1, 2, 3])], ['b', Tensor.from([4, 5])]]));
+      const path = join(dir, 'two.safetensors');
+      await writeFile(path, bytes);
+      const views = await loadWeightsFile(path);
+      assert.equal(views.get('a')!.data.buffer, views.get('b')!.data.buffer, 'both tensors view the bytes read');
+      assert.deepEqual([...views.get('b')!.f32], [4, 5]);
+      // Bytes handed in by a caller stay the caller's: copied unless copy: false.
+      const copied = readWeights(bytes);
+      assert.notEqual(copied.get('a')!.data.buffer, bytes.buffer);
+      const aliased = readWeights(bytes, { copy: false });
+      if (aliased.get('a')!.data.buffer === bytes.buffer) {
+        aliased.get('a')!.f32[0] = 42;
+        assert.equal(readWeights(bytes).get('a')!.f32[0], 42, 'a view writes through to the bytes');
+      }
     } finally {
       await rm(dir, { recursive: true });
     }

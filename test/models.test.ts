@@ -225,3 +225,30 @@ test('eval mode folds BN into the convolutions: same output as the unfused modul
   model.loadStateDict(zeros);
   assert.ok(model.call(x).f32.every((v) => v === 0));
 });
+
+test('loadStateDict with assign: the module takes the given tensors\' memory; a failed strict load still changes nothing', () => {
+  const source = getModel('resnet18', { seed: 1 }).stateDict();
+  const model = getModel('resnet18', { seed: 2 });
+  const weightBefore = model.conv1.weight;
+  model.loadStateDict(source, { assign: true });
+  assert.equal(model.conv1.weight, weightBefore, 'the same tensor object, so every holder sees the load');
+  assert.equal(model.conv1.weight.data, source.get('conv1.weight')!.data, 'sharing the source data, not a copy');
+  assert.equal((model.bn1 as BatchNorm2d).numBatchesTracked!.data, source.get('bn1.num_batches_tracked')!.data);
+  source.get('fc.bias')!.f32[0] = 123;
+  assert.equal(model.fc.bias!.f32[0], 123);
+
+  const other = getModel('resnet18', { seed: 3 });
+  const kept = other.conv1.weight.data;
+  const broken = new Map(source);
+  broken.delete('fc.bias');
+  assert.throws(() => other.loadStateDict(broken, { assign: true }), StateDictError);
+  assert.equal(other.conv1.weight.data, kept);
+
+  // A float32 value for an int64 buffer is converted and copied, as without assign.
+  const converted = new Map(source);
+  converted.set('bn1.num_batches_tracked', Tensor.from([7]).reshape([]));
+  other.loadStateDict(converted, { assign: true });
+  assert.equal((other.bn1 as BatchNorm2d).numBatchesTracked!.dtype, 'int64');
+  assert.equal((other.bn1 as BatchNorm2d).numBatchesTracked!.item(), 7);
+  assert.throws(() => Tensor.from([1, 2]).set_(Tensor.from([1, 2, 3])), /set_: float32 tensor of shape \[3\]/);
+});

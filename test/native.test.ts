@@ -15,6 +15,7 @@ import { createNativeBackend, nativeAvailable, type NativeBackend } from '../src
 import { convOutputSize } from '../src/ops/functional.js';
 import { getModel, type ResNet } from '../src/index.js';
 import { assertCloseToReference } from './helpers/compare.js';
+import { checkPackingFollowsScaleAndGeometry } from './helpers/packing.js';
 import { deterministicInput, deterministicStateDict } from './helpers/fill.js';
 
 const REL_TOL = 1e-5;
@@ -197,6 +198,10 @@ test('native backend: a weight changed in place is packed again', { skip }, () =
   backend.conv2d(x, weight, null, p, 5, 5);
   weight.f32.fill(0.5);
   assertCloseToReference(backend.conv2d(x, weight, null, p, 5, 5), ref.conv2d(x, weight, null, p, 5, 5), REL_TOL, 'repacked');
+});
+
+test('native backend: a weight packed with a folded scale or another stride is never mistaken for itself', { skip }, () => {
+  for (const threads of [1, 2]) checkPackingFollowsScaleAndGeometry(createNativeBackend({ threads }), ref, REL_TOL, `native ×${threads}`);
 });
 
 test('native backend: threads are settable and the ISA is named', { skip }, () => {

@@ -16,6 +16,7 @@ import { chooseVariant, type WasmBytes } from '../src/backends/wasm/loader.js';
 import { convOutputSize } from '../src/ops/functional.js';
 import { getModel } from '../src/models/builders.js';
 import { assertCloseToReference } from './helpers/compare.js';
+import { checkPackingFollowsScaleAndGeometry } from './helpers/packing.js';
 import { deterministicInput, deterministicStateDict } from './helpers/fill.js';
 
 const KERNEL_TOL = 1e-5;
@@ -226,6 +227,10 @@ test('a weight changed in place is packed again', () => {
   check('before', (b) => b.conv2d(x, w, null, p, 6, 6));
   w.copy_(random([8, 8, 3, 3])); // as loadStateDict does to parameters
   check('after copy_', (b) => b.conv2d(x, w, null, p, 6, 6));
+});
+
+test('a weight packed with a folded scale or another stride is never mistaken for itself', () => {
+  for (const [threads, backend] of backends) checkPackingFollowsScaleAndGeometry(backend, ref, KERNEL_TOL, `wasm (${threads})`);
 });
 
 test('packed weights past weightCacheBytes are dropped, least recently used first, and packed again when needed', () => {

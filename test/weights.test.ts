@@ -24,6 +24,7 @@ import {
   getModelWeights,
   listModels,
   loadWeightsFile,
+  manualSeed,
   resnet18,
   sha256PrefixOf,
   writeSafetensors,
@@ -31,6 +32,7 @@ import {
 } from '../src/index.js';
 import { checkpointDir, downloadToCache, loadStateDictFromUrl, resnetHome } from '../src/weights/download.js';
 import { summarize } from '../src/tools/summary.js';
+import { getDefaultGenerator } from '../src/core/rng.js';
 import { fixturePath } from './helpers/paths.js';
 
 describe('torchvision descriptors (generated from torchvision 0.14)', () => {
@@ -391,7 +393,16 @@ describe('builders with weights', () => {
   test('a URL and a file path', async () => {
     const url = server.serve(`/u/${file.fileName}`, file.body);
     assertSameWeights(await resnet18({ weights: url, progress: false }));
-    assertSameWeights(await resnet18({ weights: join(checkpointDir(), file.fileName) }));
+    // From a file: nothing drawn for an initialisation the load would overwrite, and the
+    // parameters hold the file's tensors rather than copies of them.
+    manualSeed(11);
+    const next = getDefaultGenerator().random();
+    manualSeed(11);
+    const model = await resnet18({ weights: join(checkpointDir(), file.fileName) });
+    assert.equal(getDefaultGenerator().random(), next, 'the pretrained builder drew no random numbers');
+    assertSameWeights(model);
+    const buffers = new Set([...model.stateDict().values()].map((t) => t.data.buffer));
+    assert.equal(buffers.size, 1, 'every parameter and buffer is a view of the one file read');
   });
 
   test("torchvision's errors, as rejections, before anything is downloaded", async () => {

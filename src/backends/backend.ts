@@ -24,9 +24,31 @@ export interface Pool2dParams {
  * passes over memory: y = relu?(conv(x) + bias + residual?).
  */
 export interface ConvEpilogue {
+  /**
+   * Output channel o of the convolution multiplied by scale[o] before the bias: BatchNorm
+   * folded into the convolution. Every backend computes it as the convolution with the folded
+   * weight w·scale[o] (rounded to float32, see foldWeightScale); the fast ones fold it once,
+   * into their packed copy of the weight, so no folded copy of the model is ever kept.
+   */
+  scale?: Float64Array | null;
   /** Added elementwise after the bias; the shape of the output. */
   residual?: Tensor | null;
   relu?: boolean;
+}
+
+/**
+ * weight (O, ...) with output channel o multiplied by scale[o], in float32; the weight itself
+ * when there is no scale.
+ */
+export function foldWeightScale(weight: Float32Array, scale: Float64Array | null | undefined): Float32Array {
+  if (!scale) return weight;
+  const perChannel = weight.length / scale.length;
+  const out = new Float32Array(weight.length);
+  for (let o = 0; o < scale.length; o++) {
+    const s = scale[o];
+    for (let i = o * perChannel; i < (o + 1) * perChannel; i++) out[i] = weight[i] * s;
+  }
+  return out;
 }
 
 /** Per-channel mean and biased variance over (N, H, W) of an NCHW tensor. */

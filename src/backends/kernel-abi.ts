@@ -16,11 +16,12 @@ export function convShapeFields(x: Tensor, weight: Tensor, p: Conv2dParams, outH
 }
 
 /**
- * What rk_conv2d_pack's layout depends on: in_channels, out_channels, kernel_h, kernel_w and
- * groups of rk_conv2d_shape (the weight's geometry), not the input's size or the stride.
+ * What rk_conv2d_pack's layout depends on: in_channels, out_channels, kernel_h, kernel_w,
+ * stride, dilation and groups of rk_conv2d_shape (the weight's geometry, and whether the
+ * convolution runs as Winograd), not the input's size or the padding.
  */
 export function packingKey(shape: ArrayLike<number>): string {
-  return [1, 4, 7, 8, 15].map((field) => shape[field]).join(',');
+  return [1, 4, 7, 8, 9, 10, 13, 14, 15].map((field) => shape[field]).join(',');
 }
 
 /** 16 evenly spaced elements: a cheap guard against a weight changed in place after packing. */

@@ -119,6 +119,20 @@ export class Tensor {
     return this;
   }
 
+  /**
+   * Makes this tensor share `src`'s data (torch's Tensor.set_): same shape and dtype; no copy.
+   * Whatever held this tensor (a module's parameter) now reads and writes src's memory.
+   */
+  set_(src: Tensor): this {
+    if (!shapesEqual(src.shape, this.shape) || src.dtype !== this.dtype || src.isMeta !== this.isMeta) {
+      throw new RangeError(
+        `set_: ${src.dtype} tensor of shape ${shapeToString(src.shape)} cannot stand for ${this.dtype} ${shapeToString(this.shape)}`,
+      );
+    }
+    (this as { data: TensorData }).data = src.data;
+    return this;
+  }
+
   fill_(value: number): this {
     if (this.data instanceof BigInt64Array) this.data.fill(BigInt(value));
     else this.data.fill(value);

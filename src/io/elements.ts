@@ -34,14 +34,30 @@ function hostOrderCopy(bytes: Uint8Array, elementSize: number, littleEndian: boo
   return copy.buffer;
 }
 
+/** Options of the readers that decode tensors from a file's bytes. */
+export interface ReadOptions {
+  /**
+   * Copy every tensor out of `bytes` (default). false: tensors stored as float32 or int64, in
+   * host order and aligned, are views of `bytes` — for bytes nobody else will change (a file
+   * just read), so a model is not held twice.
+   */
+  copy?: boolean;
+}
+
 /**
  * Decodes `bytes` (a whole number of `dtype` elements) into float32 data for float types
  * (float64 rounds to nearest float32, as torch's .float() does) or int64 data otherwise.
+ * With `copy` false, float32 and int64 data already in host order and aligned is returned as
+ * a view of `bytes` (for callers that own the bytes: no second copy of a model in memory).
  */
-export function decodeElements(bytes: Uint8Array, dtype: FileDType, littleEndian = true): TensorData {
+export function decodeElements(bytes: Uint8Array, dtype: FileDType, littleEndian = true, copy = true): TensorData {
   const size = ELEMENT_SIZE[dtype];
   if (bytes.length % size !== 0) {
     throw new WeightFileError(`${bytes.length} bytes is not a whole number of ${dtype} elements`);
+  }
+  if (!copy && littleEndian === HOST_LITTLE_ENDIAN && bytes.byteOffset % size === 0) {
+    if (dtype === 'float32') return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+    if (dtype === 'int64') return new BigInt64Array(bytes.buffer, bytes.byteOffset, bytes.length / 8);
   }
   const buffer = hostOrderCopy(bytes, size, littleEndian);
   switch (dtype) {

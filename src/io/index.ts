@@ -2,6 +2,7 @@
 // bytes, so they work in browsers too; loadWeightsFile reads from disk in Node.
 
 export { WeightFileError } from './errors.js';
+export type { ReadOptions } from './elements.js';
 export { loadTorchFile, loadStateDictFromTorch, STATE_DICT_GLOBALS } from './torch.js';
 export { readSafetensors, writeSafetensors } from './safetensors.js';
 export { readNpy, writeNpy } from './npy.js';

@@ -7,7 +7,7 @@
 // the tensors tile it exactly (no gaps, no overlap), all little-endian and row-major.
 
 import { Tensor, numel, shapeToString } from '../core/tensor.js';
-import { ELEMENT_SIZE, type FileDType, decodeElements, encodeLittleEndian } from './elements.js';
+import { ELEMENT_SIZE, type FileDType, type ReadOptions, decodeElements, encodeLittleEndian } from './elements.js';
 import { WeightFileError } from './errors.js';
 
 const DTYPES: Readonly<Record<string, FileDType>> = {
@@ -53,7 +53,7 @@ function parseEntry(name: string, info: unknown): Entry {
  * written by writeSafetensors and by the reference implementation). Float types become
  * float32, integer and bool types int64. `__metadata__` is ignored.
  */
-export function readSafetensors(bytes: Uint8Array): Map<string, Tensor> {
+export function readSafetensors(bytes: Uint8Array, options: ReadOptions = {}): Map<string, Tensor> {
   if (bytes.length < 8) throw new WeightFileError('safetensors: file is shorter than its 8-byte header length');
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLength = view.getBigUint64(0, true);
@@ -90,7 +90,7 @@ export function readSafetensors(bytes: Uint8Array): Map<string, Tensor> {
 
   const tensors = new Map<string, Tensor>();
   for (const { name, dtype, shape, begin, end } of entries) {
-    const data = decodeElements(bytes.subarray(dataStart + begin, dataStart + end), dtype);
+    const data = decodeElements(bytes.subarray(dataStart + begin, dataStart + end), dtype, true, options.copy ?? true);
     tensors.set(name, new Tensor(data, shape));
   }
   return tensors;

@@ -14,7 +14,7 @@
 import { unzipSync } from 'fflate';
 import { Tensor, type TensorData, numel } from '../core/tensor.js';
 import {
-  ELEMENT_SIZE, type FileDType, checkStridedView, decodeElements, gatherStrided, isContiguous,
+  ELEMENT_SIZE, type FileDType, type ReadOptions, checkStridedView, decodeElements, gatherStrided, isContiguous,
 } from './elements.js';
 import { WeightFileError } from './errors.js';
 import { PickleGlobal, type PickleGlobalFactory, unpickle } from './pickle.js';
@@ -196,7 +196,7 @@ function toTensor(view: TensorView, path: string, data: TensorData, exclusive: b
 
 /** Decodes each storage once, on first use, so views sharing a storage share the work. */
 function storageDecoder(
-  dtypes: ReadonlyMap<string, FileDType>, bytesOf: (key: string) => Uint8Array, littleEndian: boolean,
+  dtypes: ReadonlyMap<string, FileDType>, bytesOf: (key: string) => Uint8Array, littleEndian: boolean, copy: boolean,
 ): (key: string) => TensorData {
   const decoded = new Map<string, TensorData>();
   return (key) => {
@@ -204,7 +204,7 @@ function storageDecoder(
     if (data === undefined) {
       const dtype = dtypes.get(key);
       if (dtype === undefined) throw new WeightFileError(`storage '${key}' has no type`);
-      data = decodeElements(bytesOf(key), dtype, littleEndian);
+      data = decodeElements(bytesOf(key), dtype, littleEndian, copy);
       decoded.set(key, data);
     }
     return data;
@@ -242,10 +242,11 @@ function loadZip(bytes: Uint8Array): unknown {
     if (data === undefined) throw new WeightFileError(`storage '${key}' is missing from the zip archive`);
     return data;
   };
-  return materialise(value, storageDecoder(dtypes, bytesOf, order === 'little'));
+  // The unzipped records are this function's own copies: tensors may be views of them.
+  return materialise(value, storageDecoder(dtypes, bytesOf, order === 'little', false));
 }
 
-function loadLegacy(bytes: Uint8Array): unknown {
+function loadLegacy(bytes: Uint8Array, copy: boolean): unknown {
   const noGlobals = { globals: new Map<string, PickleGlobalFactory>() };
   const magic = unpickle(bytes, noGlobals);
   if (magic.value !== LEGACY_MAGIC) throw new WeightFileError('not a torch file: legacy magic number missing');
@@ -287,7 +288,7 @@ function loadLegacy(bytes: Uint8Array): unknown {
     if (data === undefined) throw new WeightFileError(`storage '${key}' is missing from the file`);
     return data;
   };
-  return materialise(main.value, storageDecoder(dtypes, bytesOf, littleEndian));
+  return materialise(main.value, storageDecoder(dtypes, bytesOf, littleEndian, copy));
 }
 
 export function isTorchZip(bytes: Uint8Array): boolean {
@@ -303,9 +304,9 @@ export function isTorchLegacy(bytes: Uint8Array): boolean {
  * The object a torch.save file holds, with Python values mapped as pickle.ts describes
  * and every tensor as a contiguous Tensor. Throws WeightFileError for anything else.
  */
-export function loadTorchFile(bytes: Uint8Array): unknown {
+export function loadTorchFile(bytes: Uint8Array, options: ReadOptions = {}): unknown {
   if (isTorchZip(bytes)) return loadZip(bytes);
-  if (isTorchLegacy(bytes)) return loadLegacy(bytes);
+  if (isTorchLegacy(bytes)) return loadLegacy(bytes, options.copy ?? true);
   throw new WeightFileError('not a torch file (neither a torch.save zip archive nor a legacy torch pickle)');
 }
 
@@ -323,8 +324,8 @@ const CHECKPOINT_KEYS = ['state_dict', 'model_state_dict', 'model'];
  * dict, or a checkpoint dict with exactly one of 'state_dict' / 'model_state_dict' /
  * 'model' holding a dict whose values are all tensors.
  */
-export function loadStateDictFromTorch(bytes: Uint8Array): Map<string, Tensor> {
-  const value = loadTorchFile(bytes);
+export function loadStateDictFromTorch(bytes: Uint8Array, options: ReadOptions = {}): Map<string, Tensor> {
+  const value = loadTorchFile(bytes, options);
   if (isTensorDict(value)) return value;
   if (value instanceof Map) {
     const candidates = CHECKPOINT_KEYS.filter((key) => isTensorDict(value.get(key)));

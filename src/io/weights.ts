@@ -4,6 +4,7 @@
 
 import type { Tensor } from '../core/tensor.js';
 import { WeightFileError } from './errors.js';
+import type { ReadOptions } from './elements.js';
 import { readSafetensors } from './safetensors.js';
 import { isTorchLegacy, isTorchZip, loadStateDictFromTorch } from './torch.js';
 
@@ -25,12 +26,12 @@ export function detectWeightFormat(bytes: Uint8Array): WeightFileFormat | undefi
 }
 
 /** The state dict (name → Tensor, in file order) in the bytes of a torch or safetensors file. */
-export function readWeights(bytes: Uint8Array): Map<string, Tensor> {
+export function readWeights(bytes: Uint8Array, options: ReadOptions = {}): Map<string, Tensor> {
   const format = detectWeightFormat(bytes);
   if (format === undefined) {
     throw new WeightFileError('not a torch or safetensors file (expected a torch.save zip, a legacy torch pickle or safetensors)');
   }
-  return format === 'safetensors' ? readSafetensors(bytes) : loadStateDictFromTorch(bytes);
+  return format === 'safetensors' ? readSafetensors(bytes, options) : loadStateDictFromTorch(bytes, options);
 }
 
 /** Reads `path` and returns its state dict; every failure is a WeightFileError naming the path. */
@@ -47,7 +48,8 @@ export async function loadWeightsFile(path: string): Promise<Map<string, Tensor>
     throw new WeightFileError(`${path}: ${reason}`, { cause: error });
   }
   try {
-    return readWeights(bytes);
+    // The bytes are ours alone: tensors may be views of them rather than copies.
+    return readWeights(bytes, { copy: false });
   } catch (error) {
     if (error instanceof WeightFileError) throw new WeightFileError(`${path}: ${error.message}`, { cause: error });
     throw error;

@@ -4,6 +4,7 @@
 
 import { BasicBlock, Bottleneck, ResNet, type BlockType, type ResNetOptions } from './resnet.js';
 import { loadWeights, resolveWeights, type WeightsSpec } from '../weights/load.js';
+import { skipInit } from '../nn/init.js';
 
 export type BuilderOptions = ResNetOptions;
 
@@ -70,8 +71,16 @@ function builder(arch: string, block: BlockType, layers: readonly number[], fixe
       options = overwriteNamedParam(options, 'numClasses', source.meta.categories.length, 'num_classes');
     }
     const stateDict = await loadWeights(source, { progress });
-    const model = new ResNet(block, layers, options);
-    model.loadStateDict(stateDict);
+    // Every tensor comes from the file: no initialisation to draw, and the parameters take the
+    // loaded tensors' memory (read from a file of our own) rather than a copy of it.
+    const endSkip = skipInit();
+    let model: ResNet;
+    try {
+      model = new ResNet(block, layers, options);
+    } finally {
+      endSkip();
+    }
+    model.loadStateDict(stateDict, { strict: true, assign: true });
     return model;
   };
   const build = (options: BuilderOptions & WeightsOptions = {}): ResNet | Promise<ResNet> => {

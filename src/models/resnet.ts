@@ -5,7 +5,7 @@
 import type { Tensor } from '../core/tensor.js';
 import { Generator, getDefaultGenerator } from '../core/rng.js';
 import * as F from '../ops/functional.js';
-import { constant_, kaimingNormal_, deferInit } from '../nn/init.js';
+import { constant_, kaimingNormal_, deferInit, isInitSkipped } from '../nn/init.js';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, ReLU, Sequential } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import { canFold, convBnFused } from '../nn/fuse.js';
@@ -267,6 +267,7 @@ export class ResNet extends Module {
       endDeferral();
     }
 
+    if (isInitSkipped()) return; // a strict load of every tensor comes next (pretrained builders)
     for (const m of this.modules()) {
       if (m instanceof Conv2d) {
         kaimingNormal_(m.weight, { mode: 'fan_out', nonlinearity: 'relu', generator });

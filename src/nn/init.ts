@@ -86,6 +86,26 @@ export function isInitDeferred(): boolean {
   return deferred > 0;
 }
 
+let skipped = 0;
+
+/**
+ * Models built until the returned function is called skip their own initialisation too
+ * (deferInit skips only the layers'): for a model whose every tensor a strict load replaces
+ * next, such as a builder's with pretrained weights. Parameters stay zero until then.
+ */
+export function skipInit(): () => void {
+  skipped++;
+  let ended = false;
+  return () => {
+    if (!ended) skipped--;
+    ended = true;
+  };
+}
+
+export function isInitSkipped(): boolean {
+  return skipped > 0;
+}
+
 /**
  * The default init of torch's Conv2d and Linear (reset_parameters): kaiming-uniform with
  * a = sqrt(5) for the weight, i.e. U(±1/sqrt(fan_in)), and the bias U(±1/sqrt(fan_in)).

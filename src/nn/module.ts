@@ -150,8 +150,13 @@ export abstract class Module {
    * Copies a state dict into this module's tensors. All keys and shapes are checked before
    * anything is copied, so a strict load that fails leaves the module as it was.
    * With `strict: false`, what fits is loaded and the rest is returned.
+   * With `assign: true` (torch's assign=True), the module's tensors take the given tensors'
+   * memory instead of a copy of it (where the dtypes agree): the state dict and the module then
+   * share their data, and a model loaded from a file is held once.
    */
-  loadStateDict(stateDict: Map<string, Tensor> | Record<string, Tensor>, options: { strict?: boolean } = {}): LoadStateDictResult {
+  loadStateDict(
+    stateDict: Map<string, Tensor> | Record<string, Tensor>, options: { strict?: boolean; assign?: boolean } = {},
+  ): LoadStateDictResult {
     const strict = options.strict ?? true;
     const source = stateDict instanceof Map ? stateDict : new Map(Object.entries(stateDict));
     const own = this.stateDict();
@@ -173,7 +178,10 @@ export abstract class Module {
 
     const failed = result.mismatchedKeys.length > 0 || result.missingKeys.length > 0 || result.unexpectedKeys.length > 0;
     if (strict && failed) throw new StateDictError(formatLoadErrors(this.typeName, result), result);
-    for (const [target, value] of toCopy) target.copy_(value);
+    for (const [target, value] of toCopy) {
+      if (options.assign && value.dtype === target.dtype) target.set_(value);
+      else target.copy_(value);
+    }
     epoch++;
     return result;
   }

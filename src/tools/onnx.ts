@@ -12,7 +12,7 @@ import protobuf from 'protobufjs';
 import type { Tensor } from '../core/tensor.js';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Identity, Linear, MaxPool2d, ReLU, Sequential } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
-import { foldConvBn } from '../nn/fuse.js';
+import { foldedConvWeights } from '../nn/fuse.js';
 import { BasicBlock, Bottleneck, ResNet } from '../models/resnet.js';
 import { encodeLittleEndian } from '../io/elements.js';
 
@@ -281,7 +281,7 @@ class OnnxWriter {
   /** conv → norm, as one Conv with the BatchNorm folded in, or as Conv → BatchNormalization. */
   private convNorm(conv: Conv2d, convName: string, norm: Module, normName: string, x: string): string {
     if (!this.canFold(norm)) return this.emit(norm, normName, this.conv(conv, convName, x));
-    const { weight, bias } = foldConvBn(conv, norm);
+    const { weight, bias } = foldedConvWeights(conv, norm);
     const inputs = [x, this.graph.initializer(`${convName}.weight_folded`, weight), this.graph.initializer(`${convName}.bias_folded`, bias)];
     return this.graph.node('Conv', convName, inputs, this.convAttributes(conv));
   }

@@ -5,7 +5,7 @@
 // weights are packed once into the micro-kernel's layout and cached per weight tensor.
 
 import { Tensor } from '../../core/tensor.js';
-import type { Backend, Conv2dParams, ConvEpilogue, Pool2dParams } from '../backend.js';
+import { foldWeightScale, type Backend, type Conv2dParams, type ConvEpilogue, type Pool2dParams } from '../backend.js';
 import { createReferenceBackend } from '../ref/kernels.js';
 import { convShapeFields, packingKey, sameSamples, weightSamples } from '../kernel-abi.js';
 
@@ -105,9 +105,10 @@ function convGeometry(x: Tensor, weight: Tensor, p: Conv2dParams, outH: number, 
   return Int32Array.from(convShapeFields(x, weight, p, outH, outW));
 }
 
-/** A packed weight, what it was packed for, and a few samples of the weight it came from. */
+/** A packed weight, what it was packed for (geometry, scale), and a few samples of the weight it came from. */
 interface Packed {
   key: string;
+  scale: Float64Array | null;
   data: Float32Array;
   samples: Float32Array;
 }
@@ -122,14 +123,14 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
   // Weight tensor → its packing. The packing depends on the weight's shape and groups only.
   const packs = new WeakMap<Tensor, Packed>();
 
-  function packed(weight: Tensor, geometry: Int32Array): Float32Array {
+  function packed(weight: Tensor, geometry: Int32Array, scale: Float64Array | null): Float32Array {
     const key = packingKey(geometry);
     const w = weight.f32;
     const hit = packs.get(weight);
-    if (hit && hit.key === key && sameSamples(hit.samples, weightSamples(w))) return hit.data;
+    if (hit && hit.key === key && hit.scale === scale && sameSamples(hit.samples, weightSamples(w))) return hit.data;
     const data = new Float32Array(k.conv2dPackedFloats(geometry));
-    k.conv2dPack(geometry, w, data);
-    packs.set(weight, { key, data, samples: weightSamples(w) });
+    k.conv2dPack(geometry, foldWeightScale(w, scale), data);
+    packs.set(weight, { key, scale, data, samples: weightSamples(w) });
     return data;
   }
 
@@ -143,7 +144,7 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
     conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, p: Conv2dParams, outH: number, outW: number, epilogue: ConvEpilogue = {}): Tensor {
       const geometry = convGeometry(x, weight, p, outH, outW);
       const y = output(x.shape[0] * weight.shape[0] * outH * outW);
-      k.conv2d(geometry, x.f32, packed(weight, geometry), bias?.f32 ?? null, epilogue.residual?.f32 ?? null, epilogue.relu ?? false, y);
+      k.conv2d(geometry, x.f32, packed(weight, geometry, epilogue.scale ?? null), bias?.f32 ?? null, epilogue.residual?.f32 ?? null, epilogue.relu ?? false, y);
       return new Tensor(y, [x.shape[0], weight.shape[0], outH, outW]);
     },
 

@@ -4,7 +4,7 @@
 // takes seconds rather than minutes.
 
 import { Tensor } from '../../core/tensor.js';
-import type { Backend, ChannelMoments, Conv2dParams, ConvEpilogue, Pool2dParams } from '../backend.js';
+import { foldWeightScale, type Backend, type ChannelMoments, type Conv2dParams, type ConvEpilogue, type Pool2dParams } from '../backend.js';
 
 /**
  * c (M, N) += a (M, K) · b (K, N), all row-major with the given offsets.
@@ -114,7 +114,7 @@ function conv2d(
   const outPlane = outH * outW;
   const out = new Float32Array(batch * outChannels * outPlane);
   const xData = x.f32;
-  const wData = weight.f32;
+  const wData = foldWeightScale(weight.f32, epilogue.scale);
   const patch = groupInChannels * kh * kw;
   // A 1×1, stride-1, unpadded convolution is already a GEMM over the input planes.
   const pointwise = kh === 1 && kw === 1 && p.stride[0] === 1 && p.stride[1] === 1 && p.padding[0] === 0 && p.padding[1] === 0;

@@ -22,7 +22,7 @@
 // (COOP/COEP headers) for shared memory, and `await initWasmBackend()` before setBackend('wasm').
 
 import { Tensor } from '../../core/tensor.js';
-import { registerBackend, type Backend, type ChannelMoments, type Conv2dParams, type ConvEpilogue, type Pool2dParams } from '../backend.js';
+import { foldWeightScale, registerBackend, type Backend, type ChannelMoments, type Conv2dParams, type ConvEpilogue, type Pool2dParams } from '../backend.js';
 import { createReferenceBackend } from '../ref/kernels.js';
 import { convShapeFields, packingKey, sameSamples, weightSamples } from '../kernel-abi.js';
 import { Heap } from './heap.js';
@@ -65,6 +65,8 @@ interface Packed {
   address: number;
   bytes: number;
   samples: Float32Array;
+  /** The ConvEpilogue.scale folded into it. */
+  scale: Float64Array | null;
 }
 
 function warn(message: string): void {
@@ -173,7 +175,7 @@ export class WasmBackend implements Backend {
     const [batch] = x.shape;
     const [outChannels, groupChannels, kh, kw] = weight.shape;
     this.#shape.set(convShapeFields(x, weight, p, outH, outW));
-    const packed = this.#packedWeight(weight);
+    const packed = this.#packedWeight(weight, epilogue.scale ?? null);
     const temporaries: number[] = [];
     const input = this.#input(x, temporaries);
     const biasAddress = bias ? this.#input(bias, temporaries) : 0;
@@ -328,16 +330,16 @@ export class WasmBackend implements Backend {
   }
 
   /** rk_conv2d_pack of `weight` for the geometry now in #shape, cached per weight tensor. */
-  #packedWeight(weight: Tensor): number {
+  #packedWeight(weight: Tensor, scale: Float64Array | null): number {
     const floats = this.#kernels.rk_conv2d_packed_floats(this.#shapeAddress) >>> 0;
     return this.#cached(weight, packingKey(this.#shape), (address) => {
       const temporaries: number[] = [];
       try {
-        this.#kernels.rk_conv2d_pack(this.#shapeAddress, this.#copyIn(weight.f32, temporaries), address);
+        this.#kernels.rk_conv2d_pack(this.#shapeAddress, this.#copyIn(foldWeightScale(weight.f32, scale), temporaries), address);
       } finally {
         for (const t of temporaries) this.#heap.free(t);
       }
-    }, floats);
+    }, floats, scale);
   }
 
   /**
@@ -346,7 +348,7 @@ export class WasmBackend implements Backend {
    * contract; should one change in place anyway (loadStateDict copies into parameters), sampled
    * elements notice and it is prepared again.
    */
-  #cached(weight: Tensor, geometry: string, prepare: (address: number) => void, floats: number): number {
+  #cached(weight: Tensor, geometry: string, prepare: (address: number) => void, floats: number, scale: Float64Array | null = null): number {
     let entries = this.#prepared.get(weight);
     if (!entries) {
       entries = [];
@@ -359,19 +361,20 @@ export class WasmBackend implements Backend {
       // Most recently used goes last.
       this.#preparedByUse.delete(entry);
       this.#preparedByUse.set(entry, entries);
-      if (sameSamples(entry.samples, samples)) return entry.address;
+      if (entry.scale === scale && sameSamples(entry.samples, samples)) return entry.address;
     } else {
       const bytes = floats * 4;
       for (const [old, owner] of this.#preparedByUse) {
         if (this.#preparedBytes + bytes <= this.#weightCacheBytes) break;
         this.#evict(old, owner);
       }
-      entry = { geometry, address: this.#heap.alloc(bytes), bytes, samples };
+      entry = { geometry, address: this.#heap.alloc(bytes), bytes, samples, scale };
       entries.push(entry);
       this.#preparedByUse.set(entry, entries);
       this.#preparedBytes += bytes;
     }
     entry.samples = samples;
+    entry.scale = scale;
     prepare(entry.address);
     return entry.address;
   }

@@ -197,6 +197,30 @@ test('a chain of ops reads resident outputs in place, and workers take part', ()
   assert.ok(wasm2.stats().workerSlices > before, 'no slice ran on the worker thread');
 });
 
+test('release() frees an output now; a fused forward pass releases its blocks\' intermediates', () => {
+  const x = random([1, 8, 6, 6]);
+  const y = wasm1.relu(x);
+  const held = wasm1.stats().residentBytes;
+  wasm1.release(y);
+  assert.equal(wasm1.stats().residentBytes, held - y.f32.byteLength);
+  wasm1.release(y); // twice, and a tensor the backend does not own: ignored
+  wasm1.release(x);
+  assert.equal(wasm1.stats().residentBytes, held - y.f32.byteLength);
+
+  const model = getModel('resnet18', { seed: 5 }).eval();
+  const input = random([1, 3, 32, 32]);
+  const expected = withBackend('ref', () => model.call(input));
+  const registered = withBackend('wasm', () => setBackend('wasm')) as WasmBackend;
+  const before = registered.stats().residentBytes;
+  const logits = withBackend('wasm', () => model.call(input));
+  assertCloseToReference(logits, expected, MODEL_TOL, 'resnet18 with intermediates released');
+  // Still held (nothing is collected inside a synchronous test): the max pool's output, each
+  // block's output, the pooled features and the logits. Released: the stem convolution's
+  // output, each block's first convolution and the downsample shortcuts.
+  const floats = 64 * 8 * 8 + 2 * 64 * 8 * 8 + 2 * 128 * 4 * 4 + 2 * 256 * 2 * 2 + 2 * 512 + 512 + 1000;
+  assert.equal(registered.stats().residentBytes - before, floats * 4);
+});
+
 test('past residentLimitBytes outputs are ordinary arrays, and still right', () => {
   const backend = createWasmBackend({ threads: 1, residentLimitBytes: 0 });
   const x = random([2, 3, 5, 5]);

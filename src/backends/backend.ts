@@ -76,6 +76,13 @@ export interface Backend {
   adaptiveAvgPool2d(x: Tensor, outH: number, outW: number): Tensor;
   /** x (N, I), weight (O, I), bias (O) or null → (N, O). */
   linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor;
+  /**
+   * Optional: `t`, an output of this backend, will never be read again (an intermediate of a
+   * fused forward pass that nobody else can see). A backend whose outputs live in its own
+   * memory (wasm) frees it now instead of when the garbage collector finds it; anything else is
+   * ignored.
+   */
+  release?(t: Tensor): void;
 }
 
 const registry = new Map<string, () => Backend>();

@@ -29,13 +29,13 @@ export function conv1x1(inPlanes: number, outPlanes: number, stride = 1): Conv2d
  * The shortcut branch of a block. In eval mode a torchvision downsample (1×1 conv + BN) runs as
  * one convolution with the BN folded in.
  */
-function shortcut(downsample: Module | null, x: Tensor): Tensor {
-  if (!downsample) return x;
+function shortcut(downsample: Module | null, x: Tensor): { identity: Tensor; internal: boolean } {
+  if (!downsample) return { identity: x, internal: false };
   if (downsample instanceof Sequential && downsample.length === 2 && !downsample.hasForwardHooks()) {
     const [conv, norm] = downsample.layers;
-    if (canFold(conv, norm)) return convBnFused(conv as Conv2d, norm, x);
+    if (canFold(conv, norm)) return { identity: convBnFused(conv as Conv2d, norm, x), internal: true };
   }
-  return downsample.call(x);
+  return { identity: downsample.call(x), internal: false };
 }
 
 /** The blocks' shared constructor signature, so ResNet can build either kind. */
@@ -117,9 +117,13 @@ export class BasicBlock extends Module implements Block {
 
   /** Eval mode: BN folded into each conv; the residual add and the last ReLU in conv2's epilogue. */
   private forwardFused(x: Tensor): Tensor {
-    const identity = shortcut(this.downsample, x);
+    const { identity, internal } = shortcut(this.downsample, x);
     const out = convBnFused(this.conv1, this.bn1 as BatchNorm2d, x, { relu: true });
-    return convBnFused(this.conv2, this.bn2 as BatchNorm2d, out, { residual: identity, relu: true });
+    const y = convBnFused(this.conv2, this.bn2 as BatchNorm2d, out, { residual: identity, relu: true });
+    // Nobody else can hold these (no hooks inside a fused block): free them now.
+    F.release(out);
+    if (internal) F.release(identity);
+    return y;
   }
 }
 
@@ -197,10 +201,15 @@ export class Bottleneck extends Module implements Block {
 
   /** Eval mode: BN folded into each conv; the residual add and the last ReLU in conv3's epilogue. */
   private forwardFused(x: Tensor): Tensor {
-    const identity = shortcut(this.downsample, x);
-    let out = convBnFused(this.conv1, this.bn1 as BatchNorm2d, x, { relu: true });
-    out = convBnFused(this.conv2, this.bn2 as BatchNorm2d, out, { relu: true });
-    return convBnFused(this.conv3, this.bn3 as BatchNorm2d, out, { residual: identity, relu: true });
+    const { identity, internal } = shortcut(this.downsample, x);
+    const out1 = convBnFused(this.conv1, this.bn1 as BatchNorm2d, x, { relu: true });
+    const out2 = convBnFused(this.conv2, this.bn2 as BatchNorm2d, out1, { relu: true });
+    F.release(out1);
+    const y = convBnFused(this.conv3, this.bn3 as BatchNorm2d, out2, { residual: identity, relu: true });
+    // Nobody else can hold these (no hooks inside a fused block): free them now.
+    F.release(out2);
+    if (internal) F.release(identity);
+    return y;
   }
 }
 
@@ -317,13 +326,15 @@ export class ResNet extends Module {
       throw new F.ShapeError(`ResNet expects an (N, 3, H, W) input, got shape [${x.shape.join(', ')}]`);
     }
     if (canFold(this.conv1, this.bn1) && !this.relu.hasForwardHooks()) {
-      x = convBnFused(this.conv1, this.bn1, x, { relu: true }); // eval mode: BN folded into conv1
+      const stem = convBnFused(this.conv1, this.bn1, x, { relu: true }); // eval mode: BN folded into conv1
+      x = this.maxpool.call(stem);
+      if (!this.maxpool.hasForwardHooks()) F.release(stem); // seen by nobody else
     } else {
       x = this.conv1.call(x);
       x = this.bn1.call(x);
       x = this.relu.call(x);
+      x = this.maxpool.call(x);
     }
-    x = this.maxpool.call(x);
 
     x = this.layer1.call(x);
     x = this.layer2.call(x);

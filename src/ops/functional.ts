@@ -59,6 +59,14 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, params: C
   return getBackend().conv2d(x, weight, bias, params, outH, outW, epilogue);
 }
 
+/**
+ * Tells the backend that `t` will never be read again, so it may free t's memory now (see
+ * Backend.release). Only for intermediates no caller, hook or user can hold.
+ */
+export function release(t: Tensor): void {
+  getBackend().release?.(t);
+}
+
 export interface BatchNormArgs {
   runningMean: Tensor | null;
   runningVar: Tensor | null;

@@ -28,6 +28,7 @@ export interface WeightsMeta {
   readonly metrics?: Readonly<Record<string, Readonly<Record<string, number>>>>;
   /** Multiply-accumulates of one forward pass at the crop size, in billions (torchvision's "GFLOPS"). */
   readonly gflops?: number;
+  /** Size of the hosted file in MiB, as torchvision publishes it ("_file_size"). */
   readonly fileSizeMB?: number;
 }
 

@@ -310,8 +310,18 @@ export class WasmBackend implements Backend {
     }
     this.#residentBytes += view.byteLength;
     this.#resident.set(view, address);
-    this.#residentFreed.register(view, address);
+    this.#residentFreed.register(view, address, view);
     return new Tensor(view, shape);
+  }
+
+  /** Frees an output of this backend now (Backend.release); anything else is ignored. */
+  release(t: Tensor): void {
+    if (!(t.data instanceof Float32Array)) return;
+    const address = this.#resident.get(t.data);
+    if (address === undefined) return;
+    this.#resident.delete(t.data);
+    this.#residentFreed.unregister(t.data);
+    this.#freeResident(address);
   }
 
   #freeResident(address: number): void {

@@ -183,6 +183,19 @@ RK_INLINE void store_vec(vec v, float *c, size_t ldc, int r, int col, int32_t ac
 RK_INLINE void f32_gemm_tile__vec(const int MRV, const int NRV, const int INDIRECT, size_t kc, const float *restrict a,
                                   const float *restrict b, size_t ldb, const float *const *rows, float *restrict c,
                                   size_t ldc, int32_t mr, int32_t nr, int32_t accumulate, const tile_epilogue *ep) {
+  /* What the store will read (the residual, or C when accumulating) is rows ldc apart, too
+     many streams for the hardware prefetcher: ask for its lines now, so that they arrive
+     while the tile computes. */
+  for (int r = 0; r < MRV; r++) {
+    if (ep && ep->residual) {
+      __builtin_prefetch(ep->residual + (size_t)r * ldc);
+      __builtin_prefetch(ep->residual + (size_t)r * ldc + NRV - 1);
+    }
+    if (accumulate) {
+      __builtin_prefetch(c + (size_t)r * ldc);
+      __builtin_prefetch(c + (size_t)r * ldc + NRV - 1);
+    }
+  }
   vec c0a = vec_zero(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a;
   vec c3a = c0a, c3b = c0a, c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a;
   for (size_t k = 0; k < kc; k++) {

@@ -70,15 +70,16 @@ const convCases: ConvCase[] = [
   { name: 'small plane, many channels (threads split channels)', x: [1, 96, 7, 7], w: [200, 3, 3], padding: [1, 1] },
   { name: '1×3 kernel, stride (2, 1), pad (0, 1)', x: [2, 5, 7, 9], w: [4, 1, 3], stride: [2, 1], padding: [0, 1] },
   { name: '1×1 with padding', x: [1, 3, 4, 5], w: [4, 1, 1], padding: [1, 2] },
-  // 3×3 stride 1, at least 16 channels in and out: Winograd F(2×2, 3×3).
+  // 3×3 stride 1, at least 16 channels in and out, at least 32 2×2 output tiles: Winograd F(2×2, 3×3).
   { name: 'Winograd: odd plane 13×11, batch 3', x: [3, 16, 13, 11], w: [24, 3, 3], padding: [1, 1] },
   { name: 'Winograd: no padding, odd output 18×17', x: [1, 32, 20, 19], w: [17, 3, 3] },
   { name: 'Winograd: padding 2', x: [2, 16, 9, 10], w: [16, 3, 3], padding: [2, 2] },
-  { name: 'Winograd: padding (1, 0)', x: [1, 20, 8, 9], w: [19, 3, 3], padding: [1, 0] },
+  { name: 'Winograd: padding (1, 0)', x: [1, 20, 12, 13], w: [19, 3, 3], padding: [1, 0] },
   { name: 'Winograd: several tile blocks, tile rows crossing panels', x: [1, 16, 40, 37], w: [20, 3, 3], padding: [1, 1] },
-  { name: 'Winograd: K blocks (300 channels), 1×1 plane', x: [1, 300, 1, 1], w: [40, 3, 3], padding: [1, 1] },
-  { name: 'Winograd: 600 channels, 3×2 plane, batch 2', x: [2, 600, 3, 2], w: [19, 3, 3], padding: [1, 1] },
-  { name: 'Winograd: 7×7 plane, 512 → 512 (threads split channels)', x: [1, 512, 7, 7], w: [512, 3, 3], padding: [1, 1] },
+  { name: 'Winograd: K blocks (300 channels), 12×12 plane', x: [1, 300, 12, 12], w: [40, 3, 3], padding: [1, 1] },
+  { name: 'Winograd: 600 channels, 12×11 plane, batch 2', x: [2, 600, 12, 11], w: [19, 3, 3], padding: [1, 1] },
+  { name: 'Winograd: 14×14 plane, 256 → 256 (threads split channels)', x: [1, 256, 14, 14], w: [256, 3, 3], padding: [1, 1] },
+  { name: 'direct, not Winograd: 7×7 plane (16 tiles), 512 → 512', x: [1, 512, 7, 7], w: [512, 3, 3], padding: [1, 1] },
 ];
 
 /** Seeded random geometries over the same knobs. */
@@ -202,6 +203,28 @@ test('native backend: a weight changed in place is packed again', { skip }, () =
 
 test('native backend: a weight packed with a folded scale or another stride is never mistaken for itself', { skip }, () => {
   for (const threads of [1, 2]) checkPackingFollowsScaleAndGeometry(createNativeBackend({ threads }), ref, REL_TOL, `native ×${threads}`);
+});
+
+test('native backend: a released output is reused for the next output of its size, nothing else is', { skip }, () => {
+  const backend = createNativeBackend();
+  const x = random([2, 40, 30, 30]);
+  const y = backend.relu(x);
+  backend.release!(y);
+  backend.release!(y); // twice: the second is ignored
+  backend.release!(x); // not this backend's: ignored
+  const again = backend.relu(x);
+  assert.equal(again.data, y.data, 'the released array came back');
+  assertCloseToReference(again, ref.relu(x), 0, 'and holds the new result');
+  const other = backend.relu(x);
+  assert.notEqual(other.data, again.data, 'released once, handed out once');
+  assert.notEqual(other.data, x.data);
+  // A model's forward pass releases its blocks' intermediates and stays right.
+  const model = filled('resnet50');
+  const input = deterministicInput([1, 3, 64, 64]);
+  const expected = withBackend('ref', () => model.forward(input));
+  for (let i = 0; i < 2; i++) {
+    assertCloseToReference(withBackend('native', () => model.forward(input)), expected, MODEL_REL_TOL, `resnet50, pass ${i + 1}`);
+  }
 });
 
 test('native backend: threads are settable and the ISA is named', { skip }, () => {

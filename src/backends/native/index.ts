@@ -94,10 +94,42 @@ export function nativeAvailable(): boolean {
   }
 }
 
-/** A Float32Array of n elements that this backend will overwrite whole: no zero-filling. */
-function output(n: number): Float32Array {
-  const bytes = Buffer.allocUnsafeSlow(n * 4);
-  return new Float32Array(bytes.buffer, bytes.byteOffset, n);
+/** Released outputs kept for reuse, at most this many bytes in all. */
+const RECYCLE_BYTES = 64 * 2 ** 20;
+
+/**
+ * Output arrays, recycled: an output the model releases (Backend.release: a fused block's
+ * intermediates) is handed out again for the next output of its size, so a forward pass keeps
+ * writing the same few, cache-warm arrays instead of fresh memory.
+ */
+class OutputArrays {
+  readonly #mine = new WeakSet<Float32Array>();
+  readonly #free = new Map<number, Float32Array[]>();
+  #freeBytes = 0;
+
+  /** A Float32Array of n elements that this backend will overwrite whole: no zero-filling. */
+  take(n: number): Float32Array {
+    const reused = this.#free.get(n)?.pop();
+    if (reused) {
+      this.#freeBytes -= reused.byteLength;
+      this.#mine.add(reused);
+      return reused;
+    }
+    const bytes = Buffer.allocUnsafeSlow(n * 4);
+    const array = new Float32Array(bytes.buffer, bytes.byteOffset, n);
+    this.#mine.add(array);
+    return array;
+  }
+
+  /** Takes back an array `take` handed out (anything else, or a second release, is ignored). */
+  give(array: Float32Array): void {
+    if (!this.#mine.has(array) || this.#freeBytes + array.byteLength > RECYCLE_BYTES) return;
+    this.#mine.delete(array);
+    let list = this.#free.get(array.length);
+    if (!list) this.#free.set(array.length, (list = []));
+    list.push(array);
+    this.#freeBytes += array.byteLength;
+  }
 }
 
 /** rk_conv2d_shape's fields as the addon takes them. */
@@ -120,6 +152,8 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
   if (!k) throw new Error(`native backend: no '${isa}' kernels on this CPU (available: ${Object.keys(native.variants).join(', ')})`);
   if (options.threads !== undefined) native.setThreads(options.threads);
   const ref = createReferenceBackend();
+  const outputs = new OutputArrays();
+  const output = (n: number): Float32Array => outputs.take(n);
   // Weight tensor → its packing. The packing depends on the weight's shape and groups only.
   const packs = new WeakMap<Tensor, Packed>();
 
@@ -140,6 +174,10 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
     getThreads: () => native.getThreads(),
     isa: () => k.isa(),
     isas: () => Object.keys(native.variants),
+
+    release(t: Tensor): void {
+      if (t.data instanceof Float32Array) outputs.give(t.data);
+    },
 
     conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, p: Conv2dParams, outH: number, outW: number, epilogue: ConvEpilogue = {}): Tensor {
       const geometry = convGeometry(x, weight, p, outH, outW);

@@ -360,7 +360,9 @@ static conv_plan plan_conv(const rk_conv2d_shape *s) {
  *   Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]   G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1]
  *   Aᵀ = [1 1 1 0; 0 1 -1 -1]
  * The transforms only add and subtract (G halves): F(2, 3) loses no more than a few ulps
- * against the direct sum. No barrier between the three steps: a thread transforms the input
+ * against the direct sum. A NaN input reaches exactly the outputs whose windows hold it (the
+ * transforms add only nonzero terms); an infinite one can give NaN (∞ − ∞) where the direct
+ * sum gives ±∞. No barrier between the three steps: a thread transforms the input
  * of its own block of tiles (all channels), runs the 16 GEMMs with the same packed
  * micro-kernel as the direct convolution, and transforms back into y with the epilogue.
  * ------------------------------------------------------------------------------------- */

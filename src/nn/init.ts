@@ -66,7 +66,24 @@ function kaimingStd(t: Tensor, options: KaimingOptions): number {
   return gain / Math.sqrt(fan);
 }
 
-let deferred = 0;
+/** A nestable "while" flag: begin() raises it until the function it returns is called (once). */
+function scopedFlag(): { begin: () => () => void; active: () => boolean } {
+  let depth = 0;
+  return {
+    begin: () => {
+      depth++;
+      let ended = false;
+      return () => {
+        if (!ended) depth--;
+        ended = true;
+      };
+    },
+    active: () => depth > 0,
+  };
+}
+
+const deferred = scopedFlag();
+const skipped = scopedFlag();
 
 /**
  * Skips the layers' own default initialisation until the returned function is called, for
@@ -74,19 +91,12 @@ let deferred = 0;
  * drawn twice. Call the returned function in a `finally`.
  */
 export function deferInit(): () => void {
-  deferred++;
-  let ended = false;
-  return () => {
-    if (!ended) deferred--;
-    ended = true;
-  };
+  return deferred.begin();
 }
 
 export function isInitDeferred(): boolean {
-  return deferred > 0;
+  return deferred.active();
 }
-
-let skipped = 0;
 
 /**
  * Models built until the returned function is called skip their own initialisation too
@@ -94,16 +104,11 @@ let skipped = 0;
  * next, such as a builder's with pretrained weights. Parameters stay zero until then.
  */
 export function skipInit(): () => void {
-  skipped++;
-  let ended = false;
-  return () => {
-    if (!ended) skipped--;
-    ended = true;
-  };
+  return skipped.begin();
 }
 
 export function isInitSkipped(): boolean {
-  return skipped > 0;
+  return skipped.active();
 }
 
 /**

@@ -638,6 +638,14 @@ static void wino_region(const wino_args *a, int32_t n, int32_t t0, int32_t t1, i
   }
 }
 
+/* Whether output channels divide among nthreads slices better than `units` tile panels do. */
+static int32_t wino_split_over_channels(const wino_plan *w, int64_t units, int32_t nthreads) {
+  const int64_t transform = 8; /* input transform per tile ≈ GEMM of 8 output channels */
+  const int64_t by_tiles = (units + nthreads - 1) / nthreads * ((int64_t)w->row_panels * MR + transform);
+  const int64_t by_channels = units * (((int64_t)w->row_panels + nthreads - 1) / nthreads * MR + transform);
+  return nthreads > 1 && w->row_panels >= nthreads && by_channels < by_tiles;
+}
+
 /* Threads split whole NR-tile panels of all images, or, when there are too few panels to
    share evenly (7×7 and 14×14 planes at batch 1), output channels in whole MR-row panels,
    each thread transforming the (small) input itself. */
@@ -654,10 +662,7 @@ static void wino_conv(const rk_conv2d_shape *s, const float *x, const float *pac
   for (int32_t j = 0; j < w.row_len; j++) zero[j] = 0.0f;
 
   const int64_t units = (int64_t)s->batch * w.panels;
-  const int64_t transform = 8; /* input transform per tile ≈ GEMM of 8 output channels */
-  const int64_t by_tiles = (units + nthreads - 1) / nthreads * ((int64_t)w.row_panels * MR + transform);
-  const int64_t by_channels = units * (((int64_t)w.row_panels + nthreads - 1) / nthreads * MR + transform);
-  if (nthreads > 1 && w.row_panels >= nthreads && by_channels < by_tiles) {
+  if (wino_split_over_channels(&w, units, nthreads)) {
     const int32_t m0 = (int32_t)((int64_t)w.row_panels * tid / nthreads) * MR;
     const int32_t m1 = min_i32(s->out_channels, (int32_t)((int64_t)w.row_panels * (tid + 1) / nthreads) * MR);
     if (m0 >= m1) return;
@@ -997,6 +1002,37 @@ static int32_t split_over_channels(const rk_conv2d_shape *s, const conv_plan *p,
      only the im2col columns it uses; or, when the planes are too small for that to balance
      (see split_over_channels), output channels in whole MR-row panels, each thread packing
      the (small) planes itself. */
+/* How rk_conv2d divides its work among nthreads slices. */
+typedef enum { SPLIT_GROUPS, SPLIT_CHANNELS, SPLIT_PIXELS, SPLIT_WINO_CHANNELS, SPLIT_WINO_TILES } conv_split;
+
+static conv_split split_of(const rk_conv2d_shape *s, int32_t nthreads) {
+  if (use_winograd(s)) {
+    const wino_plan w = plan_wino(s);
+    return wino_split_over_channels(&w, (int64_t)s->batch * w.panels, nthreads) ? SPLIT_WINO_CHANNELS : SPLIT_WINO_TILES;
+  }
+  const conv_plan p = plan_conv(s);
+  if (s->groups > 1 && s->batch * s->groups >= nthreads) return SPLIT_GROUPS;
+  return split_over_channels(s, &p, nthreads) ? SPLIT_CHANNELS : SPLIT_PIXELS;
+}
+
+/* More slices than threads where the slices are disjoint parts of one pass over the work
+   (pixels, tiles, groups), so that threads claiming them in turn even out when one runs
+   slower (a core shared with other work); as many as threads where each slice would repeat
+   work (the channel splits pack or transform the whole input per slice). */
+#define SLICES_PER_THREAD 4
+int32_t RK_API(conv2d_slices)(const rk_conv2d_shape *s, int32_t nthreads) {
+  if (nthreads <= 1) return 1;
+  const conv_split split = split_of(s, nthreads);
+  if (split == SPLIT_CHANNELS || split == SPLIT_WINO_CHANNELS) return nthreads;
+  const int32_t more = nthreads * SLICES_PER_THREAD;
+  if (split == SPLIT_WINO_TILES) {
+    /* Each block of tiles streams all of U: a slice must hold at least a whole block. */
+    const wino_plan w = plan_wino(s);
+    if ((int64_t)s->batch * w.panels < (int64_t)more * WINO_BLOCK_PANELS) return nthreads;
+  }
+  return split_of(s, more) == split ? more : nthreads;
+}
+
 void RK_API(conv2d)(const rk_conv2d_shape *s, const float *x, const float *packed, const float *bias,
                     const float *residual, int32_t flags, float *y, float *scratch, int32_t tid, int32_t nthreads) {
   if (use_winograd(s)) {

@@ -59,6 +59,11 @@ void RK_API(conv2d_pack)(const rk_conv2d_shape *s, const float *weight, float *p
    own part, found from tid). */
 size_t RK_API(conv2d_scratch_floats)(const rk_conv2d_shape *s, int32_t nthreads);
 
+/* How many slices (rk_conv2d's nthreads) to cut one convolution into for `nthreads` threads
+   that claim slices in turn: more than threads where slices are disjoint parts of one pass
+   (so a slower thread takes fewer), as many as threads where each slice repeats some work. */
+int32_t RK_API(conv2d_slices)(const rk_conv2d_shape *s, int32_t nthreads);
+
 /* y (N, O, OH, OW) = relu?(conv(x, w) + bias[o] + residual)
    x (N, C, H, W); packed from rk_conv2d_pack; bias (O) or NULL; residual (N, O, OH, OW) or
    NULL; flags: RK_RELU. */

@@ -5,9 +5,9 @@
  * CPU supports (__builtin_cpu_supports) is `best`. Output arrays are allocated by the caller
  * in JavaScript and written in place: nothing is copied.
  *
- * The pool knows nothing about ops (ggml style): run(task, ctx, n) calls task(ctx, tid, n)
- * for tid = 0 .. n-1 concurrently, the calling thread taking tid 0, and returns when all are
- * done. Workers spin briefly after each task (a forward issues the next op within
+ * The pool knows nothing about ops (ggml style): run(task, ctx, n) calls task(ctx, slice, n)
+ * for slice = 0 .. n-1, the calling thread and the workers claiming slices in turn, and
+ * returns when all are done. Workers spin briefly after each task (a forward issues the next op within
  * microseconds), then sleep on a condition variable.
  */
 #define _GNU_SOURCE
@@ -52,7 +52,9 @@ typedef struct {
   int32_t threads;  /* what setThreads asked for */
   pool_task task;
   void *ctx;
-  int32_t ntasks;
+  int32_t slices;       /* task(ctx, slice, slices) for slice < slices, claimed in turn */
+  int32_t participants; /* threads claiming slices this run, the caller included */
+  atomic_int next;      /* the next unclaimed slice */
   atomic_uint generation; /* bumped once per run */
   atomic_int pending;     /* workers with a tid still running */
   atomic_int sleepers;    /* workers waiting on `wake` */
@@ -83,6 +85,12 @@ static inline int64_t now_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Claims and runs slices of the current run until none is left. */
+static void run_slices(thread_pool *pool) {
+  for (int32_t slice; (slice = atomic_fetch_add(&pool->next, 1)) < pool->slices;)
+    pool->task(pool->ctx, slice, pool->slices);
+}
+
 static void *worker_main(void *arg) {
   worker *self = arg;
   thread_pool *pool = self->pool;
@@ -108,8 +116,8 @@ static void *worker_main(void *arg) {
     }
     if (atomic_load(&pool->stop)) return NULL;
     seen = generation;
-    if (self->tid < pool->ntasks) {
-      pool->task(pool->ctx, self->tid, pool->ntasks);
+    if (self->tid < pool->participants) {
+      run_slices(pool);
       if (atomic_fetch_sub(&pool->pending, 1) == 1) {
         pthread_mutex_lock(&pool->mutex);
         pthread_cond_signal(&pool->done);
@@ -165,18 +173,22 @@ static void pool_destroy(thread_pool *pool) {
   pthread_cond_destroy(&pool->done);
 }
 
-/* task(ctx, tid, n) for tid < n, n at most the pool's threads; returns when all are done. */
-static void pool_run(thread_pool *pool, pool_task task, void *ctx, int32_t n) {
-  if (n > pool->threads) n = pool->threads;
+/* task(ctx, slice, slices) for every slice < slices; returns when all are done. Up to the
+   pool's threads (the caller included) claim slices in turn, so that a thread that runs
+   slower (its core shared with other work) takes fewer of them. */
+static void pool_run(thread_pool *pool, pool_task task, void *ctx, int32_t slices) {
+  int32_t n = slices < pool->threads ? slices : pool->threads;
   if (n > 1 && !pool_start_workers(pool)) n = 1;
   if (n > pool->nworkers + 1) n = pool->nworkers + 1;
   if (n <= 1) {
-    task(ctx, 0, 1);
+    for (int32_t slice = 0; slice < slices; slice++) task(ctx, slice, slices);
     return;
   }
   pool->task = task;
   pool->ctx = ctx;
-  pool->ntasks = n;
+  pool->slices = slices;
+  pool->participants = n;
+  atomic_store(&pool->next, 0);
   atomic_store(&pool->pending, n - 1);
   atomic_fetch_add(&pool->generation, 1);
   if (atomic_load(&pool->sleepers) > 0) {
@@ -184,7 +196,7 @@ static void pool_run(thread_pool *pool, pool_task task, void *ctx, int32_t n) {
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->mutex);
   }
-  task(ctx, 0, n);
+  run_slices(pool);
   const int64_t deadline = now_ns() + SPIN_NS;
   for (int spins = 0; atomic_load(&pool->pending) > 0; spins++) {
     cpu_relax();
@@ -218,6 +230,7 @@ typedef struct {
   size_t (*conv2d_packed_floats)(const rk_conv2d_shape *s);
   void (*conv2d_pack)(const rk_conv2d_shape *s, const float *weight, float *packed);
   size_t (*conv2d_scratch_floats)(const rk_conv2d_shape *s, int32_t nthreads);
+  int32_t (*conv2d_slices)(const rk_conv2d_shape *s, int32_t nthreads);
   void (*conv2d)(const rk_conv2d_shape *s, const float *x, const float *packed, const float *bias,
                  const float *residual, int32_t flags, float *y, float *scratch, int32_t tid, int32_t nthreads);
   void (*max_pool2d)(const float *x, int32_t batch, int32_t channels, int32_t in_h, int32_t in_w, int32_t kernel_h,
@@ -236,7 +249,8 @@ typedef struct {
 
 #define KERNEL_TABLE(prefix)                                                                                      \
   {                                                                                                               \
-    prefix##isa, prefix##conv2d_packed_floats, prefix##conv2d_pack, prefix##conv2d_scratch_floats, prefix##conv2d, \
+    prefix##isa, prefix##conv2d_packed_floats, prefix##conv2d_pack, prefix##conv2d_scratch_floats,                 \
+        prefix##conv2d_slices, prefix##conv2d,                                                                    \
         prefix##max_pool2d, prefix##adaptive_avg_pool2d, prefix##linear, prefix##channel_affine, prefix##add,      \
         prefix##relu                                                                                              \
   }
@@ -437,8 +451,8 @@ static napi_value js_conv2d(napi_env env, napi_callback_info info) {
       !f32_arg(&c, 6, "y", out_floats, false, &t.y))
     return NULL;
   addon_state *state = get_state(env);
-  const int32_t threads = state->pool.threads;
-  t.scratch = scratch_of(state, c.kernels->conv2d_scratch_floats(&s, threads));
+  const int32_t slices = c.kernels->conv2d_slices(&s, state->pool.threads);
+  t.scratch = scratch_of(state, c.kernels->conv2d_scratch_floats(&s, slices));
   if (!t.scratch) {
     napi_throw_error(env, NULL, "resnet native: out of memory for convolution scratch");
     return NULL;
@@ -446,7 +460,7 @@ static napi_value js_conv2d(napi_env env, napi_callback_info info) {
   t.kernels = c.kernels;
   t.s = &s;
   t.flags = relu ? RK_RELU : 0;
-  pool_run(&state->pool, run_conv, &t, threads);
+  pool_run(&state->pool, run_conv, &t, slices);
   return undefined(env);
 }
 

@@ -70,6 +70,15 @@ static void split_range(int64_t n, int32_t tid, int32_t nthreads, int64_t align,
   *end = e < n ? e : n;
 }
 
+/* Slice tid of nthreads of `rows` output channels in whole MR-row panels: [*m0, *m1), m0 a
+   multiple of MR; false when the slice is empty. */
+static int32_t row_slice(int32_t rows, int32_t tid, int32_t nthreads, int32_t *m0, int32_t *m1) {
+  const int32_t panels = ceil_div(rows, MR);
+  *m0 = (int32_t)((int64_t)panels * tid / nthreads) * MR;
+  *m1 = min_i32(rows, (int32_t)((int64_t)panels * (tid + 1) / nthreads) * MR);
+  return *m0 < *m1;
+}
+
 /* ---------------------------------------------------------------------------------------
  * Micro-kernels. Each computes one tile of C:
  *   c (mr × nr, row stride ldc) = [c +] a (kc × MR, packed rows) · b (kc × nr, row stride ldb)
@@ -650,7 +659,8 @@ static int32_t wino_split_over_channels(const wino_plan *w, int64_t units, int32
    share evenly (7×7 and 14×14 planes at batch 1), output channels in whole MR-row panels,
    each thread transforming the (small) input itself. */
 static void wino_conv(const rk_conv2d_shape *s, const float *x, const float *packed, const float *bias,
-                      const float *residual, int32_t relu, float *y, float *scratch, int32_t tid, int32_t nthreads) {
+                      const float *residual, int32_t relu, float *y, float *scratch, int32_t by_channels,
+                      int32_t tid, int32_t nthreads) {
   const wino_plan w = plan_wino(s);
   wino_args a;
   a.s = s, a.w = &w, a.x = x, a.packed = packed, a.bias = bias, a.residual = residual, a.relu = relu, a.y = y;
@@ -661,14 +671,13 @@ static void wino_conv(const rk_conv2d_shape *s, const float *x, const float *pac
   float *zero = a.rows + 4 * round_line((size_t)w.row_len);
   for (int32_t j = 0; j < w.row_len; j++) zero[j] = 0.0f;
 
-  const int64_t units = (int64_t)s->batch * w.panels;
-  if (wino_split_over_channels(&w, units, nthreads)) {
-    const int32_t m0 = (int32_t)((int64_t)w.row_panels * tid / nthreads) * MR;
-    const int32_t m1 = min_i32(s->out_channels, (int32_t)((int64_t)w.row_panels * (tid + 1) / nthreads) * MR);
-    if (m0 >= m1) return;
-    for (int32_t n = 0; n < s->batch; n++) wino_region(&a, n, 0, w.tiles, m0, m1);
+  int32_t m0, m1;
+  if (by_channels) {
+    if (row_slice(s->out_channels, tid, nthreads, &m0, &m1))
+      for (int32_t n = 0; n < s->batch; n++) wino_region(&a, n, 0, w.tiles, m0, m1);
     return;
   }
+  const int64_t units = (int64_t)s->batch * w.panels;
   int64_t u = units * tid / nthreads;
   const int64_t u1 = units * (tid + 1) / nthreads;
   while (u < u1) {
@@ -1035,8 +1044,10 @@ int32_t RK_API(conv2d_slices)(const rk_conv2d_shape *s, int32_t nthreads) {
 
 void RK_API(conv2d)(const rk_conv2d_shape *s, const float *x, const float *packed, const float *bias,
                     const float *residual, int32_t flags, float *y, float *scratch, int32_t tid, int32_t nthreads) {
-  if (use_winograd(s)) {
-    wino_conv(s, x, packed, bias, residual, (flags & RK_RELU) != 0, y, scratch, tid, nthreads);
+  const conv_split split = split_of(s, nthreads);
+  if (split == SPLIT_WINO_CHANNELS || split == SPLIT_WINO_TILES) {
+    wino_conv(s, x, packed, bias, residual, (flags & RK_RELU) != 0, y, scratch, split == SPLIT_WINO_CHANNELS, tid,
+              nthreads);
     return;
   }
   const conv_plan p = plan_conv(s);
@@ -1051,7 +1062,7 @@ void RK_API(conv2d)(const rk_conv2d_shape *s, const float *x, const float *packe
   t.y = y;
   t.scratch = scratch + scratch_per_thread(&p) * (size_t)tid;
   const int32_t images = s->batch * s->groups;
-  if (s->groups > 1 && images >= nthreads) {
+  if (split == SPLIT_GROUPS) {
     int64_t u0, u1;
     split_range(images, tid, nthreads, 1, &u0, &u1);
     while (u0 < u1) {
@@ -1063,12 +1074,11 @@ void RK_API(conv2d)(const rk_conv2d_shape *s, const float *x, const float *packe
     }
     return;
   }
-  if (split_over_channels(s, &p, nthreads)) {
-    const int32_t m0 = (int32_t)((int64_t)p.row_panels * tid / nthreads) * MR;
-    const int32_t m1 = min_i32(p.group_out, (int32_t)((int64_t)p.row_panels * (tid + 1) / nthreads) * MR);
-    if (m0 >= m1) return;
-    for (int32_t image = 0; image < images; image++)
-      conv_region(&t, image / s->groups, image % s->groups, image % s->groups + 1, m0, m1, 0, p.out_plane);
+  int32_t m0, m1;
+  if (split == SPLIT_CHANNELS) {
+    if (row_slice(p.group_out, tid, nthreads, &m0, &m1))
+      for (int32_t image = 0; image < images; image++)
+        conv_region(&t, image / s->groups, image % s->groups, image % s->groups + 1, m0, m1, 0, p.out_plane);
     return;
   }
   const int64_t units = (int64_t)images * p.pixel_panels;

@@ -10,7 +10,8 @@
  *
  * The convolution as a GEMM, per image n and group g (BLIS loop order, weights pre-packed):
  *   y[o, p] = Σ_k w[o, k] · x̂[k, p]     o < O/groups, p < OH·OW, k = (c, ky, kx) < C/groups·kh·kw
- *   A = w (M × K), packed once by rk_conv2d_pack into MR-row panels: [panel][k][MR].
+ *   A = w (M × K), packed once by rk_conv2d_pack into K blocks of MR-row panels:
+ *       [block][panel][k][MR] (each block contiguous).
  *   B = x̂ (K × N), the im2col matrix, never materialised whole: each thread packs the block
  *       it is about to use (KC rows × NC pixels) into NR-column panels [panel][k][NR]. For a
  *       1×1 stride-1 unpadded convolution x̂ IS the NCHW input (row k = plane k): no im2col,
@@ -203,6 +204,9 @@ RK_INLINE void f32_gemm_tile__vec(const int MRV, const int NRV, const int INDIRE
     if (accumulate) {
       __builtin_prefetch(c + (size_t)r * ldc);
       __builtin_prefetch(c + (size_t)r * ldc + NRV - 1);
+    } else if (ep) {
+      __builtin_prefetch(c + (size_t)r * ldc, 1);
+      __builtin_prefetch(c + (size_t)r * ldc + NRV - 1, 1);
     }
   }
   vec c0a = vec_zero(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a;
@@ -425,7 +429,8 @@ static size_t wino_scratch_per_thread(const rk_conv2d_shape *s, const wino_plan 
   return wino_v_floats(s, w) + wino_m_floats(w) + 5 * round_line((size_t)w->row_len);
 }
 
-/* U_ξ = G g Gᵀ of each (o, c), as MR-row panels per ξ: packed[ξ][panel][c][r]. */
+/* U_ξ = G g Gᵀ of each (o, c), per ξ in K blocks of KC channels, each block's MR-row panels
+   one after another: packed[ξ][block][panel][c - c0][r] (see conv2d_pack). */
 static void wino_pack(const rk_conv2d_shape *s, const float *weight, float *packed) {
   const wino_plan w = plan_wino(s);
   const int32_t C = s->in_channels, O = s->out_channels;
@@ -451,8 +456,9 @@ static void wino_pack(const rk_conv2d_shape *s, const float *weight, float *pack
       } else {
         for (int i = 0; i < 16; i++) u[i] = 0.0f;
       }
-      for (int xi = 0; xi < WINO_XI; xi++)
-        packed[xi * xi_stride + ((size_t)(o / MR) * C + c) * MR + o % MR] = u[xi];
+      const int32_t c0 = c / KC * KC, kc = min_i32(KC, C - c0);
+      const size_t at = (size_t)c0 * w.row_panels * MR + ((size_t)(o / MR) * kc + (c - c0)) * MR + o % MR;
+      for (int xi = 0; xi < WINO_XI; xi++) packed[xi * xi_stride + at] = u[xi];
     }
   }
 }
@@ -562,7 +568,7 @@ static void wino_gemm(const wino_args *a, int32_t m0, int32_t m1, int32_t count,
           const int32_t nr = min_i32(NR, count - j * NR);
           const float *b = v + ((size_t)j * C + k0) * NR;
           for (int32_t i = mc; i < mc_end; i += MR) {
-            gemm_tile(min_i32(MR, mc_end - i), nr, (size_t)kc, u + ((size_t)(i / MR) * C + k0) * MR, b, NR, 0,
+            gemm_tile(min_i32(MR, mc_end - i), nr, (size_t)kc, u + ((size_t)k0 * w->row_panels + (size_t)(i / MR) * kc) * MR, b, NR, 0,
                       m + (size_t)(i - m0) * ldm + (size_t)j * NR, ldm, k0 > 0, 0);
           }
         }
@@ -698,7 +704,13 @@ size_t RK_API(conv2d_packed_floats)(const rk_conv2d_shape *s) {
   return (size_t)s->groups * p.row_panels * MR * p.k;
 }
 
-/* packed[g][panel][k][r] = w[g·O/groups + panel·MR + r][k], zero past the group's last row. */
+/* Per group, in the K blocks conv_region walks (k0 = c0·taps, kc rows), each block's MR-row
+   panels one after another:
+     packed[g][block][panel][k - k0][r] = w[g·O/groups + panel·MR + r][k], zero past the
+   group's last row.
+   So the A block a row block of the GEMM reads (MC rows × kc) is one contiguous stretch of
+   memory: weights that come from DRAM arrive as one stream the hardware prefetcher follows,
+   not as MC/MR short pieces a whole panel (k·MR floats) apart. */
 void RK_API(conv2d_pack)(const rk_conv2d_shape *s, const float *weight, float *packed) {
   if (use_winograd(s)) {
     wino_pack(s, weight, packed);
@@ -706,12 +718,16 @@ void RK_API(conv2d_pack)(const rk_conv2d_shape *s, const float *weight, float *p
   }
   const conv_plan p = plan_conv(s);
   for (int32_t g = 0; g < s->groups; g++) {
-    for (int32_t panel = 0; panel < p.row_panels; panel++) {
-      float *dst = packed + ((size_t)g * p.row_panels + panel) * MR * p.k;
-      for (int32_t k = 0; k < p.k; k++) {
-        for (int32_t r = 0; r < MR; r++) {
-          const int32_t o = panel * MR + r;
-          dst[(size_t)k * MR + r] = o < p.group_out ? weight[((size_t)g * p.group_out + o) * p.k + k] : 0.0f;
+    for (int32_t c0 = 0; c0 < p.group_in; c0 += p.block_channels) {
+      const int32_t k0 = c0 * p.taps, kc = (min_i32(p.group_in, c0 + p.block_channels) - c0) * p.taps;
+      float *block = packed + ((size_t)g * p.k + k0) * p.row_panels * MR;
+      for (int32_t panel = 0; panel < p.row_panels; panel++) {
+        float *dst = block + (size_t)panel * kc * MR;
+        for (int32_t k = 0; k < kc; k++) {
+          for (int32_t r = 0; r < MR; r++) {
+            const int32_t o = panel * MR + r;
+            dst[(size_t)k * MR + r] = o < p.group_out ? weight[((size_t)g * p.group_out + o) * p.k + k0 + k] : 0.0f;
+          }
         }
       }
     }
@@ -906,17 +922,16 @@ size_t RK_API(conv2d_scratch_floats)(const rk_conv2d_shape *s, int32_t nthreads)
    contiguous (rows of a 56×56 plane are 12544 bytes apart, so 256 of them fall in 16 of
    L1's 64 sets, and a 512-pixel plane's in 2) and never reads past the input. */
 static void pack_planes(const float *b, size_t ldb, int32_t rows, int32_t pixels, float *dst) {
-  for (int32_t j = 0; j * NR < pixels; j++) {
-    const int32_t n = min_i32(NR, pixels - j * NR);
-    float *panel = dst + (size_t)j * rows * NR;
-    for (int32_t k = 0; k < rows; k++) {
-      const float *src = b + (size_t)k * ldb + (size_t)j * NR;
-      float *d = panel + (size_t)k * NR;
-      if (n == NR) {
-        __builtin_memcpy(d, src, NR * sizeof(float));
-      } else {
-        for (int32_t i = 0; i < NR; i++) d[i] = i < n ? src[i] : 0.0f;
-      }
+  const size_t panel_step = (size_t)rows * NR;
+  for (int32_t k = 0; k < rows; k++) {
+    /* One input row at a time, front to back: a single stream the prefetcher follows. */
+    const float *src = b + (size_t)k * ldb;
+    float *d = dst + (size_t)k * NR;
+    int32_t j = 0;
+    for (; (j + 1) * NR <= pixels; j++) __builtin_memcpy(d + (size_t)j * panel_step, src + (size_t)j * NR, NR * sizeof(float));
+    if (j * NR < pixels) {
+      const int32_t n = pixels - j * NR;
+      for (int32_t i = 0; i < NR; i++) d[(size_t)j * panel_step + i] = i < n ? src[(size_t)j * NR + i] : 0.0f;
     }
   }
 }
@@ -950,7 +965,7 @@ static void conv_region(const conv_args *t, int32_t n, int32_t g0, int32_t g1, i
       const size_t out_offset = ((size_t)n * s->out_channels + (size_t)g * p->group_out) * p->out_plane;
       float *yg = t->y + out_offset;
       const float *rg = t->residual ? t->residual + out_offset : 0;
-      const float *ag = t->packed + (size_t)g * p->row_panels * MR * p->k;
+      const float *ag = t->packed + (size_t)g * p->row_panels * MR * p->k; /* the group's blocks */
       const float *bg = t->bias ? t->bias + (size_t)g * p->group_out : 0;
       for (int32_t c0 = 0; c0 < p->group_in; c0 += p->block_channels) {
         const int32_t c1 = min_i32(p->group_in, c0 + p->block_channels);
@@ -979,7 +994,7 @@ static void conv_region(const conv_args *t, int32_t n, int32_t g0, int32_t g1, i
               ep.bias = bg ? bg + i : 0;
               ep.residual = rg ? rg + (size_t)i * ldc + col : 0;
               ep.relu = t->relu;
-              gemm_tile(mr, nr, (size_t)kc, ag + ((size_t)(i / MR) * p->k + k0) * MR, bj, NR, rows_j,
+              gemm_tile(mr, nr, (size_t)kc, ag + ((size_t)k0 * p->row_panels + (size_t)(i / MR) * kc) * MR, bj, NR, rows_j,
                         yg + (size_t)i * ldc + col, ldc, !first, last ? &ep : 0);
             }
           }

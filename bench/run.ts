@@ -1,19 +1,22 @@
 // `npm run bench`: resnet-ts against onnxruntime-node, onnxruntime-web and TensorFlow.js
 // (wasm) on this machine, with the same weights, and BENCHMARKS.md written from what was
-// measured. Each measurement runs in a child process of its own (bench/worker.ts) after the
-// machine has gone quiet; every engine's logits are checked against ours before it is timed.
+// measured. Each engine runs in a child process of its own (bench/worker.ts); every engine's
+// logits are checked against ours before it is timed. The engines of one model and batch are
+// timed in turn, round after round (a slice of runs each), so that a machine whose speed
+// drifts (one shared with other work) drifts under all of them alike.
 //
 //   node dist/bench/run.js [--arch resnet18,resnet50] [--batch 1,8] [--threads 2]
-//                          [--engines onnxruntime-node,...] [--min-time-ms 3000] [--out BENCHMARKS.md]
-//                          [--quiet-wait-s 20] [--max-time-ms 20000] [--timeout-s 240]
+//                          [--engines onnxruntime-node,...] [--min-time-ms 3000] [--rounds 4]
+//                          [--out BENCHMARKS.md] [--quiet-wait-s 20] [--max-time-ms 20000] [--timeout-s 240]
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, totalmem, type as osType } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { listBackends } from '../src/backends/index.js';
+import { throughput } from '../src/tools/bench.js';
 import { OURS_PREFIX, PEERS, modelFile, packageVersion } from './engines.js';
 import { waitForQuiet } from './system.js';
 
@@ -32,6 +35,7 @@ const { values: args } = parseArgs({
     threads: { type: 'string', default: '2' },
     engines: { type: 'string' },
     'min-time-ms': { type: 'string', default: '3000' },
+    rounds: { type: 'string', default: '4' }, // slices per engine, taken in turn with the others
     'quiet-wait-s': { type: 'string', default: '20' }, // …but no longer than this
     'max-time-ms': { type: 'string', default: '20000' }, // fewer runs for engines slower than that
     'timeout-s': { type: 'string', default: '240' }, // a worker still running then is stopped
@@ -45,6 +49,7 @@ const minTimeMs = Number(args['min-time-ms']);
 const quietWaitMs = Number(args['quiet-wait-s']) * 1000;
 const maxTimeMs = Number(args['max-time-ms']);
 const workerTimeoutMs = Number(args['timeout-s']) * 1000;
+const rounds = Math.max(1, Number(args.rounds));
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -105,6 +110,141 @@ function runWorker(task: object): Promise<Row> {
       resolve(JSON.parse(line) as Row);
     });
   });
+}
+
+/** A worker in 'serve' mode: one JSON line per answer on its stdout. */
+class ServedEngine {
+  readonly #child: ChildProcess;
+  readonly #lines: string[] = [];
+  #waiting: ((line: string | null) => void) | null = null;
+  #closed = false;
+  #buffer = '';
+
+  constructor(task: object) {
+    this.#child = spawn(process.execPath, [workerPath, JSON.stringify(task)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    this.#child.stdout!.on('data', (chunk: Buffer) => {
+      this.#buffer += chunk.toString();
+      let newline: number;
+      while ((newline = this.#buffer.indexOf('\n')) >= 0) {
+        const line = this.#buffer.slice(0, newline).trim();
+        this.#buffer = this.#buffer.slice(newline + 1);
+        if (line.startsWith('{')) this.#push(line);
+      }
+    });
+    this.#child.on('close', () => {
+      this.#closed = true;
+      this.#push(null);
+    });
+  }
+
+  #push(line: string | null): void {
+    if (this.#waiting) {
+      const wake = this.#waiting;
+      this.#waiting = null;
+      wake(line);
+    } else if (line !== null) {
+      this.#lines.push(line);
+    }
+  }
+
+  /** The next JSON answer; null when the worker exited or did not answer within the timeout. */
+  async next(): Promise<Record<string, unknown> | null> {
+    if (this.#lines.length) return JSON.parse(this.#lines.shift()!) as Record<string, unknown>;
+    if (this.#closed) return null;
+    const line = await new Promise<string | null>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#waiting = null;
+        this.kill();
+        resolve(null);
+      }, workerTimeoutMs);
+      this.#waiting = (l) => {
+        clearTimeout(timer);
+        resolve(l);
+      };
+    });
+    return line === null ? null : (JSON.parse(line) as Record<string, unknown>);
+  }
+
+  send(command: object): void {
+    if (!this.#closed) this.#child.stdin!.write(`${JSON.stringify(command)}\n`);
+  }
+
+  kill(): void {
+    this.#child.kill('SIGKILL');
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Times the engines of one model and batch in turn: each is loaded and checked in a worker of
+ * its own, then every round gives each engine one slice of runs (minTimeMs / rounds, at least
+ * ceil(5 / rounds) runs), the order rotating from round to round. Median and min over all of an
+ * engine's runs.
+ */
+async function measureInTurn(tasks: { engine: string; arch: string; batch: number }[], label: string): Promise<Row[]> {
+  const rows: Row[] = tasks.map((t) => ({ engine: t.engine, arch: t.arch, batch: t.batch }));
+  const live: { index: number; worker: ServedEngine; times: number[]; cpu: number; other: number; wall: number }[] = [];
+  for (const [index, t] of tasks.entries()) {
+    log(`${label}: loading and checking ${t.engine}`);
+    const worker = new ServedEngine({ ...common, mode: 'serve', ...t });
+    const first = await worker.next();
+    if (first?.ready) {
+      live.push({ index, worker, times: [], cpu: 0, other: 0, wall: 0 });
+      continue;
+    }
+    rows[index] = first ? ({ ...rows[index], ...first } as Row) : { ...rows[index], error: `worker exited or stopped (${workerTimeoutMs / 1000} s) before it was ready` };
+    log(`  FAILED: ${rows[index].error?.split('\n')[0]}`);
+    worker.kill();
+  }
+  const quietBefore = await waitForQuiet(QUIET_CORES, quietWaitMs, (load) => log(`  waiting for a quiet machine (${load.toFixed(2)} cores busy)…`));
+  const slice = { minTimeMs: minTimeMs / rounds, maxTimeMs: maxTimeMs / rounds, minIterations: Math.ceil(5 / rounds) };
+  for (let round = 0; round < rounds; round++) {
+    for (let k = 0; k < live.length; k++) {
+      const e = live[(k + round) % live.length];
+      if (rows[e.index].error) continue;
+      log(`${label}, round ${round + 1}/${rounds}: ${tasks[e.index].engine}`);
+      await sleep(100); // the previous engine's threads settle (onnxruntime spins a while after a run)
+      e.worker.send(slice);
+      const answer = await e.worker.next();
+      if (!answer?.slice) {
+        rows[e.index].error = (answer?.error as string | undefined) ?? `stopped: no answer within ${workerTimeoutMs / 1000} s`;
+        log(`  FAILED: ${rows[e.index].error!.split('\n')[0]}`);
+        e.worker.kill();
+        continue;
+      }
+      const times = answer.timesMs as number[];
+      const wall = times.reduce((a, b) => a + b, 0);
+      e.times.push(...times);
+      e.cpu += (answer.cpuCores as number) * wall;
+      e.other += ((answer.otherLoadCores as number | null) ?? 0) * wall;
+      e.wall += wall;
+    }
+  }
+  for (const e of live) {
+    if (rows[e.index].error) continue;
+    e.worker.send({ done: true });
+    const final = await e.worker.next();
+    if (!final || final.error) {
+      rows[e.index].error = (final?.error as string | undefined) ?? 'worker exited without a result';
+      continue;
+    }
+    const sorted = [...e.times].sort((a, b) => a - b);
+    const medianMs = sorted.length % 2 ? sorted[(sorted.length - 1) / 2] : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
+    const t = tasks[e.index];
+    rows[e.index] = {
+      ...(final as unknown as Row),
+      medianMs,
+      minMs: sorted[0],
+      ...throughput(t.batch, final.totalMacs as number, medianMs),
+      iterations: sorted.length,
+      cpuCores: e.cpu / e.wall,
+      otherLoadCores: e.other / e.wall,
+      quietBefore,
+    };
+    log(`  ${t.engine}: median ${medianMs.toFixed(1)} ms, min ${sorted[0].toFixed(1)} ms over ${sorted.length} runs, ${(e.cpu / e.wall).toFixed(2)} cores busy, other load ${(e.other / e.wall).toFixed(2)}`);
+  }
+  return rows;
 }
 
 const disturbed = (row: Row) => (row.otherLoadCores ?? 0) > QUIET_CORES;
@@ -187,8 +327,8 @@ function report(rows: Row[], references: Row[], rssRows: Row[], baselineRssKiB: 
   L.push('## Method', '');
   L.push(`- Weights: torchvision's ${archs.join(' and ')} with seeded weights (torch ${exportInfo.torch ?? '?'}, torchvision ${exportInfo.torchvision ?? '?'}, seed ${exportInfo.seed ?? '?'}), exported by \`bench/export_onnx.py\` as ONNX (opset ${exportInfo.opset ?? '?'}, dynamic batch) for onnxruntime and as safetensors for resnet-ts and the TensorFlow.js graph (bench/tfjs_resnet.ts: NHWC, BatchNorm folded).`);
   L.push(`- Check before timing: each engine's logits at a 2×3×224×224 input are compared with ours (reference backend); max |Δ| / max |logit| must be below ${TOLERANCE}. Ours against torch's logits for the same input: ${references.map((r) => `${r.arch} ${r.error ? `FAILED (${r.error.split('\n')[0]})` : r.relDiffVsTorch!.toExponential(1)}`).join(', ')}.`);
-  L.push(`- Input ${INPUT.join('×')} per image, float32 NCHW (NHWC for tfjs, converted before timing). Threads asked: ${threads}. Each row is a fresh process: load, check, warm-up (2 runs), then timed runs until at least 5 runs and ${minTimeMs} ms (fewer, at least 1, for an engine whose runs pass ${maxTimeMs / 1000} s in all; a process still running after ${workerTimeoutMs / 1000} s is stopped). Median and min of the timed runs' wall time; images/s = batch / median; GFLOP/s = 2 × our summary's multiply-accumulates (\`resnet summary\`) / median.`);
-  L.push(`- "cores busy" = the process's CPU time / wall time while timing (all its threads). "other load" = cores kept busy by other processes on the machine meanwhile (/proc/stat); before each row the run waits (up to ${quietWaitMs / 1000} s) for other load below ${QUIET_CORES} cores, and a row whose timing saw more is measured once more, keeping the quieter of the two. Rows still marked "disturbed" shared the CPUs with other work and are slower than this machine can do.`);
+  L.push(`- Input ${INPUT.join('×')} per image, float32 NCHW (NHWC for tfjs, converted before timing). Threads asked: ${threads}. Each engine runs in a process of its own: load, check, warm-up (2 runs). The engines of one model and batch are then timed in turn, in ${rounds} rounds (the order rotating each round): a slice of at least ${Math.ceil(5 / rounds)} runs and ${Math.round(minTimeMs / rounds)} ms each per round (fewer, at least 1, for an engine whose runs pass ${maxTimeMs / rounds / 1000} s in a slice), after one untimed run that brings the engine's weights back into the caches (skipped for runs over 0.5 s). So every engine sees the same machine, even when its speed drifts (this one is shared with other work). Median and min over all of an engine's timed runs; images/s = batch / median; GFLOP/s = 2 × our summary's multiply-accumulates (\`resnet summary\`) / median.`);
+  L.push(`- "cores busy" = the process's CPU time / wall time while timing (all its threads). "other load" = cores kept busy by other processes on the machine meanwhile (/proc/stat; the engines waiting for their turn included), averaged over the engine's slices; before the rounds the run waits (up to ${quietWaitMs / 1000} s) for other load below ${QUIET_CORES} cores. Rows marked "disturbed" shared the CPUs with other work and are slower than this machine can do.`);
   L.push('');
   L.push(`## Results (${threads} threads asked)`, '');
   L.push('| model | batch | engine | median ms | min ms | images/s | GFLOP/s | cores busy | other load | runs | max rel. diff vs ours |');
@@ -263,8 +403,11 @@ for (const arch of archs) {
   references.push(r);
 }
 const rows: Row[] = [];
-for (const [i, p] of plan.entries()) {
-  rows.push(await measure({ ...common, mode: 'time', ...p }, `[${i + 1}/${plan.length}] ${p.arch} batch ${p.batch}: ${p.engine}`));
+for (const arch of archs) {
+  for (const batch of batches) {
+    const group = plan.filter((p) => p.arch === arch && p.batch === batch);
+    if (group.length) rows.push(...(await measureInTurn(group, `${arch} batch ${batch}`)));
+  }
 }
 const rssRows: Row[] = [];
 for (const engine of rssEngines) {

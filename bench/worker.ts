@@ -4,9 +4,15 @@
 //   reference  our model on the reference backend at the check input; writes our logits for
 //              the others to be checked against, and reports how far they are from torch's
 //   time       checks the engine against our logits, then times it (median/min after warm-up)
+//   serve      checks and warms up the engine like `time`, prints {"ready":true}, then times one
+//              slice of runs per command line read from stdin ({"minTimeMs", "maxTimeMs",
+//              "minIterations"}) and prints each slice's times, until {"done":true}: the parent
+//              runs the engines of one model and batch in turn, round after round, so that
+//              every engine meets the same machine (bench/run.ts)
 //   rss        loads the engine, runs it three times at batch 1, reports the peak RSS
 
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { Tensor } from '../src/core/tensor.js';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 import { getModel } from '../src/models/builders.js';
@@ -16,7 +22,7 @@ import { createEngine, modelFile, type Engine, type EngineSpec } from './engines
 import { osThreadCount, withOtherLoad } from './system.js';
 
 export interface WorkerTask extends EngineSpec {
-  mode: 'reference' | 'time' | 'rss';
+  mode: 'reference' | 'time' | 'serve' | 'rss';
   batch: number;
   /** [C, H, W] of one image. */
   input: [number, number, number];
@@ -61,19 +67,25 @@ async function reference(task: WorkerTask): Promise<object> {
   return { engine: task.engine, arch: task.arch, relDiffVsTorch: relativeDifference(logits, torchLogits.f32) };
 }
 
-async function time(task: WorkerTask): Promise<object> {
-  const threadsBefore = osThreadCount();
+/** Loads the engine and checks its logits against ours; then sets the timing input. */
+async function prepare(task: WorkerTask): Promise<{ engine: Engine; base: Record<string, unknown>; error?: string }> {
   const engine = await createEngine(task);
   const check = await runOn(engine, readTensor(checkPath(task.modelsDir, task.arch), 'input'));
   const relDiff = relativeDifference(check, readTensor(referencePath(task.modelsDir, task.arch), 'logits').f32);
   const base = { engine: task.engine, arch: task.arch, batch: task.batch, threads: task.threads, relDiff };
   if (!(relDiff < task.tolerance)) {
-    return { ...base, error: `output differs from ours: max |Δ| / max |logit| = ${relDiff.toExponential(2)} ≥ ${task.tolerance}` };
+    return { engine, base, error: `output differs from ours: max |Δ| / max |logit| = ${relDiff.toExponential(2)} ≥ ${task.tolerance}` };
   }
-
   const shape = [task.batch, ...task.input];
-  const x = benchmarkInput(shape);
-  await engine.setInput(x.f32, shape);
+  await engine.setInput(benchmarkInput(shape).f32, shape);
+  return { engine, base };
+}
+
+async function time(task: WorkerTask): Promise<object> {
+  const threadsBefore = osThreadCount();
+  const { engine, base, error } = await prepare(task);
+  if (error) return { ...base, error };
+  const shape = [task.batch, ...task.input];
   const label = `${task.arch} batch ${task.batch} on ${task.engine}`;
   const { result: timing, otherLoadCores } = await withOtherLoad(() =>
     timeRuns(() => engine.run(), {
@@ -98,6 +110,46 @@ async function time(task: WorkerTask): Promise<object> {
   };
 }
 
+const emit = (line: object) => process.stdout.write(`${JSON.stringify(line)}\n`);
+
+async function serve(task: WorkerTask): Promise<object> {
+  const threadsBefore = osThreadCount();
+  const { engine, base, error } = await prepare(task);
+  if (error) return { ...base, error };
+  const label = `${task.arch} batch ${task.batch} on ${task.engine}`;
+  let lastMs = Infinity;
+  for (let i = 0; i < task.warmup; i++) {
+    const start = performance.now();
+    await engine.run();
+    lastMs = performance.now() - start;
+  }
+  emit({ ready: true });
+  for await (const line of createInterface({ input: process.stdin })) {
+    if (!line.trim()) continue;
+    const command = JSON.parse(line) as { done?: boolean; minTimeMs: number; maxTimeMs: number; minIterations: number };
+    if (command.done) break;
+    // The other engines ran since this one's last slice: one run first (not timed) to bring
+    // its weights back into the caches, unless runs are so long that it would not matter.
+    const { result: timing, otherLoadCores } = await withOtherLoad(() =>
+      timeRuns(() => engine.run(), {
+        warmup: lastMs < 500 ? 1 : 0,
+        minTimeMs: command.minTimeMs,
+        maxTimeMs: command.maxTimeMs,
+        minIterations: command.minIterations,
+        onProgress: (p) => process.stderr.write(`  ${formatProgress(label, p)}\n`),
+      }),
+    );
+    lastMs = timing.medianMs;
+    emit({ slice: true, timesMs: timing.timesMs, cpuCores: timing.cpuCores, otherLoadCores });
+  }
+  return {
+    ...base,
+    totalMacs: summarize(getModel(task.arch), [task.batch, ...task.input]).totalMacs,
+    osThreadsAdded: threadsBefore === null ? null : osThreadCount()! - threadsBefore,
+    details: await engine.details(),
+  };
+}
+
 async function rss(task: WorkerTask): Promise<object> {
   const engine = await createEngine(task);
   const shape = [task.batch, ...task.input];
@@ -107,7 +159,7 @@ async function rss(task: WorkerTask): Promise<object> {
 }
 
 const task = JSON.parse(process.argv[2]) as WorkerTask;
-const modes = { reference, time, rss };
+const modes = { reference, time, serve, rss };
 try {
   process.stdout.write(`${JSON.stringify(await modes[task.mode](task))}\n`);
   process.exit(0); // thread pools (ort-web's workers) would otherwise keep the process alive

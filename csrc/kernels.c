@@ -882,7 +882,14 @@ static void pack_im2col(const rk_conv2d_shape *s, const conv_plan *p, const floa
           if (runs[r].src < 0) {
             for (int32_t i = 0; i < runs[r].count; i++) dr[i] = 0.0f;
           } else {
-            copy_strided(dr, xc + runs[r].src, runs[r].count, s->stride_w);
+            /* The next panel (same output row) reads on from where this run ends: ask for
+               those lines now; packing is otherwise a series of cache misses on input rows
+               too scattered for the hardware prefetcher. */
+            const float *src = xc + runs[r].src;
+            const float *next = src + (size_t)runs[r].count * s->stride_w;
+            __builtin_prefetch(next + NR);
+            __builtin_prefetch(next + NR * s->stride_w);
+            copy_strided(dr, src, runs[r].count, s->stride_w);
           }
         }
       }

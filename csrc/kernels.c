@@ -43,7 +43,9 @@
 /* Register tile MR × NR of the micro-kernel, and the cache blocking around it:
    KC rows of B per block (a KC × NR panel is 16 KiB with AVX2: half of L1),
    MC rows of A per block (MC × KC stays in L2 while the B panels stream),
-   NC pixels per packed B block (KC × NC, also L2). */
+   at most NC pixels per packed B block (KC × NC, also L2; a thread's pixels are cut into
+   equal chunks of whole panels, so a 14×14 plane is one chunk and a 28×28 one four, not
+   several full chunks and a sliver that streams all of A again for one panel). */
 #if defined(RK_AVX2)
 #define MR 6
 #define NR 16
@@ -670,7 +672,7 @@ static void wino_conv(const rk_conv2d_shape *s, const float *x, const float *pac
   const wino_plan w = plan_wino(s);
   wino_args a;
   a.s = s, a.w = &w, a.x = x, a.packed = packed, a.bias = bias, a.residual = residual, a.relu = relu, a.y = y;
-  float *mine = scratch + wino_scratch_per_thread(s, &w) * (size_t)tid;
+  float *mine = scratch;
   a.v = mine;
   a.m = mine + wino_v_floats(s, &w);
   a.rows = a.m + wino_m_floats(&w);
@@ -964,8 +966,9 @@ static void conv_region(const conv_args *t, int32_t n, int32_t g0, int32_t g1, i
   run_span *spans = (run_span *)(t->scratch + scratch_spans_offset(p));
   pack_run *pool = (pack_run *)(t->scratch + scratch_pool_offset(p));
 
-  for (int32_t pc = p0; pc < p1; pc += NC) {
-    const int32_t nc = min_i32(NC, p1 - pc);
+  const int32_t chunk = ceil_div(ceil_div(p1 - p0, ceil_div(p1 - p0, NC)), NR) * NR;
+  for (int32_t pc = p0; pc < p1; pc += chunk) {
+    const int32_t nc = min_i32(chunk, p1 - pc);
     if (!p->direct) plan_runs(s, p, pc, nc, spans, pool);
     for (int32_t g = g0; g < g1; g++) {
       const float *xg = t->x + ((size_t)n * s->in_channels + (size_t)g * p->group_in) * p->in_plane;
@@ -1082,7 +1085,7 @@ void RK_API(conv2d)(const rk_conv2d_shape *s, const float *x, const float *packe
   t.residual = residual;
   t.relu = (flags & RK_RELU) != 0;
   t.y = y;
-  t.scratch = scratch + scratch_per_thread(&p) * (size_t)tid;
+  t.scratch = scratch;
   const int32_t images = s->batch * s->groups;
   if (split == SPLIT_GROUPS) {
     int64_t u0, u1;

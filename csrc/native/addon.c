@@ -39,7 +39,9 @@
  * Thread pool.
  * ------------------------------------------------------------------------------------- */
 
-typedef void (*pool_task)(void *ctx, int32_t tid, int32_t nthreads);
+/* task(ctx, slice, slices, thread): thread is the index of the thread running it (0: the
+   caller), for per-thread scratch. */
+typedef void (*pool_task)(void *ctx, int32_t tid, int32_t nthreads, int32_t thread);
 
 typedef struct worker worker;
 
@@ -86,9 +88,9 @@ static inline int64_t now_ns(void) {
 }
 
 /* Claims and runs slices of the current run until none is left. */
-static void run_slices(thread_pool *pool) {
+static void run_slices(thread_pool *pool, int32_t thread) {
   for (int32_t slice; (slice = atomic_fetch_add(&pool->next, 1)) < pool->slices;)
-    pool->task(pool->ctx, slice, pool->slices);
+    pool->task(pool->ctx, slice, pool->slices, thread);
 }
 
 static void *worker_main(void *arg) {
@@ -117,7 +119,7 @@ static void *worker_main(void *arg) {
     if (atomic_load(&pool->stop)) return NULL;
     seen = generation;
     if (self->tid < pool->participants) {
-      run_slices(pool);
+      run_slices(pool, self->tid);
       if (atomic_fetch_sub(&pool->pending, 1) == 1) {
         pthread_mutex_lock(&pool->mutex);
         pthread_cond_signal(&pool->done);
@@ -181,7 +183,7 @@ static void pool_run(thread_pool *pool, pool_task task, void *ctx, int32_t slice
   if (n > 1 && !pool_start_workers(pool)) n = 1;
   if (n > pool->nworkers + 1) n = pool->nworkers + 1;
   if (n <= 1) {
-    for (int32_t slice = 0; slice < slices; slice++) task(ctx, slice, slices);
+    for (int32_t slice = 0; slice < slices; slice++) task(ctx, slice, slices, 0);
     return;
   }
   pool->task = task;
@@ -196,7 +198,7 @@ static void pool_run(thread_pool *pool, pool_task task, void *ctx, int32_t slice
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->mutex);
   }
-  run_slices(pool);
+  run_slices(pool, 0);
   const int64_t deadline = now_ns() + SPIN_NS;
   for (int spins = 0; atomic_load(&pool->pending) > 0; spins++) {
     cpu_relax();
@@ -428,11 +430,13 @@ typedef struct {
   const float *x, *packed, *bias, *residual;
   int32_t flags;
   float *y, *scratch;
+  size_t scratch_per_thread;
 } conv_task;
 
-static void run_conv(void *ctx, int32_t tid, int32_t nthreads) {
+static void run_conv(void *ctx, int32_t tid, int32_t nthreads, int32_t thread) {
   const conv_task *t = ctx;
-  t->kernels->conv2d(t->s, t->x, t->packed, t->bias, t->residual, t->flags, t->y, t->scratch, tid, nthreads);
+  t->kernels->conv2d(t->s, t->x, t->packed, t->bias, t->residual, t->flags, t->y,
+                     t->scratch + t->scratch_per_thread * (size_t)thread, tid, nthreads);
 }
 
 /* conv2d(geometry, x, packed, bias | null, residual | null, relu, y) */
@@ -452,7 +456,8 @@ static napi_value js_conv2d(napi_env env, napi_callback_info info) {
     return NULL;
   addon_state *state = get_state(env);
   const int32_t slices = c.kernels->conv2d_slices(&s, state->pool.threads);
-  t.scratch = scratch_of(state, c.kernels->conv2d_scratch_floats(&s, slices));
+  t.scratch_per_thread = c.kernels->conv2d_scratch_floats(&s, 1);
+  t.scratch = scratch_of(state, t.scratch_per_thread * (size_t)state->pool.threads);
   if (!t.scratch) {
     napi_throw_error(env, NULL, "resnet native: out of memory for convolution scratch");
     return NULL;
@@ -479,14 +484,16 @@ typedef struct {
   float *y;
 } pool2d_task;
 
-static void run_max_pool2d(void *ctx, int32_t tid, int32_t nthreads) {
+static void run_max_pool2d(void *ctx, int32_t tid, int32_t nthreads, int32_t thread) {
+  (void)thread;
   const pool2d_task *t = ctx;
   const int32_t *d = t->d;
   t->kernels->max_pool2d(t->x, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11], d[12], d[13],
                          t->y, tid, nthreads);
 }
 
-static void run_adaptive_avg_pool2d(void *ctx, int32_t tid, int32_t nthreads) {
+static void run_adaptive_avg_pool2d(void *ctx, int32_t tid, int32_t nthreads, int32_t thread) {
+  (void)thread;
   const pool2d_task *t = ctx;
   const int32_t *d = t->d;
   t->kernels->adaptive_avg_pool2d(t->x, d[0], d[1], d[2], d[3], d[4], d[5], t->y, tid, nthreads);
@@ -539,7 +546,8 @@ typedef struct {
   float *y;
 } linear_task;
 
-static void run_linear(void *ctx, int32_t tid, int32_t nthreads) {
+static void run_linear(void *ctx, int32_t tid, int32_t nthreads, int32_t thread) {
+  (void)thread;
   const linear_task *t = ctx;
   t->kernels->linear(t->x, t->w, t->bias, t->batch, t->in_features, t->out_features, t->y, tid, nthreads);
 }
@@ -572,7 +580,8 @@ typedef struct {
   float *y;
 } elementwise_task;
 
-static void run_channel_affine(void *ctx, int32_t tid, int32_t nthreads) {
+static void run_channel_affine(void *ctx, int32_t tid, int32_t nthreads, int32_t thread) {
+  (void)thread;
   const elementwise_task *t = ctx;
   t->kernels->channel_affine(t->a, t->b, t->c, t->batch, t->channels, t->plane, t->y, tid, nthreads);
 }
@@ -598,12 +607,14 @@ static napi_value js_channel_affine(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-static void run_add(void *ctx, int32_t tid, int32_t nthreads) {
+static void run_add(void *ctx, int32_t tid, int32_t nthreads, int32_t thread) {
+  (void)thread;
   const elementwise_task *t = ctx;
   t->kernels->add(t->a, t->b, t->n, t->flags, t->y, tid, nthreads);
 }
 
-static void run_relu(void *ctx, int32_t tid, int32_t nthreads) {
+static void run_relu(void *ctx, int32_t tid, int32_t nthreads, int32_t thread) {
+  (void)thread;
   const elementwise_task *t = ctx;
   t->kernels->relu(t->a, t->n, t->y, tid, nthreads);
 }

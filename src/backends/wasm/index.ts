@@ -182,9 +182,11 @@ export class WasmBackend implements Backend {
     const residual = epilogue.residual ? this.#input(epilogue.residual, temporaries) : 0;
     const output = this.#output(batch * outChannels * outH * outW);
     const slices = this.#slices(batch * outChannels * outH * outW * groupChannels * kh * kw, MIN_MACS_PER_SLICE);
-    const scratch = this.#scratch((this.#kernels.rk_conv2d_scratch_floats(this.#shapeAddress, slices) >>> 0) * 4);
+    // One scratch block per slice: here slices never outnumber threads, so each is a thread's.
+    const scratchBytes = (this.#kernels.rk_conv2d_scratch_floats(this.#shapeAddress, 1) >>> 0) * 4;
+    const scratch = this.#scratch(scratchBytes * slices);
     const flags = epilogue.relu ? RK_RELU : 0;
-    this.#run(Kernel.conv2d, [this.#shapeAddress, input, packed, biasAddress, residual, flags, output, scratch], slices, temporaries);
+    this.#run(Kernel.conv2d, [this.#shapeAddress, input, packed, biasAddress, residual, flags, output, scratch, scratchBytes], slices, temporaries);
     return this.#result(output, [batch, outChannels, outH, outW]);
   }
 

@@ -51,7 +51,8 @@ export const MAX_KERNEL_ARGS = 16;
 export function callKernel(k: KernelExports, kernel: number, a: Int32Array, tid: number, nthreads: number): void {
   switch (kernel) {
     case Kernel.conv2d:
-      return k.rk_conv2d(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], tid, nthreads);
+      // a[7]: the scratch of all slices, a[8] bytes each.
+      return k.rk_conv2d(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7] + tid * a[8], tid, nthreads);
     case Kernel.maxPool2d:
       return k.rk_max_pool2d(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], tid, nthreads);
     case Kernel.adaptiveAvgPool2d:

@@ -70,7 +70,7 @@ const convCases: ConvCase[] = [
   { name: 'small plane, many channels (threads split channels)', x: [1, 96, 7, 7], w: [200, 3, 3], padding: [1, 1] },
   { name: '1×3 kernel, stride (2, 1), pad (0, 1)', x: [2, 5, 7, 9], w: [4, 1, 3], stride: [2, 1], padding: [0, 1] },
   { name: '1×1 with padding', x: [1, 3, 4, 5], w: [4, 1, 1], padding: [1, 2] },
-  // 3×3 stride 1, at least 16 channels in and out, at least 32 2×2 output tiles: Winograd F(2×2, 3×3).
+  // 3×3 stride 1, at least 16 channels in and out, at least 16 2×2 output tiles: Winograd F(2×2, 3×3).
   { name: 'Winograd: odd plane 13×11, batch 3', x: [3, 16, 13, 11], w: [24, 3, 3], padding: [1, 1] },
   { name: 'Winograd: no padding, odd output 18×17', x: [1, 32, 20, 19], w: [17, 3, 3] },
   { name: 'Winograd: padding 2', x: [2, 16, 9, 10], w: [16, 3, 3], padding: [2, 2] },
@@ -79,7 +79,8 @@ const convCases: ConvCase[] = [
   { name: 'Winograd: K blocks (300 channels), 12×12 plane', x: [1, 300, 12, 12], w: [40, 3, 3], padding: [1, 1] },
   { name: 'Winograd: 600 channels, 12×11 plane, batch 2', x: [2, 600, 12, 11], w: [19, 3, 3], padding: [1, 1] },
   { name: 'Winograd: 14×14 plane, 256 → 256 (threads split channels)', x: [1, 256, 14, 14], w: [256, 3, 3], padding: [1, 1] },
-  { name: 'direct, not Winograd: 7×7 plane (16 tiles), 512 → 512', x: [1, 512, 7, 7], w: [512, 3, 3], padding: [1, 1] },
+  { name: 'Winograd: 7×7 plane (16 tiles, threshold), 512 → 512', x: [1, 512, 7, 7], w: [512, 3, 3], padding: [1, 1] },
+  { name: 'direct, not Winograd: 5×5 plane (9 tiles), 64 → 40', x: [2, 64, 5, 5], w: [40, 3, 3], padding: [1, 1] },
 ];
 
 /** Seeded random geometries over the same knobs. */

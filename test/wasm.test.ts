@@ -96,13 +96,14 @@ const convCases: ConvCase[] = [
   { name: 'bias + residual + relu, 1×1', x: [3, 17, 7, 7], w: [33, 17, 1, 1], bias: true, residual: true, relu: true },
   { name: 'bias + residual + relu, 3×3 stride 2', x: [1, 9, 14, 14], w: [13, 9, 3, 3], stride: 2, padding: 1, bias: true, residual: true, relu: true },
   { name: 'bias + relu, groups 32', x: [1, 64, 5, 5], w: [64, 2, 3, 3], padding: 1, groups: 32, bias: true, relu: true },
-  // 3×3 stride 1, at least 16 channels in and out, at least 32 2×2 output tiles: Winograd F(2×2, 3×3).
+  // 3×3 stride 1, at least 16 channels in and out, at least 16 2×2 output tiles: Winograd F(2×2, 3×3).
   { name: 'Winograd: odd plane 13×11, batch 3, bias + residual + relu', x: [3, 16, 13, 11], w: [24, 16, 3, 3], padding: 1, bias: true, residual: true, relu: true },
   { name: 'Winograd: no padding, odd output 18×17', x: [1, 32, 20, 19], w: [17, 32, 3, 3] },
   { name: 'Winograd: padding 2, batch 2', x: [2, 16, 9, 10], w: [16, 16, 3, 3], padding: 2, relu: true },
   { name: 'Winograd: several tile blocks, tile rows crossing panels', x: [1, 16, 40, 37], w: [20, 16, 3, 3], padding: 1, bias: true },
   { name: 'Winograd: K blocks (300 channels), 12×12 plane', x: [1, 300, 12, 12], w: [40, 300, 3, 3], padding: 1 },
   { name: 'Winograd: 14×14 plane, 256 → 256, residual', x: [1, 256, 14, 14], w: [256, 256, 3, 3], padding: 1, residual: true },
+  { name: 'Winograd: 7×7 plane (16 tiles, threshold), 128 → 96, bias + relu', x: [1, 128, 7, 7], w: [96, 128, 3, 3], padding: 1, bias: true, relu: true },
 ];
 
 for (const c of convCases) test(`conv2d: ${c.name}`, () => checkConv(c));

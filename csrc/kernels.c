@@ -697,6 +697,10 @@ static void wino_conv(const rk_conv2d_shape *s, const float *x, const float *pac
   }
 }
 
+int32_t RK_API(conv2d_packing)(const rk_conv2d_shape *s) {
+  return use_winograd(s) ? RK_PACKING_WINOGRAD : RK_PACKING_GEMM;
+}
+
 size_t RK_API(conv2d_packed_floats)(const rk_conv2d_shape *s) {
   if (use_winograd(s)) {
     const wino_plan w = plan_wino(s);

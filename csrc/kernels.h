@@ -31,6 +31,9 @@ typedef struct {
 /* Epilogue flags of rk_conv2d. */
 enum { RK_RELU = 1 };
 
+/* Layouts of rk_conv2d_pack's output (rk_conv2d_packing). */
+enum { RK_PACKING_GEMM = 1, RK_PACKING_WINOGRAD = 2 };
+
 #endif /* RESNET_KERNELS_H */
 
 /*
@@ -47,6 +50,12 @@ enum { RK_RELU = 1 };
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Which layout rk_conv2d_pack writes for this geometry: RK_PACKING_GEMM (MR-row panels of
+   the weight) or RK_PACKING_WINOGRAD (the transformed U). The choice depends on the input's
+   size too (Winograd needs enough output tiles), so a caller that caches packed weights must
+   key them by this as well as by the weight's own geometry. */
+int32_t RK_API(conv2d_packing)(const rk_conv2d_shape *s);
 
 /* Floats needed by rk_conv2d_pack's output for this geometry. */
 size_t RK_API(conv2d_packed_floats)(const rk_conv2d_shape *s);

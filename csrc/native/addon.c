@@ -229,6 +229,7 @@ static int32_t cpu_count(void) {
 
 typedef struct {
   const char *(*isa)(void);
+  int32_t (*conv2d_packing)(const rk_conv2d_shape *s);
   size_t (*conv2d_packed_floats)(const rk_conv2d_shape *s);
   void (*conv2d_pack)(const rk_conv2d_shape *s, const float *weight, float *packed);
   size_t (*conv2d_scratch_floats)(const rk_conv2d_shape *s, int32_t nthreads);
@@ -251,7 +252,7 @@ typedef struct {
 
 #define KERNEL_TABLE(prefix)                                                                                      \
   {                                                                                                               \
-    prefix##isa, prefix##conv2d_packed_floats, prefix##conv2d_pack, prefix##conv2d_scratch_floats,                 \
+    prefix##isa, prefix##conv2d_packing, prefix##conv2d_packed_floats, prefix##conv2d_pack, prefix##conv2d_scratch_floats,                 \
         prefix##conv2d_slices, prefix##conv2d,                                                                    \
         prefix##max_pool2d, prefix##adaptive_avg_pool2d, prefix##linear, prefix##channel_affine, prefix##add,      \
         prefix##relu                                                                                              \
@@ -400,6 +401,14 @@ static napi_value js_isa(napi_env env, napi_callback_info info) {
   napi_value s;
   napi_create_string_utf8(env, c.kernels->isa(), NAPI_AUTO_LENGTH, &s);
   return s;
+}
+
+/* conv2dPacking(geometry) → number: the layout conv2dPack writes (RK_PACKING_*) */
+static napi_value js_conv2d_packing(napi_env env, napi_callback_info info) {
+  call_info c;
+  rk_conv2d_shape s;
+  if (!get_call(env, info, 1, &c) || !shape_arg(&c, 0, &s)) return NULL;
+  return number(env, (double)c.kernels->conv2d_packing(&s));
 }
 
 /* conv2dPackedFloats(geometry) → number */
@@ -682,6 +691,7 @@ static void finalize_state(napi_env env, void *data, void *hint) {
 static napi_value variant_object(napi_env env, const kernel_table *kernels) {
   const napi_property_descriptor functions[] = {
       {"isa", NULL, js_isa, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
+      {"conv2dPacking", NULL, js_conv2d_packing, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
       {"conv2dPackedFloats", NULL, js_conv2d_packed_floats, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
       {"conv2dPack", NULL, js_conv2d_pack, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
       {"conv2d", NULL, js_conv2d, NULL, NULL, NULL, napi_enumerable, (void *)kernels},

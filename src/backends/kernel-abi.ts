@@ -16,12 +16,13 @@ export function convShapeFields(x: Tensor, weight: Tensor, p: Conv2dParams, outH
 }
 
 /**
- * What rk_conv2d_pack's layout depends on: in_channels, out_channels, kernel_h, kernel_w,
- * stride, dilation and groups of rk_conv2d_shape (the weight's geometry, and whether the
- * convolution runs as Winograd), not the input's size or the padding.
+ * What a packed weight depends on: the layout rk_conv2d_packing names for the geometry (GEMM
+ * panels or Winograd's U: the choice depends on the input's size as well, so one weight run at
+ * two input sizes may need both), and in_channels, out_channels, kernel_h, kernel_w, stride,
+ * dilation and groups of rk_conv2d_shape; not the input's size or the padding otherwise.
  */
-export function packingKey(shape: ArrayLike<number>): string {
-  return [1, 4, 7, 8, 9, 10, 13, 14, 15].map((field) => shape[field]).join(',');
+export function packingKey(shape: ArrayLike<number>, layout: number): string {
+  return `${layout}:${[1, 4, 7, 8, 9, 10, 13, 14, 15].map((field) => shape[field]).join(',')}`;
 }
 
 /** 16 evenly spaced elements: a cheap guard against a weight changed in place after packing. */

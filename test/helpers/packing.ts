@@ -38,6 +38,15 @@ export function checkPackingFollowsScaleAndGeometry(backend: Backend, ref: Backe
       const got = backend.conv2d(x, weight, bias, p, outH, outW, { scale, relu: true });
       assertCloseToReference(got, expected, tol, `${tag} ${kernel}×${kernel} weight, use ${i}: scale #${scales.indexOf(scale)}, stride ${p.stride[0]}, dilation ${p.dilation[0]}`);
     }
+    // One weight at two input sizes: a 3×3 stride-1 convolution is Winograd on the 13×11 plane
+    // (42 tiles) and direct on 5×5 (9 tiles); the packing of one must never serve the other.
+    const small = random(rng, [1, 16, 5, 5]);
+    for (const [i, input] of [small, x, small].entries()) {
+      const p = geometries[0];
+      const [h, w] = [input.shape[2], input.shape[3]];
+      const expected = ref.conv2d(input, new Tensor(foldWeightScale(weight.f32, scales[0]), weight.shape), bias, p, h, w);
+      assertCloseToReference(backend.conv2d(input, weight, bias, p, h, w, { scale: scales[0] }), expected, tol, `${tag} ${kernel}×${kernel} weight at ${h}×${w}, use ${i}`);
+    }
     // The reference itself folds the scale exactly as foldWeightScale does.
     const p = geometries[0];
     assertCloseToReference(

@@ -12,6 +12,7 @@ import { convShapeFields, packingKey, sameSamples, weightSamples } from '../kern
 /** One build of the kernels inside the addon (see csrc/native/addon.c for the argument lists). */
 interface NativeKernels {
   isa(): string;
+  conv2dPacking(geometry: Int32Array): number;
   conv2dPackedFloats(geometry: Int32Array): number;
   conv2dPack(geometry: Int32Array, weight: Float32Array, packed: Float32Array): void;
   conv2d(
@@ -154,11 +155,11 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
   const ref = createReferenceBackend();
   const outputs = new OutputArrays();
   const output = (n: number): Float32Array => outputs.take(n);
-  // Weight tensor → its packing. The packing depends on the weight's shape and groups only.
+  // Weight tensor → its packing, for the geometry and layout it was packed for (packingKey).
   const packs = new WeakMap<Tensor, Packed>();
 
   function packed(weight: Tensor, geometry: Int32Array, scale: Float64Array | null): Float32Array {
-    const key = packingKey(geometry);
+    const key = packingKey(geometry, k.conv2dPacking(geometry));
     const w = weight.f32;
     const hit = packs.get(weight);
     if (hit && hit.key === key && hit.scale === scale && sameSamples(hit.samples, weightSamples(w))) return hit.data;

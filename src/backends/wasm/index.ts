@@ -344,7 +344,7 @@ export class WasmBackend implements Backend {
   /** rk_conv2d_pack of `weight` for the geometry now in #shape, cached per weight tensor. */
   #packedWeight(weight: Tensor, scale: Float64Array | null): number {
     const floats = this.#kernels.rk_conv2d_packed_floats(this.#shapeAddress) >>> 0;
-    return this.#cached(weight, packingKey(this.#shape), (address) => {
+    return this.#cached(weight, packingKey(this.#shape, this.#kernels.rk_conv2d_packing(this.#shapeAddress)), (address) => {
       const temporaries: number[] = [];
       try {
         this.#kernels.rk_conv2d_pack(this.#shapeAddress, this.#copyIn(foldWeightScale(weight.f32, scale), temporaries), address);

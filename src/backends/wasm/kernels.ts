@@ -4,6 +4,7 @@
 
 /** Exports of wasm/kernels*.wasm (scripts/build-wasm.sh lists them). Pointers are byte offsets. */
 export interface KernelExports {
+  rk_conv2d_packing(shape: number): number;
   rk_conv2d_packed_floats(shape: number): number;
   rk_conv2d_pack(shape: number, weight: number, packed: number): void;
   rk_conv2d_scratch_floats(shape: number, nthreads: number): number;

@@ -893,8 +893,8 @@ static void pack_im2col(const rk_conv2d_shape *s, const conv_plan *p, const floa
                too scattered for the hardware prefetcher. */
             const float *src = xc + runs[r].src;
             const float *next = src + (size_t)runs[r].count * s->stride_w;
-            __builtin_prefetch(next + NR);
             __builtin_prefetch(next + NR * s->stride_w);
+            __builtin_prefetch(next + 2 * NR * s->stride_w - 1);
             copy_strided(dr, src, runs[r].count, s->stride_w);
           }
         }

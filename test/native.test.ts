@@ -14,6 +14,7 @@ import { createReferenceBackend, withBackend, type Backend, type Conv2dParams, t
 import { createNativeBackend, nativeAvailable, type NativeBackend } from '../src/backends/native/index.js';
 import { convOutputSize } from '../src/ops/functional.js';
 import { getModel, type ResNet } from '../src/index.js';
+import type { Module } from '../src/nn/module.js';
 import { assertCloseToReference } from './helpers/compare.js';
 import { checkPackingFollowsScaleAndGeometry } from './helpers/packing.js';
 import { deterministicInput, deterministicStateDict } from './helpers/fill.js';
@@ -226,6 +227,32 @@ test('native backend: a released output is reused for the next output of its siz
   for (let i = 0; i < 2; i++) {
     assertCloseToReference(withBackend('native', () => model.forward(input)), expected, MODEL_REL_TOL, `resnet50, pass ${i + 1}`);
   }
+});
+
+test('native backend: a forward pass frees block inputs it owns, never a tensor a hook saw', { skip }, () => {
+  const model = filled('resnet18');
+  const input = deterministicInput([1, 3, 64, 64]);
+  const expected = withBackend('ref', () => model.forward(input));
+  // Hooks on a block, on a downsample (it sees its block's input) and on a whole stage: what
+  // they are handed must keep its values through later passes, which reuse freed arrays.
+  const seen: { what: string; t: Tensor; copy: Tensor }[] = [];
+  const keep = (what: string) => (_m: unknown, inp: Tensor, out: Tensor) => {
+    seen.push({ what: `${what} input`, t: inp, copy: inp.clone() }, { what: `${what} output`, t: out, copy: out.clone() });
+  };
+  const removers = [
+    model.layer1.at(0).registerForwardHook(keep('layer1.0')),
+    (model.layer2.at(0) as unknown as { downsample: Module }).downsample.registerForwardHook(keep('layer2.0.downsample')),
+    model.layer3.registerForwardHook(keep('layer3')),
+  ];
+  assertCloseToReference(withBackend('native', () => model.forward(input)), expected, MODEL_REL_TOL, 'hooked pass');
+  for (const r of removers) r();
+  for (let i = 0; i < 3; i++) {
+    const other = new Tensor(input.f32.map((v, j) => v * (i + 2) - ((j * 7) % 5) * 0.1), input.shape);
+    const want = withBackend('ref', () => model.forward(other));
+    assertCloseToReference(withBackend('native', () => model.forward(other)), want, MODEL_REL_TOL, `pass ${i + 2}`);
+  }
+  assert.equal(seen.length, 6);
+  for (const { what, t, copy } of seen) assertCloseToReference(t, copy, 0, `${what}, kept by a hook`);
 });
 
 test('native backend: threads are settable and the ISA is named', { skip }, () => {

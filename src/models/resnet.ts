@@ -31,11 +31,18 @@ export function conv1x1(inPlanes: number, outPlanes: number, stride = 1): Conv2d
  */
 function shortcut(downsample: Module | null, x: Tensor): { identity: Tensor; internal: boolean } {
   if (!downsample) return { identity: x, internal: false };
-  if (downsample instanceof Sequential && downsample.length === 2 && !downsample.hasForwardHooks()) {
-    const [conv, norm] = downsample.layers;
-    if (canFold(conv, norm)) return { identity: convBnFused(conv as Conv2d, norm, x), internal: true };
+  if (shortcutFusible(downsample)) {
+    const [conv, norm] = (downsample as Sequential).layers;
+    return { identity: convBnFused(conv as Conv2d, norm as BatchNorm2d, x), internal: true };
   }
   return { identity: downsample.call(x), internal: false };
+}
+
+/** A downsample that runs as one fused convolution (so no hook or other module sees its input). */
+function shortcutFusible(downsample: Module): boolean {
+  if (!(downsample instanceof Sequential) || downsample.length !== 2 || downsample.hasForwardHooks()) return false;
+  const [conv, norm] = downsample.layers;
+  return canFold(conv, norm);
 }
 
 /** The blocks' shared constructor signature, so ResNet can build either kind. */
@@ -111,7 +118,8 @@ export class BasicBlock extends Module implements Block {
     return this.relu.call(out);
   }
 
-  private fusible(): boolean {
+  /** Eval mode with BN foldable and no hooks inside: forward runs as fused convolutions. */
+  fusible(): boolean {
     return canFold(this.conv1, this.bn1) && canFold(this.conv2, this.bn2) && !this.relu.hasForwardHooks();
   }
 
@@ -195,7 +203,8 @@ export class Bottleneck extends Module implements Block {
     return this.relu.call(out);
   }
 
-  private fusible(): boolean {
+  /** Eval mode with BN foldable and no hooks inside: forward runs as fused convolutions. */
+  fusible(): boolean {
     return canFold(this.conv1, this.bn1) && canFold(this.conv2, this.bn2) && canFold(this.conv3, this.bn3) && !this.relu.hasForwardHooks();
   }
 
@@ -322,6 +331,14 @@ export class ResNet extends Module {
 
   /** The stem and the four stages: (N, 3, H, W) → (N, 512·expansion, H/32, W/32). */
   forwardFeatures(x: Tensor): Tensor {
+    return this.features(x).x;
+  }
+
+  /**
+   * forwardFeatures, and whether the features tensor is this model's own (no hook saw it), so
+   * that forward may free it after the head.
+   */
+  private features(x: Tensor): { x: Tensor; owned: boolean } {
     if (x.ndim !== 4 || x.shape[1] !== 3) {
       throw new F.ShapeError(`ResNet expects an (N, 3, H, W) input, got shape [${x.shape.join(', ')}]`);
     }
@@ -335,11 +352,9 @@ export class ResNet extends Module {
       x = this.relu.call(x);
       x = this.maxpool.call(x);
     }
-
-    x = this.layer1.call(x);
-    x = this.layer2.call(x);
-    x = this.layer3.call(x);
-    return this.layer4.call(x);
+    let owned = !this.maxpool.hasForwardHooks();
+    for (const stage of [this.layer1, this.layer2, this.layer3, this.layer4]) ({ x, owned } = runStage(stage, x, owned));
+    return { x, owned };
   }
 
   /** Global average pool and the classifier: features → (N, numClasses) logits. */
@@ -350,6 +365,34 @@ export class ResNet extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return this.forwardHead(this.forwardFeatures(x));
+    const features = this.features(x);
+    const logits = this.forwardHead(features.x);
+    if (features.owned && !this.avgpool.hasForwardHooks()) F.release(features.x);
+    return logits;
   }
+}
+
+/**
+ * Runs one stage (a Sequential of blocks). In inference (every block fused), each block's input
+ * is freed as soon as the block has run, when it is ours: made by the previous block or stage,
+ * and seen by no hook (a hook could keep it). The backends then hand the same few arrays out
+ * again, so a forward pass keeps its activations in warm memory and allocates almost nothing
+ * (fresh arrays cost page faults and garbage collections, whose helper threads take cores
+ * from the kernels). `owned` says whether x is ours; the result says the same of the output.
+ */
+function runStage(stage: Sequential, x: Tensor, owned: boolean): { x: Tensor; owned: boolean } {
+  if (stage.hasForwardHooks()) return { x: stage.call(x), owned: false };
+  for (const block of stage.layers) {
+    const free =
+      owned &&
+      !block.hasForwardHooks() &&
+      (block instanceof BasicBlock || block instanceof Bottleneck) &&
+      block.fusible() &&
+      (!block.downsample || shortcutFusible(block.downsample));
+    const y = block.call(x);
+    if (free) F.release(x);
+    x = y;
+    owned = !block.hasForwardHooks();
+  }
+  return { x, owned };
 }

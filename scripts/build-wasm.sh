@@ -22,7 +22,7 @@ max_memory=$((4 * 1024 * 1024 * 1024))
 stack_bytes=$((1024 * 1024))
 
 exports=(
-  rk_conv2d_packing rk_conv2d_packed_floats rk_conv2d_pack rk_conv2d_scratch_floats rk_conv2d
+  rk_conv2d_packing rk_conv2d_packed_floats rk_conv2d_pack rk_conv2d_scratch_floats rk_conv2d_slices rk_conv2d
   rk_max_pool2d rk_adaptive_avg_pool2d rk_linear rk_channel_affine rk_add rk_relu rk_isa
   __stack_pointer __heap_base
 )

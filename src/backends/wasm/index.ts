@@ -181,10 +181,12 @@ export class WasmBackend implements Backend {
     const biasAddress = bias ? this.#input(bias, temporaries) : 0;
     const residual = epilogue.residual ? this.#input(epilogue.residual, temporaries) : 0;
     const output = this.#output(batch * outChannels * outH * outW);
-    const slices = this.#slices(batch * outChannels * outH * outW * groupChannels * kh * kw, MIN_MACS_PER_SLICE);
-    // One scratch block per slice: here slices never outnumber threads, so each is a thread's.
+    // As many threads as the work is worth waking; the kernel says how many slices they take
+    // (more than threads where slices are disjoint parts of one pass).
+    const threads = this.#slices(batch * outChannels * outH * outW * groupChannels * kh * kw, MIN_MACS_PER_SLICE);
+    const slices = threads > 1 ? this.#kernels.rk_conv2d_slices(this.#shapeAddress, threads) : 1;
     const scratchBytes = (this.#kernels.rk_conv2d_scratch_floats(this.#shapeAddress, 1) >>> 0) * 4;
-    const scratch = this.#scratch(scratchBytes * slices);
+    const scratch = this.#scratch(scratchBytes * this.#threads); // one block per thread
     const flags = epilogue.relu ? RK_RELU : 0;
     this.#run(Kernel.conv2d, [this.#shapeAddress, input, packed, biasAddress, residual, flags, output, scratch, scratchBytes], slices, temporaries);
     return this.#result(output, [batch, outChannels, outH, outW]);

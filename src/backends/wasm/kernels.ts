@@ -8,6 +8,7 @@ export interface KernelExports {
   rk_conv2d_packed_floats(shape: number): number;
   rk_conv2d_pack(shape: number, weight: number, packed: number): void;
   rk_conv2d_scratch_floats(shape: number, nthreads: number): number;
+  rk_conv2d_slices(shape: number, nthreads: number): number;
   rk_conv2d(shape: number, x: number, packed: number, bias: number, residual: number, flags: number, y: number, scratch: number, tid: number, nthreads: number): void;
   rk_max_pool2d(
     x: number, batch: number, channels: number, inH: number, inW: number, kernelH: number, kernelW: number,
@@ -49,11 +50,12 @@ export const MAX_KERNEL_ARGS = 16;
  * Runs slice `tid` of `nthreads` of a kernel whose arguments are `a`, in the order of its C
  * signature (pointers and sizes as int32; int64 counts are converted here).
  */
-export function callKernel(k: KernelExports, kernel: number, a: Int32Array, tid: number, nthreads: number): void {
+export function callKernel(k: KernelExports, kernel: number, a: Int32Array, tid: number, nthreads: number, thread: number): void {
   switch (kernel) {
     case Kernel.conv2d:
-      // a[7]: the scratch of all slices, a[8] bytes each.
-      return k.rk_conv2d(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7] + tid * a[8], tid, nthreads);
+      // a[7]: the scratch of all threads, a[8] bytes each: a thread keeps its block for every
+      // slice it claims.
+      return k.rk_conv2d(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7] + thread * a[8], tid, nthreads);
     case Kernel.maxPool2d:
       return k.rk_max_pool2d(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], tid, nthreads);
     case Kernel.adaptiveAvgPool2d:

@@ -19,6 +19,8 @@ export type ToWorker = {
   memory: WebAssembly.Memory;
   /** Byte address of the control block. */
   control: number;
+  /** This worker's index among the pool's threads (1, 2, ...; the calling thread is 0). */
+  index: number;
   /** High end of this worker's stack. */
   stackTop: number;
 };
@@ -60,7 +62,7 @@ const CALLER_SPIN = 1 << 12;
  * thread ran. A successful compare-and-swap from `state` proves the job is still the current
  * one and cannot finish before this slice does, so its description is stable while we read it.
  */
-export function runSlices(control: Int32Array, args: Int32Array, kernels: KernelExports, generation: number): number {
+export function runSlices(control: Int32Array, args: Int32Array, kernels: KernelExports, generation: number, thread: number): number {
   let ran = 0;
   for (;;) {
     const state = Atomics.load(control, STATE);
@@ -70,7 +72,7 @@ export function runSlices(control: Int32Array, args: Int32Array, kernels: Kernel
     if (slice >= slices) return ran;
     if (Atomics.compareExchange(control, STATE, state, state + 1) !== state) continue;
     try {
-      callKernel(kernels, control[KERNEL], args, slice, slices);
+      callKernel(kernels, control[KERNEL], args, slice, slices, thread);
     } catch {
       Atomics.store(control, FAILED, 1);
     }
@@ -86,11 +88,11 @@ function controlViews(memory: WebAssembly.Memory, address: number): { control: I
 }
 
 /** A worker's life after 'start': run whatever is published at `address` until STOP. */
-export function workerLoop(memory: WebAssembly.Memory, address: number, kernels: KernelExports): void {
+export function workerLoop(memory: WebAssembly.Memory, address: number, kernels: KernelExports, thread: number): void {
   const { control, args } = controlViews(memory, address);
   while (!Atomics.load(control, STOP)) {
     const state = Atomics.load(control, STATE);
-    const ran = runSlices(control, args, kernels, state >>> TICKET_BITS);
+    const ran = runSlices(control, args, kernels, state >>> TICKET_BITS, thread);
     if (ran) Atomics.add(control, WORKER_SLICES, ran);
     // Nothing left to claim: spin briefly (the next op usually follows within microseconds),
     // then sleep until the state word changes.
@@ -155,9 +157,9 @@ export class ThreadPool {
     ({ control: this.#control, args: this.#args } = controlViews(memory, control));
     this.#kernels = kernels;
     const node = nodeSync();
-    for (const stackTop of stacks) {
+    for (const [i, stackTop] of stacks.entries()) {
       const thread = spawnThread(node, (message) => this.#onMessage(message));
-      thread.post({ type: 'start', module, memory, control, stackTop });
+      thread.post({ type: 'start', module, memory, control, index: i + 1, stackTop });
       this.#threads.push(thread);
     }
   }
@@ -203,14 +205,16 @@ export class ThreadPool {
   }
 
   /**
-   * Runs `kernel` with `args` as `slices` slices (1 ≤ slices ≤ size) and returns when all are
-   * done. The calling thread takes part; with one slice it runs alone and wakes nobody.
+   * Runs `kernel` with `args` as `slices` slices (1 or more; more than size where slices are
+   * small parts of one pass, so that a thread slowed by a busy core takes fewer) and returns
+   * when all are done. The calling thread takes part; with one slice it runs alone and wakes
+   * nobody.
    */
   run(kernel: number, args: readonly number[], slices: number): void {
     const control = this.#control;
     if (slices <= 1) {
       this.#args.set(args);
-      callKernel(this.#kernels, kernel, this.#args, 0, 1);
+      callKernel(this.#kernels, kernel, this.#args, 0, 1, 0);
       return;
     }
     const generation = (this.#generation + 1) & GENERATION_MASK;
@@ -224,8 +228,8 @@ export class ThreadPool {
     Atomics.store(control, DONE, 0);
     Atomics.store(control, STATE, generation << TICKET_BITS);
     this.#generation = generation;
-    Atomics.notify(control, STATE, slices - 1);
-    runSlices(control, this.#args, this.#kernels, generation);
+    Atomics.notify(control, STATE, Math.min(slices, this.size) - 1);
+    runSlices(control, this.#args, this.#kernels, generation, 0);
     let spin = CALLER_SPIN;
     for (let done = Atomics.load(control, DONE); done < slices; done = Atomics.load(control, DONE)) {
       if (spin > 0) spin--;

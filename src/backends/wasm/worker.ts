@@ -20,7 +20,7 @@ function onMessage(port: ParentPort, message: ToWorker): void {
         return;
       }
       port.postMessage({ type: 'ready' });
-      workerLoop(message.memory, message.control, kernels);
+      workerLoop(message.memory, message.control, kernels, message.index);
       break;
     }
   }

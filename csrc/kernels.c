@@ -1001,6 +1001,16 @@ static void conv_region(const conv_args *t, int32_t n, int32_t g0, int32_t g1, i
             const int32_t nr = min_i32(NR, nc - j * NR);
             const float *bj = b + (size_t)j * panel_step;
             const float *const *rows_j = rows ? rows + (size_t)j * kc : 0;
+            if (first && (j + 1) * NR < nc) {
+              /* The next panel's output lines, one per row of this row block: written fresh
+                 (read for ownership first), in as many planes as rows, too many streams for
+                 the hardware prefetcher. Ask for them a whole panel ahead. */
+              const float *next = yg + (size_t)pc + (size_t)(j + 1) * NR;
+              for (int32_t r = mc; r < mc_end; r++) {
+                __builtin_prefetch(next + (size_t)r * ldc, 1);
+                __builtin_prefetch(next + (size_t)r * ldc + NR - 1, 1);
+              }
+            }
             for (int32_t i = mc; i < mc_end; i += MR) {
               const int32_t mr = min_i32(MR, mc_end - i);
               const size_t col = (size_t)pc + (size_t)j * NR;

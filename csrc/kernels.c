@@ -341,6 +341,17 @@ typedef struct {
   int32_t indirect;             /* unit column stride, wide rows: B rows in one input row are read in place */
 } conv_plan;
 
+/* Column stride 2 (the stem, the strided 3×3s), undilated, kernel at least 3 wide: a panel of
+   NR pixels in one output row reads, for tap kx, inputs ix = 2·ox0 − pad + kx + 2·l: the
+   taps of one parity read the same every-other-column sequence, shifted by kx/2. So such a
+   panel gathers each (channel, kernel row) once per parity into a short "phase row"
+   (NR + (kw − 1)/2 values, zeros for padding) and points the indirect micro-kernel at it,
+   kx/2 in, instead of gathering every tap's row (kw/2 times less strided copying). The phase
+   rows of a panel fit in the space of its packed rows (2·(NR + (kw−1)/2) ≤ kw·NR). */
+static int32_t phase_rows_apply(const rk_conv2d_shape *s) {
+  return s->stride_w == 2 && s->dilation_w == 1 && s->kernel_w >= 3;
+}
+
 static conv_plan plan_conv(const rk_conv2d_shape *s) {
   conv_plan p;
   p.group_in = s->in_channels / s->groups;
@@ -359,7 +370,7 @@ static conv_plan plan_conv(const rk_conv2d_shape *s) {
              s->pad_w == 0;
   /* Only rows at least a panel wide have B rows to read in place; narrower (7×7) planes
      would pay the pointers for nothing. */
-  p.indirect = !p.direct && s->stride_w == 1 && s->out_w >= NR;
+  p.indirect = !p.direct && (s->stride_w == 1 || phase_rows_apply(s)) && s->out_w >= NR;
   return p;
 }
 
@@ -856,13 +867,53 @@ static void plan_runs(const rk_conv2d_shape *s, const conv_plan *p, int32_t p0, 
    With `rows_out` (stride_w 1), a row that is NR consecutive inputs (or all padding) is not
    copied: rows_out[j·rows + row] points at it in x (or at zero_row), and at its packed copy
    otherwise; the indirect micro-kernel reads B through these pointers. */
-static void pack_im2col(const rk_conv2d_shape *s, const conv_plan *p, const float *xg, int32_t pixels, int32_t c0,
-                        int32_t c1, const run_span *spans, const pack_run *pool, float *dst,
+/* Phase rows (see phase_rows_apply) of panel j, whose NR pixels start at (oy, ox0) of one
+   output row: for channels [c0, c1) and kernel rows ky, phase q = kx & 1 at
+   area + (((c − c0)·kh + ky)·2 + q)·len, and rows_out[(c − c0)·taps + ky·kw + kx] pointing
+   kx/2 into it; kernel rows in the vertical padding point at zero_row. */
+static void pack_phase_rows(const rk_conv2d_shape *s, const conv_plan *p, const float *xg, int32_t c0, int32_t c1,
+                            int32_t oy, int32_t ox0, float *area, const float **rows_out) {
+  const int32_t kh = s->kernel_h, kw = s->kernel_w;
+  const int32_t len = NR + (kw - 1) / 2;
+  for (int32_t c = c0; c < c1; c++) {
+    const float *xc = xg + (size_t)c * p->in_plane;
+    for (int32_t ky = 0; ky < kh; ky++) {
+      const float **r = rows_out + (size_t)(c - c0) * p->taps + (size_t)ky * kw;
+      const int32_t iy = oy * s->stride_h - s->pad_h + ky * s->dilation_h;
+      if (iy < 0 || iy >= s->in_h) {
+        for (int32_t kx = 0; kx < kw; kx++) r[kx] = zero_row;
+        continue;
+      }
+      const float *row = xc + (size_t)iy * s->in_w;
+      for (int32_t q = 0; q < 2; q++) {
+        float *d = area + ((size_t)((c - c0) * kh + ky) * 2 + q) * len;
+        const int32_t ix0 = 2 * ox0 - s->pad_w + q; /* input column of d[0]; d[m] is ix0 + 2m */
+        const int32_t lo = min_i32(len, ix0 >= 0 ? 0 : (-ix0 + 1) / 2);
+        const int32_t hi = max_i32(lo, min_i32(len, ix0 > s->in_w - 1 ? 0 : (s->in_w - 1 - ix0) / 2 + 1));
+        for (int32_t m = 0; m < lo; m++) d[m] = 0.0f;
+        copy_strided(d + lo, row + ix0 + 2 * lo, hi - lo, 2);
+        for (int32_t m = hi; m < len; m++) d[m] = 0.0f;
+        for (int32_t kx = q; kx < kw; kx += 2) r[kx] = d + kx / 2;
+      }
+    }
+  }
+}
+
+static void pack_im2col(const rk_conv2d_shape *s, const conv_plan *p, const float *xg, int32_t p0, int32_t pixels,
+                        int32_t c0, int32_t c1, const run_span *spans, const pack_run *pool, float *dst,
                         const float **rows_out) {
   const int32_t rows = (c1 - c0) * p->taps;
   for (int32_t j = 0; j * NR < pixels; j++) {
     float *panel = dst + (size_t)j * rows * NR;
     const float **panel_rows = rows_out ? rows_out + (size_t)j * rows : 0;
+    if (panel_rows && s->stride_w != 1) {
+      /* Phase rows for a whole panel in one output row; otherwise the copies below. */
+      const int32_t q = p0 + j * NR, oy = q / s->out_w, ox0 = q % s->out_w;
+      if (ox0 + NR <= s->out_w) {
+        pack_phase_rows(s, p, xg, c0, c1, oy, ox0, panel, panel_rows);
+        continue;
+      }
+    }
     for (int32_t tap = 0; tap < p->taps; tap++) {
       const pack_run *runs = pool + spans[j * p->taps + tap].start;
       const int32_t nruns = spans[j * p->taps + tap].count;
@@ -991,7 +1042,7 @@ static void conv_region(const conv_args *t, int32_t n, int32_t g0, int32_t g1, i
         if (p->direct) {
           pack_planes(xg + (size_t)k0 * p->in_plane + pc, (size_t)p->in_plane, kc, nc, t->scratch);
         } else {
-          pack_im2col(s, p, xg, nc, c0, c1, spans, pool, t->scratch, rows);
+          pack_im2col(s, p, xg, pc, nc, c0, c1, spans, pool, t->scratch, rows);
         }
         const float *b = t->scratch;
         const size_t panel_step = (size_t)kc * NR;

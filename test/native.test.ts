@@ -54,6 +54,11 @@ const convCases: ConvCase[] = [
   { name: 'stride 2, odd sizes, 3×3 pad 1', x: [1, 6, 15, 13], w: [8, 3, 3], stride: [2, 2], padding: [1, 1] },
   { name: 'stride 2, odd sizes, 1×1 (downsample)', x: [3, 12, 9, 7], w: [20, 1, 1], stride: [2, 2] },
   { name: 'stem: 7×7 stride 2 pad 3', x: [1, 3, 37, 29], w: [16, 7, 7], stride: [2, 2], padding: [3, 3] },
+  // Column stride 2 with output rows of 16+: panels inside one row read phase rows in place.
+  { name: 'phase rows: 7×7 stride 2 pad 3, rows of 19, batch 2', x: [2, 3, 40, 38], w: [10, 7, 7], stride: [2, 2], padding: [3, 3] },
+  { name: 'phase rows: 3×3 stride 2 pad 1, rows of 35', x: [1, 5, 12, 70], w: [9, 3, 3], stride: [2, 2], padding: [1, 1] },
+  { name: 'phase rows: 3×5, dilation (2, 1), pad 2, rows of 20', x: [1, 4, 20, 40], w: [6, 3, 5], stride: [2, 2], padding: [2, 2], dilation: [2, 1] },
+  { name: 'phase rows: 112-wide stem rows, 3 threads of slices', x: [1, 3, 64, 224], w: [8, 7, 7], stride: [2, 2], padding: [3, 3] },
   { name: 'dilation 2, pad 2', x: [1, 8, 12, 10], w: [8, 3, 3], padding: [2, 2], dilation: [2, 2] },
   { name: 'dilation 4, pad 4, batch 3', x: [3, 4, 11, 11], w: [6, 3, 3], padding: [4, 4], dilation: [4, 4] },
   { name: 'groups 32, 4 channels per group', x: [1, 128, 9, 9], w: [128, 3, 3], padding: [1, 1], groups: 32 },

@@ -83,6 +83,9 @@ const convCases: ConvCase[] = [
   { name: '1×1 spatial, 3×3 pad 1', x: [1, 6, 1, 1], w: [9, 6, 3, 3], padding: 1 },
   { name: 'stride 2, odd sizes', x: [1, 6, 15, 13], w: [10, 6, 3, 3], stride: 2, padding: 1 },
   { name: '1×1 stride 2 (downsample), odd size', x: [1, 16, 15, 15], w: [32, 16, 1, 1], stride: 2 },
+  // Column stride 2 with output rows of 16+ (8+ here): panels inside one row read phase rows in place.
+  { name: 'phase rows: stem 7×7 stride 2 pad 3, rows of 19, batch 2, bias + relu', x: [2, 3, 40, 38], w: [10, 3, 7, 7], stride: 2, padding: 3, bias: true, relu: true },
+  { name: 'phase rows: 3×3 stride 2 pad 1, rows of 35, residual', x: [1, 5, 12, 70], w: [9, 5, 3, 3], stride: 2, padding: 1, residual: true },
   { name: 'dilation 2', x: [1, 8, 12, 12], w: [12, 8, 3, 3], padding: 2, dilation: 2 },
   { name: 'dilation 2 without padding', x: [2, 4, 11, 9], w: [6, 4, 3, 3], dilation: 2 },
   { name: 'groups 32 (4 channels per group)', x: [1, 128, 8, 8], w: [128, 4, 3, 3], padding: 1, groups: 32 },

@@ -1208,6 +1208,9 @@ static inline void max_into(float *restrict d, const float *restrict s, int32_t 
 #undef RK_MAX_INTO
 }
 
+/* Rows up to twice this wide take max_pool2d's stride-2 path (its two half rows live on the stack). */
+#define MAX_POOL_HALF_ROW 1024
+
 /* Threads split output rows of all planes (N·C·OH), so even a 3-channel batch-1 input
    divides evenly; rows are disjoint in y. Each output row is the running max over the
    window's taps in torch's order (ky, then kx), one tap at a time across the whole row:
@@ -1228,6 +1231,22 @@ void RK_API(max_pool2d)(const float *x, int32_t batch, int32_t channels, int32_t
       const int32_t iy = oy * stride_h - pad_h + ky * dilation_h;
       if (iy < 0 || iy >= in_h) continue;
       const float *xr = xp + (int64_t)iy * in_w;
+      if (stride_w == 2 && dilation_w == 1 && in_w <= 2 * MAX_POOL_HALF_ROW) {
+        /* Column stride 2 (ResNet's 3×3/2): split the row into its even and odd columns
+           once; each tap then reads one of them contiguously (kx/2 in) instead of every
+           tap gathering every other column. */
+        float phase[2][MAX_POOL_HALF_ROW];
+        for (int32_t i = 0; 2 * i < in_w; i++) phase[0][i] = xr[2 * i];
+        for (int32_t i = 0; 2 * i + 1 < in_w; i++) phase[1][i] = xr[2 * i + 1];
+        for (int32_t kx = 0; kx < kernel_w; kx++) {
+          const int32_t off = kx - pad_w; /* ox reads ix = 2·ox + off */
+          const int32_t q = off & 1, base = (off - q) / 2; /* ix = 2·(ox + base) + q */
+          const int32_t lo = off >= 0 ? 0 : (-off + 1) / 2;
+          const int32_t hi = off > in_w - 1 ? 0 : min_i32(out_w, (in_w - 1 - off) / 2 + 1);
+          if (lo < hi) max_into(yr + lo, phase[q] + base + lo, hi - lo, 1);
+        }
+        continue;
+      }
       for (int32_t kx = 0; kx < kernel_w; kx++) {
         /* Column ox reads ix = ox·sw + off; inside the input for ox in [lo, hi). */
         const int32_t off = kx * dilation_w - pad_w;

@@ -142,6 +142,8 @@ function checkOthers(backend: NativeBackend): void {
     [[2, 17, 11, 9], { kernel: [3, 2], stride: [1, 2], padding: [1, 1], dilation: [2, 1] }],
     [[1, 64, 112, 112], { kernel: [3, 3], stride: [2, 2], padding: [1, 1], dilation: [1, 1] }],
     [[1, 2, 1, 1], { kernel: [1, 1], stride: [1, 1], padding: [0, 0], dilation: [1, 1] }],
+    [[1, 2, 3, 2101], { kernel: [3, 3], stride: [2, 2], padding: [1, 1], dilation: [1, 1] }], // rows past the stride-2 path's 2048
+    [[1, 3, 9, 10], { kernel: [3, 4], stride: [2, 2], padding: [1, 2], dilation: [1, 1] }], // even kernel, pad 2
   ];
   for (const [shape, p] of pools) {
     const x = random(shape);

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { listBackends } from '../src/backends/index.js';
-import { throughput } from '../src/tools/bench.js';
+import { median, throughput } from '../src/tools/bench.js';
 import { OURS_PREFIX, PEERS, modelFile, packageVersion } from './engines.js';
 import { waitForQuiet } from './system.js';
 
@@ -229,27 +229,27 @@ async function measureInTurn(tasks: { engine: string; arch: string; batch: numbe
       rows[e.index].error = (final?.error as string | undefined) ?? 'worker exited without a result';
       continue;
     }
-    const sorted = [...e.times].sort((a, b) => a - b);
-    const medianMs = sorted.length % 2 ? sorted[(sorted.length - 1) / 2] : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
+    const medianMs = median(e.times);
+    const minMs = Math.min(...e.times);
     const t = tasks[e.index];
     rows[e.index] = {
       ...(final as unknown as Row),
       medianMs,
-      minMs: sorted[0],
+      minMs,
       ...throughput(t.batch, final.totalMacs as number, medianMs),
-      iterations: sorted.length,
+      iterations: e.times.length,
       cpuCores: e.cpu / e.wall,
       otherLoadCores: e.other / e.wall,
       quietBefore,
     };
-    log(`  ${t.engine}: median ${medianMs.toFixed(1)} ms, min ${sorted[0].toFixed(1)} ms over ${sorted.length} runs, ${(e.cpu / e.wall).toFixed(2)} cores busy, other load ${(e.other / e.wall).toFixed(2)}`);
+    log(`  ${t.engine}: median ${medianMs.toFixed(1)} ms, min ${minMs.toFixed(1)} ms over ${e.times.length} runs, ${(e.cpu / e.wall).toFixed(2)} cores busy, other load ${(e.other / e.wall).toFixed(2)}`);
   }
   return rows;
 }
 
 const disturbed = (row: Row) => (row.otherLoadCores ?? 0) > QUIET_CORES;
 
-/** Waits for a quiet machine, runs the task; a timing that other processes disturbed is taken once more. */
+/** Waits for a quiet machine, runs the task (a memory row); one that other processes disturbed is taken once more. */
 async function measure(task: object, label: string): Promise<Row> {
   let best: Row | null = null;
   for (let attempt = 1; attempt <= 2; attempt++) {
@@ -380,7 +380,7 @@ const exportInfo = exportMissingModels();
 const ourBackends = listBackends().filter((b) => b !== 'meta' && b !== 'ref');
 const peers = args.engines ? PEERS.filter((p) => args.engines!.split(',').includes(p)) : [...PEERS];
 const chosen = (engine: string) => !args.engines || args.engines.split(',').includes(engine);
-const common = { threads, input: INPUT, modelsDir, warmup: 2, minTimeMs, maxTimeMs, tolerance: TOLERANCE };
+const common = { threads, input: INPUT, modelsDir, warmup: 2, tolerance: TOLERANCE };
 
 const plan: { engine: string; arch: string; batch: number }[] = [];
 for (const arch of archs) {

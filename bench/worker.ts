@@ -3,8 +3,7 @@
 // (progress goes to stderr). Tasks:
 //   reference  our model on the reference backend at the check input; writes our logits for
 //              the others to be checked against, and reports how far they are from torch's
-//   time       checks the engine against our logits, then times it (median/min after warm-up)
-//   serve      checks and warms up the engine like `time`, prints {"ready":true}, then times one
+//   serve      checks the engine against our logits, warms it up, prints {"ready":true}, then times one
 //              slice of runs per command line read from stdin ({"minTimeMs", "maxTimeMs",
 //              "minIterations"}) and prints each slice's times, until {"done":true}: the parent
 //              runs the engines of one model and batch in turn, round after round, so that
@@ -17,18 +16,16 @@ import { Tensor } from '../src/core/tensor.js';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 import { getModel } from '../src/models/builders.js';
 import { summarize } from '../src/tools/summary.js';
-import { benchmarkInput, formatProgress, throughput, timeRuns } from '../src/tools/bench.js';
+import { benchmarkInput, formatProgress, timeRuns } from '../src/tools/bench.js';
 import { createEngine, modelFile, type Engine, type EngineSpec } from './engines.js';
 import { osThreadCount, withOtherLoad } from './system.js';
 
 export interface WorkerTask extends EngineSpec {
-  mode: 'reference' | 'time' | 'serve' | 'rss';
+  mode: 'reference' | 'serve' | 'rss';
   batch: number;
   /** [C, H, W] of one image. */
   input: [number, number, number];
   warmup: number;
-  minTimeMs: number;
-  maxTimeMs: number;
   /** Largest accepted max|engine − ours| / max|ours| at the check input. */
   tolerance: number;
 }
@@ -81,35 +78,6 @@ async function prepare(task: WorkerTask): Promise<{ engine: Engine; base: Record
   return { engine, base };
 }
 
-async function time(task: WorkerTask): Promise<object> {
-  const threadsBefore = osThreadCount();
-  const { engine, base, error } = await prepare(task);
-  if (error) return { ...base, error };
-  const shape = [task.batch, ...task.input];
-  const label = `${task.arch} batch ${task.batch} on ${task.engine}`;
-  const { result: timing, otherLoadCores } = await withOtherLoad(() =>
-    timeRuns(() => engine.run(), {
-      warmup: task.warmup,
-      minTimeMs: task.minTimeMs,
-      maxTimeMs: task.maxTimeMs,
-      onProgress: (p) => process.stderr.write(`  ${formatProgress(label, p)}\n`),
-    }),
-  );
-  const { totalMacs } = summarize(getModel(task.arch), shape);
-  return {
-    ...base,
-    medianMs: timing.medianMs,
-    minMs: timing.minMs,
-    ...throughput(task.batch, totalMacs, timing.medianMs),
-    iterations: timing.timesMs.length,
-    timesMs: timing.timesMs,
-    cpuCores: timing.cpuCores,
-    otherLoadCores,
-    osThreadsAdded: threadsBefore === null ? null : osThreadCount()! - threadsBefore,
-    details: await engine.details(),
-  };
-}
-
 const emit = (line: object) => process.stdout.write(`${JSON.stringify(line)}\n`);
 
 async function serve(task: WorkerTask): Promise<object> {
@@ -159,7 +127,7 @@ async function rss(task: WorkerTask): Promise<object> {
 }
 
 const task = JSON.parse(process.argv[2]) as WorkerTask;
-const modes = { reference, time, serve, rss };
+const modes = { reference, serve, rss };
 try {
   process.stdout.write(`${JSON.stringify(await modes[task.mode](task))}\n`);
   process.exit(0); // thread pools (ort-web's workers) would otherwise keep the process alive

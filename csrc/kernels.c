@@ -906,7 +906,7 @@ static void pack_im2col(const rk_conv2d_shape *s, const conv_plan *p, const floa
   for (int32_t j = 0; j * NR < pixels; j++) {
     float *panel = dst + (size_t)j * rows * NR;
     const float **panel_rows = rows_out ? rows_out + (size_t)j * rows : 0;
-    if (panel_rows && s->stride_w != 1) {
+    if (panel_rows && phase_rows_apply(s)) {
       /* Phase rows for a whole panel in one output row; otherwise the copies below. */
       const int32_t q = p0 + j * NR, oy = q / s->out_w, ox0 = q % s->out_w;
       if (ox0 + NR <= s->out_w) {
@@ -971,13 +971,13 @@ static size_t scratch_per_thread(const conv_plan *p) {
 }
 
 
-size_t RK_API(conv2d_scratch_floats)(const rk_conv2d_shape *s, int32_t nthreads) {
+size_t RK_API(conv2d_scratch_floats)(const rk_conv2d_shape *s) {
   if (use_winograd(s)) {
     const wino_plan w = plan_wino(s);
-    return wino_scratch_per_thread(s, &w) * (size_t)nthreads;
+    return wino_scratch_per_thread(s, &w);
   }
   const conv_plan p = plan_conv(s);
-  return scratch_per_thread(&p) * (size_t)nthreads;
+  return scratch_per_thread(&p);
 }
 
 /* Packs B of a 1×1 stride-1 convolution: rows k0 .. k0 + rows of the input planes (row

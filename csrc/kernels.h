@@ -64,9 +64,8 @@ size_t RK_API(conv2d_packed_floats)(const rk_conv2d_shape *s);
    Single-threaded; done once per weight and cached by the caller. */
 void RK_API(conv2d_pack)(const rk_conv2d_shape *s, const float *weight, float *packed);
 
-/* Floats of scratch for `nthreads` calls of rk_conv2d running at once: each call needs
-   rk_conv2d_scratch_floats(s, 1) of its own. */
-size_t RK_API(conv2d_scratch_floats)(const rk_conv2d_shape *s, int32_t nthreads);
+/* Floats of scratch one call of rk_conv2d needs (calls running at once need one block each). */
+size_t RK_API(conv2d_scratch_floats)(const rk_conv2d_shape *s);
 
 /* How many slices (rk_conv2d's nthreads) to cut one convolution into for `nthreads` threads
    that claim slices in turn: more than threads where slices are disjoint parts of one pass
@@ -75,7 +74,7 @@ int32_t RK_API(conv2d_slices)(const rk_conv2d_shape *s, int32_t nthreads);
 
 /* y (N, O, OH, OW) = relu?(conv(x, w) + bias[o] + residual)
    x (N, C, H, W); packed from rk_conv2d_pack; bias (O) or NULL; residual (N, O, OH, OW) or
-   NULL; flags: RK_RELU. scratch: rk_conv2d_scratch_floats(s, 1) floats that no call running
+   NULL; flags: RK_RELU. scratch: rk_conv2d_scratch_floats(s) floats that no call running
    at the same time uses. Give each thread one block that it keeps for all the slices it
    runs, not one per slice: the block then stays in that thread's cache. */
 void RK_API(conv2d)(const rk_conv2d_shape *s, const float *x, const float *packed, const float *bias,

@@ -232,7 +232,7 @@ typedef struct {
   int32_t (*conv2d_packing)(const rk_conv2d_shape *s);
   size_t (*conv2d_packed_floats)(const rk_conv2d_shape *s);
   void (*conv2d_pack)(const rk_conv2d_shape *s, const float *weight, float *packed);
-  size_t (*conv2d_scratch_floats)(const rk_conv2d_shape *s, int32_t nthreads);
+  size_t (*conv2d_scratch_floats)(const rk_conv2d_shape *s);
   int32_t (*conv2d_slices)(const rk_conv2d_shape *s, int32_t nthreads);
   void (*conv2d)(const rk_conv2d_shape *s, const float *x, const float *packed, const float *bias,
                  const float *residual, int32_t flags, float *y, float *scratch, int32_t tid, int32_t nthreads);
@@ -465,7 +465,7 @@ static napi_value js_conv2d(napi_env env, napi_callback_info info) {
     return NULL;
   addon_state *state = get_state(env);
   const int32_t slices = c.kernels->conv2d_slices(&s, state->pool.threads);
-  t.scratch_per_thread = c.kernels->conv2d_scratch_floats(&s, 1);
+  t.scratch_per_thread = c.kernels->conv2d_scratch_floats(&s);
   t.scratch = scratch_of(state, t.scratch_per_thread * (size_t)state->pool.threads);
   if (!t.scratch) {
     napi_throw_error(env, NULL, "resnet native: out of memory for convolution scratch");

@@ -185,7 +185,7 @@ export class WasmBackend implements Backend {
     // (more than threads where slices are disjoint parts of one pass).
     const threads = this.#slices(batch * outChannels * outH * outW * groupChannels * kh * kw, MIN_MACS_PER_SLICE);
     const slices = threads > 1 ? this.#kernels.rk_conv2d_slices(this.#shapeAddress, threads) : 1;
-    const scratchBytes = (this.#kernels.rk_conv2d_scratch_floats(this.#shapeAddress, 1) >>> 0) * 4;
+    const scratchBytes = (this.#kernels.rk_conv2d_scratch_floats(this.#shapeAddress) >>> 0) * 4;
     const scratch = this.#scratch(scratchBytes * this.#threads); // one block per thread
     const flags = epilogue.relu ? RK_RELU : 0;
     this.#run(Kernel.conv2d, [this.#shapeAddress, input, packed, biasAddress, residual, flags, output, scratch, scratchBytes], slices, temporaries);

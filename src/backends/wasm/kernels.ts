@@ -7,7 +7,7 @@ export interface KernelExports {
   rk_conv2d_packing(shape: number): number;
   rk_conv2d_packed_floats(shape: number): number;
   rk_conv2d_pack(shape: number, weight: number, packed: number): void;
-  rk_conv2d_scratch_floats(shape: number, nthreads: number): number;
+  rk_conv2d_scratch_floats(shape: number): number;
   rk_conv2d_slices(shape: number, nthreads: number): number;
   rk_conv2d(shape: number, x: number, packed: number, bias: number, residual: number, flags: number, y: number, scratch: number, tid: number, nthreads: number): void;
   rk_max_pool2d(

@@ -29,7 +29,10 @@
 #pragma GCC optimize("no-tree-loop-distribute-patterns")
 #endif
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX512F__) && defined(__FMA__)
+#include <immintrin.h>
+#define RK_AVX512 1
+#elif defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define RK_AVX2 1
 #elif defined(__wasm_simd128__)
@@ -46,16 +49,28 @@
    at most NC pixels per packed B block (KC × NC, also L2; a thread's pixels are cut into
    equal chunks of whole panels, so a 14×14 plane is one chunk and a 28×28 one four, not
    several full chunks and a sliver that streams all of A again for one panel). */
-#if defined(RK_AVX2)
+#if defined(RK_AVX512)
+/* 8 rows × 2 zmm: 16 accumulators, 2 loads of B and 8 broadcasts of A per 16 FMAs (the
+   broadcasts fold into the FMAs as memory operands); two FMA pipes of 4-cycle latency need
+   8 independent chains, 16 hide it with room. A KC × NR panel of B is 32 KiB. */
+#define MR 8
+#define NR 32
+#define KC 256
+#define MC (MR * 16)
+#define NC (NR * 8)
+#elif defined(RK_AVX2)
 #define MR 6
 #define NR 16
-#else
-#define MR 4
-#define NR 8
-#endif
 #define KC 256
 #define MC (MR * 16)
 #define NC (NR * 12)
+#else
+#define MR 4
+#define NR 8
+#define KC 256
+#define MC (MR * 16)
+#define NC (NR * 12)
+#endif
 
 #define RK_INLINE static inline __attribute__((always_inline))
 
@@ -126,11 +141,24 @@ static void tile_store_scalar(const float *acc, float *c, size_t ldc, int32_t mr
   }
 }
 
-#if defined(RK_AVX2) || defined(RK_VEC4)
+#if defined(RK_AVX512) || defined(RK_AVX2) || defined(RK_VEC4)
 
-/* The vector operations the tiles use: `vec` holds VL floats (8 in a ymm register, 4 in
-   SIMD128 or NEON). vec_relu keeps NaN (v < 0 ? 0 : v), as the reference epilogue does. */
-#if defined(RK_AVX2)
+/* The vector operations the tiles use: `vec` holds VL floats (16 in a zmm register, 8 in a
+   ymm, 4 in SIMD128 or NEON). vec_relu keeps NaN (v < 0 ? 0 : v), as the reference
+   epilogue does. */
+#if defined(RK_AVX512)
+#define VL 16
+typedef __m512 vec;
+#define vec_zero() _mm512_setzero_ps()
+#define vec_load(p) _mm512_loadu_ps(p)
+#define vec_store(p, v) _mm512_storeu_ps(p, v)
+#define vec_splat_load(p) _mm512_set1_ps(*(p))
+#define vec_add(a, b) _mm512_add_ps(a, b)
+#define vec_madd(a, b, acc) _mm512_fmadd_ps(a, b, acc)
+/* max(0, v) returns its second operand, v, when v is NaN. */
+#define vec_relu(v) _mm512_max_ps(_mm512_setzero_ps(), v)
+#define RK_TILE_ISA avx512f
+#elif defined(RK_AVX2)
 #define VL 8
 typedef __m256 vec;
 #define vec_zero() _mm256_setzero_ps()
@@ -176,6 +204,12 @@ typedef float32x4_t vec;
 #define RK_TILE_ISA neon
 #endif
 
+/* RK_ROW(r) for every row a tile can have (MR ≤ 12); rows past MRV compile away. */
+#define RK_ALL_ROWS                                                                                  \
+  RK_ROW(0) RK_ROW(1) RK_ROW(2) RK_ROW(3) RK_ROW(4) RK_ROW(5) RK_ROW(6) RK_ROW(7) RK_ROW(8) RK_ROW(9) \
+  RK_ROW(10) RK_ROW(11)
+_Static_assert(MR <= 12, "the vector tile names 12 rows of accumulators");
+
 /* Stores one vector of row r at column offset `col` of the tile, with the epilogue. */
 RK_INLINE void store_vec(vec v, float *c, size_t ldc, int r, int col, int32_t accumulate, const tile_epilogue *ep) {
   float *p = c + (size_t)r * ldc + col;
@@ -213,6 +247,8 @@ RK_INLINE void f32_gemm_tile__vec(const int MRV, const int NRV, const int INDIRE
   }
   vec c0a = vec_zero(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a;
   vec c3a = c0a, c3b = c0a, c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a;
+  vec c6a = c0a, c6b = c0a, c7a = c0a, c7b = c0a, c8a = c0a, c8b = c0a;
+  vec c9a = c0a, c9b = c0a, c10a = c0a, c10b = c0a, c11a = c0a, c11b = c0a;
   for (size_t k = 0; k < kc; k++) {
     const float *bk = INDIRECT ? rows[k] : b;
     const vec b0 = vec_load(bk);
@@ -224,7 +260,7 @@ RK_INLINE void f32_gemm_tile__vec(const int MRV, const int NRV, const int INDIRE
     c##r##a = vec_madd(av, b0, c##r##a);                \
     if (NRV > VL) c##r##b = vec_madd(av, b1, c##r##b);  \
   }
-    RK_ROW(0) RK_ROW(1) RK_ROW(2) RK_ROW(3) RK_ROW(4) RK_ROW(5)
+    RK_ALL_ROWS
 #undef RK_ROW
     a += MR;
   }
@@ -234,17 +270,17 @@ RK_INLINE void f32_gemm_tile__vec(const int MRV, const int NRV, const int INDIRE
     store_vec(c##r##a, c, ldc, r, 0, accumulate, ep);                \
     if (NRV > VL) store_vec(c##r##b, c, ldc, r, VL, accumulate, ep); \
   }
-    RK_ROW(0) RK_ROW(1) RK_ROW(2) RK_ROW(3) RK_ROW(4) RK_ROW(5)
+    RK_ALL_ROWS
 #undef RK_ROW
     return;
   }
-  float tile[MR * NR] __attribute__((aligned(32)));
+  float tile[MR * NR] __attribute__((aligned(64)));
 #define RK_ROW(r)                                         \
   if (MRV > r) {                                          \
     vec_store(tile + r * NR, c##r##a);                    \
     if (NRV > VL) vec_store(tile + r * NR + VL, c##r##b); \
   }
-  RK_ROW(0) RK_ROW(1) RK_ROW(2) RK_ROW(3) RK_ROW(4) RK_ROW(5)
+  RK_ALL_ROWS
 #undef RK_ROW
   tile_store_scalar(tile, c, ldc, mr, nr, accumulate, ep);
 }
@@ -305,6 +341,20 @@ RK_DEFINE_TILE(6, 16) RK_DEFINE_TILE(6, 8)
 static gemm_tile_fn const gemm_tiles[MR][2][2] = {
     RK_TILE_ROW(1, 16, 8), RK_TILE_ROW(2, 16, 8), RK_TILE_ROW(3, 16, 8),
     RK_TILE_ROW(4, 16, 8), RK_TILE_ROW(5, 16, 8), RK_TILE_ROW(6, 16, 8),
+};
+#elif MR == 8 && NR == 32
+#define NR_HALF 16
+RK_DEFINE_TILE(1, 32) RK_DEFINE_TILE(1, 16)
+RK_DEFINE_TILE(2, 32) RK_DEFINE_TILE(2, 16)
+RK_DEFINE_TILE(3, 32) RK_DEFINE_TILE(3, 16)
+RK_DEFINE_TILE(4, 32) RK_DEFINE_TILE(4, 16)
+RK_DEFINE_TILE(5, 32) RK_DEFINE_TILE(5, 16)
+RK_DEFINE_TILE(6, 32) RK_DEFINE_TILE(6, 16)
+RK_DEFINE_TILE(7, 32) RK_DEFINE_TILE(7, 16)
+RK_DEFINE_TILE(8, 32) RK_DEFINE_TILE(8, 16)
+static gemm_tile_fn const gemm_tiles[MR][2][2] = {
+    RK_TILE_ROW(1, 32, 16), RK_TILE_ROW(2, 32, 16), RK_TILE_ROW(3, 32, 16), RK_TILE_ROW(4, 32, 16),
+    RK_TILE_ROW(5, 32, 16), RK_TILE_ROW(6, 32, 16), RK_TILE_ROW(7, 32, 16), RK_TILE_ROW(8, 32, 16),
 };
 #elif MR == 4 && NR == 8
 #define NR_HALF 4
@@ -1344,7 +1394,9 @@ void RK_API(relu)(const float *x, int64_t n, float *y, int32_t tid, int32_t nthr
 }
 
 const char *RK_API(isa)(void) {
-#if defined(RK_AVX2)
+#if defined(RK_AVX512)
+  return "avx512f";
+#elif defined(RK_AVX2)
   return "avx2-fma";
 #elif defined(__wasm_simd128__) && defined(__wasm_relaxed_simd__)
   return "wasm-simd128-relaxed";

@@ -1,7 +1,7 @@
 /*
  * The native Node addon of resnet-ts: Node-API glue from JavaScript typed arrays to the
  * kernels of csrc/kernels.c, and the pthread pool that runs them. Two builds of the kernels
- * are linked in on x86-64 (AVX2+FMA and portable) and exposed as `variants`; the best one the
+ * are linked in on x86-64 (AVX-512F, AVX2+FMA and portable) and exposed as `variants`; the best one the
  * CPU supports (__builtin_cpu_supports) is `best`. Output arrays are allocated by the caller
  * in JavaScript and written in place: nothing is copied.
  *
@@ -32,6 +32,11 @@
 #if defined(RK_HAVE_AVX2_VARIANT)
 #undef RK_API
 #define RK_API(name) rk_avx2_##name
+#include "../kernels.h"
+#endif
+#if defined(RK_HAVE_AVX512_VARIANT)
+#undef RK_API
+#define RK_API(name) rk_avx512_##name
 #include "../kernels.h"
 #endif
 
@@ -261,6 +266,9 @@ typedef struct {
 static const kernel_table portable_kernels = KERNEL_TABLE(rk_);
 #if defined(RK_HAVE_AVX2_VARIANT)
 static const kernel_table avx2_kernels = KERNEL_TABLE(rk_avx2_);
+#endif
+#if defined(RK_HAVE_AVX512_VARIANT)
+static const kernel_table avx512_kernels = KERNEL_TABLE(rk_avx512_);
 #endif
 
 /* Per Node environment (the main thread and each worker_thread load the addon apart). */
@@ -735,11 +743,20 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value variants, best;
   napi_create_object(env, &variants);
   const kernel_table *best_kernels = &portable_kernels;
-#if defined(RK_HAVE_AVX2_VARIANT)
+  /* Best first: __builtin_cpu_supports also checks that the OS saves the registers. */
+#if defined(RK_HAVE_AVX2_VARIANT) || defined(RK_HAVE_AVX512_VARIANT)
   __builtin_cpu_init();
+#endif
+#if defined(RK_HAVE_AVX512_VARIANT)
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) {
+    napi_set_named_property(env, variants, avx512_kernels.isa(), variant_object(env, &avx512_kernels));
+    best_kernels = &avx512_kernels;
+  }
+#endif
+#if defined(RK_HAVE_AVX2_VARIANT)
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
     napi_set_named_property(env, variants, avx2_kernels.isa(), variant_object(env, &avx2_kernels));
-    best_kernels = &avx2_kernels;
+    if (best_kernels == &portable_kernels) best_kernels = &avx2_kernels;
   }
 #endif
   napi_set_named_property(env, variants, portable_kernels.isa(), variant_object(env, &portable_kernels));

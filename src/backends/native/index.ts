@@ -28,7 +28,7 @@ interface NativeKernels {
 }
 
 interface NativeAddon {
-  /** The builds this CPU can run, by ISA name ('avx2-fma', 'scalar', ...). */
+  /** The builds this CPU can run, by ISA name ('avx512f', 'avx2-fma', 'scalar', ...). */
   variants: Record<string, NativeKernels>;
   /** The fastest of them. */
   best: string;
@@ -39,7 +39,7 @@ interface NativeAddon {
 export interface NativeBackendOptions {
   /** Threads of the addon's pool, shared by every native backend of this JavaScript thread; the pool starts with one per core. */
   threads?: number;
-  /** Which build of the kernels to run ('avx2-fma', 'scalar'); default: the best the CPU supports. */
+  /** Which build of the kernels to run ('avx512f', 'avx2-fma', 'scalar'); default: $RESNET_NATIVE_ISA, else the best the CPU supports. */
   isa?: string;
 }
 
@@ -146,9 +146,34 @@ interface Packed {
   samples: Float32Array;
 }
 
+/** RESNET_NATIVE_ISA's names (avx512 | avx2 | portable) for the builds' own ISA names. */
+const FORCED_ISA: Record<string, readonly string[]> = {
+  avx512: ['avx512f'],
+  avx2: ['avx2-fma'],
+  portable: ['scalar', 'neon'],
+};
+
+/**
+ * The build to run when none is asked for: RESNET_NATIVE_ISA=avx512|avx2|portable (or a
+ * build's own name) where set, else the best this CPU supports. A forced ISA the CPU cannot
+ * run is an error, never a silent fallback.
+ */
+function defaultIsa(native: NativeAddon): string {
+  const forced = (globalThis as { process?: NodeJS.Process }).process?.env?.RESNET_NATIVE_ISA?.trim();
+  if (!forced) return native.best;
+  const isa = (FORCED_ISA[forced] ?? [forced]).find((name) => name in native.variants);
+  if (!isa) {
+    throw new Error(
+      `RESNET_NATIVE_ISA=${forced}: this CPU cannot run those kernels (it runs ${Object.keys(native.variants).join(', ')}; ` +
+        `the choices are ${Object.keys(FORCED_ISA).join(', ')})`,
+    );
+  }
+  return isa;
+}
+
 export function createNativeBackend(options: NativeBackendOptions = {}): NativeBackend {
   const native = loadAddon();
-  const isa = options.isa ?? native.best;
+  const isa = options.isa ?? defaultIsa(native);
   const k = native.variants[isa];
   if (!k) throw new Error(`native backend: no '${isa}' kernels on this CPU (available: ${Object.keys(native.variants).join(', ')})`);
   if (options.threads !== undefined) native.setThreads(options.threads);

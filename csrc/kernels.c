@@ -51,8 +51,8 @@
    several full chunks and a sliver that streams all of A again for one panel). */
 #if defined(RK_AVX512)
 /* 12 rows × 2 zmm: 24 accumulators, 2 loads of B and 12 broadcasts of A per 24 FMAs, so the
-   two FMA pipes, not the load ports, set the pace (8 × 32 measured the same on its own, and
-   slower on 64-channel layers). A KC × NR panel of B is 32 KiB, A's 12 KiB: both in a 48 KiB
+   two FMA pipes, not the load ports, set the pace (8 × 32 measured the same over whole
+   ResNet-18/50 forwards: faster on 64-channel layers, slower on the 3×3s). A KC × NR panel of B is 32 KiB, A's 12 KiB: both in a 48 KiB
    L1. A is prefetched 16 k-steps ahead: in a forward pass each weight is touched once, so a
    row panel's A arrives from memory, not from L2 (1-4% on ResNet-50, one thread). */
 #define MR 12

@@ -1,14 +1,9 @@
 /*
  * The native Node addon of resnet-ts: Node-API glue from JavaScript typed arrays to the
- * kernels of csrc/kernels.c, and the pthread pool that runs them. Two builds of the kernels
- * are linked in on x86-64 (AVX-512F, AVX2+FMA and portable) and exposed as `variants`; the best one the
- * CPU supports (__builtin_cpu_supports) is `best`. Output arrays are allocated by the caller
- * in JavaScript and written in place: nothing is copied.
- *
- * The pool knows nothing about ops (ggml style): run(task, ctx, n) calls task(ctx, slice, n)
- * for slice = 0 .. n-1, the calling thread and the workers claiming slices in turn, and
- * returns when all are done. Workers spin briefly after each task (a forward issues the next op within
- * microseconds), then sleep on a condition variable.
+ * kernels of csrc/kernels.c, run by the pthread pool of threadpool.c. Three builds of the
+ * kernels are linked in on x86-64 (AVX-512F, AVX2+FMA and portable) and exposed as
+ * `variants`; the best one the CPU supports (__builtin_cpu_supports) is `best`. Output
+ * arrays are allocated by the caller in JavaScript and written in place: nothing is copied.
  */
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
@@ -28,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "threadpool.h"
 #include "../kernels.h"
 #if defined(RK_HAVE_AVX2_VARIANT)
 #undef RK_API
@@ -39,194 +35,6 @@
 #define RK_API(name) rk_avx512_##name
 #include "../kernels.h"
 #endif
-
-/* ---------------------------------------------------------------------------------------
- * Thread pool.
- * ------------------------------------------------------------------------------------- */
-
-/* task(ctx, slice, slices, thread): thread is the index of the thread running it (0: the
-   caller), for per-thread scratch. */
-typedef void (*pool_task)(void *ctx, int32_t tid, int32_t nthreads, int32_t thread);
-
-typedef struct worker worker;
-
-typedef struct {
-  pthread_mutex_t mutex;
-  pthread_cond_t wake; /* workers: a new generation, or stop */
-  pthread_cond_t done; /* caller: pending reached 0 */
-  worker *workers;
-  int32_t nworkers; /* running workers: threads - 1 */
-  int32_t threads;  /* what setThreads asked for */
-  pool_task task;
-  void *ctx;
-  int32_t slices;       /* task(ctx, slice, slices) for slice < slices, claimed in turn */
-  int32_t participants; /* threads claiming slices this run, the caller included */
-  atomic_int next;      /* the next unclaimed slice */
-  atomic_uint generation; /* bumped once per run */
-  atomic_int pending;     /* workers with a tid still running */
-  atomic_int sleepers;    /* workers waiting on `wake` */
-  atomic_bool stop;
-} thread_pool;
-
-struct worker {
-  thread_pool *pool;
-  pthread_t thread;
-  int32_t tid;
-  unsigned seen; /* the generation before the worker's first run, set before it starts */
-};
-
-/* How long a worker spins for the next run, and the caller for the workers, before sleeping. */
-#define SPIN_NS 200000
-
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  __asm__ __volatile__("yield");
-#endif
-}
-
-static inline int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* Claims and runs slices of the current run until none is left. */
-static void run_slices(thread_pool *pool, int32_t thread) {
-  for (int32_t slice; (slice = atomic_fetch_add(&pool->next, 1)) < pool->slices;)
-    pool->task(pool->ctx, slice, pool->slices, thread);
-}
-
-static void *worker_main(void *arg) {
-  worker *self = arg;
-  thread_pool *pool = self->pool;
-  unsigned seen = self->seen;
-  for (;;) {
-    unsigned generation = atomic_load(&pool->generation);
-    if (generation == seen && !atomic_load(&pool->stop)) {
-      const int64_t deadline = now_ns() + SPIN_NS;
-      for (int spins = 0; (generation = atomic_load(&pool->generation)) == seen && !atomic_load(&pool->stop); spins++) {
-        cpu_relax();
-        if ((spins & 63) == 63 && now_ns() > deadline) break;
-      }
-    }
-    if (generation == seen && !atomic_load(&pool->stop)) {
-      /* sleepers++ before re-reading generation, and the caller bumps generation before
-         reading sleepers (both seq_cst): one of the two sees the other. */
-      pthread_mutex_lock(&pool->mutex);
-      atomic_fetch_add(&pool->sleepers, 1);
-      while ((generation = atomic_load(&pool->generation)) == seen && !atomic_load(&pool->stop))
-        pthread_cond_wait(&pool->wake, &pool->mutex);
-      atomic_fetch_sub(&pool->sleepers, 1);
-      pthread_mutex_unlock(&pool->mutex);
-    }
-    if (atomic_load(&pool->stop)) return NULL;
-    seen = generation;
-    if (self->tid < pool->participants) {
-      run_slices(pool, self->tid);
-      if (atomic_fetch_sub(&pool->pending, 1) == 1) {
-        pthread_mutex_lock(&pool->mutex);
-        pthread_cond_signal(&pool->done);
-        pthread_mutex_unlock(&pool->mutex);
-      }
-    }
-  }
-}
-
-static void pool_init(thread_pool *pool, int32_t threads) {
-  memset(pool, 0, sizeof *pool);
-  pthread_mutex_init(&pool->mutex, NULL);
-  pthread_cond_init(&pool->wake, NULL);
-  pthread_cond_init(&pool->done, NULL);
-  pool->threads = threads;
-}
-
-static void pool_stop_workers(thread_pool *pool) {
-  if (pool->nworkers == 0) return;
-  pthread_mutex_lock(&pool->mutex);
-  atomic_store(&pool->stop, true);
-  pthread_cond_broadcast(&pool->wake);
-  pthread_mutex_unlock(&pool->mutex);
-  for (int32_t i = 0; i < pool->nworkers; i++) pthread_join(pool->workers[i].thread, NULL);
-  free(pool->workers);
-  pool->workers = NULL;
-  pool->nworkers = 0;
-  atomic_store(&pool->stop, false);
-}
-
-/* Starts threads - 1 workers if they are not running; false if none could be started. */
-static bool pool_start_workers(thread_pool *pool) {
-  const int32_t wanted = pool->threads - 1;
-  if (pool->nworkers == wanted) return true;
-  pool_stop_workers(pool);
-  pool->workers = calloc((size_t)wanted, sizeof(worker));
-  if (!pool->workers) return false;
-  for (int32_t i = 0; i < wanted; i++) {
-    worker *w = &pool->workers[i];
-    w->pool = pool;
-    w->tid = i + 1;
-    w->seen = atomic_load(&pool->generation);
-    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) break;
-    pool->nworkers = i + 1;
-  }
-  return pool->nworkers > 0;
-}
-
-static void pool_destroy(thread_pool *pool) {
-  pool_stop_workers(pool);
-  pthread_mutex_destroy(&pool->mutex);
-  pthread_cond_destroy(&pool->wake);
-  pthread_cond_destroy(&pool->done);
-}
-
-/* task(ctx, slice, slices) for every slice < slices; returns when all are done. Up to the
-   pool's threads (the caller included) claim slices in turn, so that a thread that runs
-   slower (its core shared with other work) takes fewer of them. */
-static void pool_run(thread_pool *pool, pool_task task, void *ctx, int32_t slices) {
-  int32_t n = slices < pool->threads ? slices : pool->threads;
-  if (n > 1 && !pool_start_workers(pool)) n = 1;
-  if (n > pool->nworkers + 1) n = pool->nworkers + 1;
-  if (n <= 1) {
-    for (int32_t slice = 0; slice < slices; slice++) task(ctx, slice, slices, 0);
-    return;
-  }
-  pool->task = task;
-  pool->ctx = ctx;
-  pool->slices = slices;
-  pool->participants = n;
-  atomic_store(&pool->next, 0);
-  atomic_store(&pool->pending, n - 1);
-  atomic_fetch_add(&pool->generation, 1);
-  if (atomic_load(&pool->sleepers) > 0) {
-    pthread_mutex_lock(&pool->mutex);
-    pthread_cond_broadcast(&pool->wake);
-    pthread_mutex_unlock(&pool->mutex);
-  }
-  run_slices(pool, 0);
-  const int64_t deadline = now_ns() + SPIN_NS;
-  for (int spins = 0; atomic_load(&pool->pending) > 0; spins++) {
-    cpu_relax();
-    if ((spins & 63) == 63 && now_ns() > deadline) break;
-  }
-  if (atomic_load(&pool->pending) > 0) {
-    pthread_mutex_lock(&pool->mutex);
-    while (atomic_load(&pool->pending) > 0) pthread_cond_wait(&pool->done, &pool->mutex);
-    pthread_mutex_unlock(&pool->mutex);
-  }
-}
-
-static int32_t cpu_count(void) {
-#if defined(__linux__)
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0) {
-    const int n = CPU_COUNT(&set);
-    if (n > 0) return n;
-  }
-#endif
-  const long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? (int32_t)n : 1;
-}
 
 /* ---------------------------------------------------------------------------------------
  * Kernel variants.

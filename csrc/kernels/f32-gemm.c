@@ -1,0 +1,227 @@
+/* Part of the kernels translation unit (csrc/kernels.c includes it; never compiled alone): the register-tiled GEMM micro-kernels, f32_gemm_<M>x<N>__<isa> (B rows in a packed panel) and f32_igemm_<M>x<N>__<isa> (B rows through pointers), from one template per kind of ISA (vector or scalar). */
+
+/* ---------------------------------------------------------------------------------------
+ * Micro-kernels. Each computes one tile of C:
+ *   c (mr × nr, row stride ldc) = [c +] a (kc × MR, packed rows) · b (kc × nr, row stride ldb)
+ * then, when ep is given (the last K block), adds bias[r] and residual (row stride ldc) and
+ * applies ReLU. The indirect variants (f32_igemm_*, XNNPACK's name) read row k of b at
+ * rows[k] instead: the implicit-GEMM convolution points straight into the input where a B
+ * row is NR consecutive inputs of one input row, instead of copying it.
+ * a and b are read for the full MRV × NRV register tile (packed A is zero-padded to MR rows,
+ * packed B to NR columns; rows read in place are NR inputs long); only mr × nr is stored.
+ * Variants with fewer rows (MRV < MR) serve the last row panel of small groups (ResNeXt's 4
+ * channels per group) without computing padding rows.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct {
+  const float *bias;     /* bias of the tile's first row, or NULL */
+  const float *residual; /* residual at the tile's first element, row stride ldc, or NULL */
+  int32_t relu;
+} tile_epilogue;
+
+typedef void (*gemm_tile_fn)(size_t kc, const float *a, const float *b, size_t ldb, const float *const *rows, float *c,
+                             size_t ldc, int32_t mr, int32_t nr, int32_t accumulate, const tile_epilogue *ep);
+
+/* The store for partial tiles (and the scalar kernel): acc is MR × NR, row-major. */
+static void tile_store_scalar(const float *acc, float *c, size_t ldc, int32_t mr, int32_t nr, int32_t accumulate,
+                              const tile_epilogue *ep) {
+  for (int32_t r = 0; r < mr; r++) {
+    float *cr = c + (size_t)r * ldc;
+    const float *ar = acc + r * NR;
+    const float bias = ep && ep->bias ? ep->bias[r] : 0.0f;
+    const float *res = ep && ep->residual ? ep->residual + (size_t)r * ldc : 0;
+    for (int32_t j = 0; j < nr; j++) {
+      float v = ar[j];
+      if (accumulate) v += cr[j];
+      if (ep) {
+        v += bias;
+        if (res) v += res[j];
+        /* v < 0 ? 0 : v keeps NaN, as the reference epilogue does. */
+        if (ep->relu && v < 0.0f) v = 0.0f;
+      }
+      cr[j] = v;
+    }
+  }
+}
+
+#if defined(RK_VECTOR_TILES)
+
+/* RK_ROW(r) for every row a tile can have (MR ≤ 12); rows past MRV compile away. */
+#define RK_ALL_ROWS                                                                                  \
+  RK_ROW(0) RK_ROW(1) RK_ROW(2) RK_ROW(3) RK_ROW(4) RK_ROW(5) RK_ROW(6) RK_ROW(7) RK_ROW(8) RK_ROW(9) \
+  RK_ROW(10) RK_ROW(11)
+_Static_assert(MR <= 12, "the vector tile names 12 rows of accumulators");
+
+/* Stores one vector of row r at column offset `col` of the tile, with the epilogue. */
+RK_INLINE void store_vec(vec v, float *c, size_t ldc, int r, int col, int32_t accumulate, const tile_epilogue *ep) {
+  float *p = c + (size_t)r * ldc + col;
+  if (accumulate) v = vec_add(v, vec_load(p));
+  if (ep) {
+    if (ep->bias) v = vec_add(v, vec_splat_load(ep->bias + r));
+    if (ep->residual) v = vec_add(v, vec_load(ep->residual + (size_t)r * ldc + col));
+    if (ep->relu) v = vec_relu(v);
+  }
+  vec_store(p, v);
+}
+
+/* MR × (2·VL): 6×16 with AVX2+FMA (12 ymm accumulators, 2 of B, one broadcast of A per row:
+   12 FMAs per 2 loads and 6 broadcasts), 4×8 on 128-bit vectors (8 accumulators); and the
+   MRV × NRV tiles below them. The accumulators are named, not an array, so that they live
+   in registers; rows past MRV compile away. */
+RK_INLINE void f32_gemm_tile__vec(const int MRV, const int NRV, const int INDIRECT, size_t kc, const float *restrict a,
+                                  const float *restrict b, size_t ldb, const float *const *rows, float *restrict c,
+                                  size_t ldc, int32_t mr, int32_t nr, int32_t accumulate, const tile_epilogue *ep) {
+  /* What the store will read (the residual, or C when accumulating) is rows ldc apart, too
+     many streams for the hardware prefetcher: ask for its lines now, so that they arrive
+     while the tile computes. */
+  for (int r = 0; r < MRV; r++) {
+    if (ep && ep->residual) {
+      __builtin_prefetch(ep->residual + (size_t)r * ldc);
+      __builtin_prefetch(ep->residual + (size_t)r * ldc + NRV - 1);
+    }
+    if (accumulate) {
+      __builtin_prefetch(c + (size_t)r * ldc);
+      __builtin_prefetch(c + (size_t)r * ldc + NRV - 1);
+    } else if (ep) {
+      __builtin_prefetch(c + (size_t)r * ldc, 1);
+      __builtin_prefetch(c + (size_t)r * ldc + NRV - 1, 1);
+    }
+  }
+  vec c0a = vec_zero(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a;
+  vec c3a = c0a, c3b = c0a, c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a;
+  vec c6a = c0a, c6b = c0a, c7a = c0a, c7b = c0a, c8a = c0a, c8b = c0a;
+  vec c9a = c0a, c9b = c0a, c10a = c0a, c10b = c0a, c11a = c0a, c11b = c0a;
+  for (size_t k = 0; k < kc; k++) {
+    const float *bk = INDIRECT ? rows[k] : b;
+#if defined(RK_A_PREFETCH)
+    /* A streams from memory the first time a row panel is used (weights touched once per
+       forward); ask for it a few lines ahead. */
+    __builtin_prefetch(a + RK_A_PREFETCH);
+#endif
+    const vec b0 = vec_load(bk);
+    const vec b1 = NRV > VL ? vec_load(bk + VL) : b0;
+    if (!INDIRECT) b += ldb;
+#define RK_ROW(r)                                       \
+  if (MRV > r) {                                        \
+    const vec av = vec_splat_load(a + r);               \
+    c##r##a = vec_madd(av, b0, c##r##a);                \
+    if (NRV > VL) c##r##b = vec_madd(av, b1, c##r##b);  \
+  }
+    RK_ALL_ROWS
+#undef RK_ROW
+    a += MR;
+  }
+  if (mr == MRV && nr == NRV) {
+#define RK_ROW(r)                                                    \
+  if (MRV > r) {                                                     \
+    store_vec(c##r##a, c, ldc, r, 0, accumulate, ep);                \
+    if (NRV > VL) store_vec(c##r##b, c, ldc, r, VL, accumulate, ep); \
+  }
+    RK_ALL_ROWS
+#undef RK_ROW
+    return;
+  }
+  float tile[MR * NR] __attribute__((aligned(64)));
+#define RK_ROW(r)                                         \
+  if (MRV > r) {                                          \
+    vec_store(tile + r * NR, c##r##a);                    \
+    if (NRV > VL) vec_store(tile + r * NR + VL, c##r##b); \
+  }
+  RK_ALL_ROWS
+#undef RK_ROW
+  tile_store_scalar(tile, c, ldc, mr, nr, accumulate, ep);
+}
+
+#define RK_TILE_BODY f32_gemm_tile__vec
+
+#else
+
+/* Portable 4×8: plain loops over a local tile; compilers keep it in vector registers
+   (SSE2 on x86-64) because every lane is independent. */
+RK_INLINE void f32_gemm_tile__scalar(const int MRV, const int NRV, const int INDIRECT, size_t kc, const float *restrict a,
+                                     const float *restrict b, size_t ldb, const float *const *rows, float *restrict c, size_t ldc, int32_t mr,
+                                     int32_t nr, int32_t accumulate, const tile_epilogue *ep) {
+  float acc[MR * NR];
+  for (int i = 0; i < MR * NR; i++) acc[i] = 0.0f;
+  for (size_t k = 0; k < kc; k++) {
+    const float *bk = INDIRECT ? rows[k] : b;
+    for (int r = 0; r < MRV; r++) {
+      const float av = a[r];
+      for (int j = 0; j < NRV; j++) acc[r * NR + j] += av * bk[j];
+    }
+    a += MR;
+    if (!INDIRECT) b += ldb;
+  }
+  tile_store_scalar(acc, c, ldc, mr, nr, accumulate, ep);
+}
+
+#define RK_TILE_ISA scalar
+#define RK_TILE_BODY f32_gemm_tile__scalar
+
+#endif
+
+/* f32_gemm_<MRV>x<NRV>__<isa> and f32_igemm_<MRV>x<NRV>__<isa>: the register tiles, one
+   function each. */
+#define RK_TILE_NAME_(kind, isa, m, n) kind##_##m##x##n##__##isa
+#define RK_TILE_NAME(kind, isa, m, n) RK_TILE_NAME_(kind, isa, m, n)
+#define RK_DEFINE_TILE_KIND(kind, indirect, m, n)                                                              \
+  static void RK_TILE_NAME(kind, RK_TILE_ISA, m, n)(size_t kc, const float *a, const float *b, size_t ldb,     \
+                                                     const float *const *rows, float *c, size_t ldc, int32_t mr, \
+                                                     int32_t nr, int32_t accumulate, const tile_epilogue *ep) {   \
+    RK_TILE_BODY(m, n, indirect, kc, a, b, ldb, rows, c, ldc, mr, nr, accumulate, ep);                         \
+  }
+#define RK_DEFINE_TILE(m, n) RK_DEFINE_TILE_KIND(f32_gemm, 0, m, n) RK_DEFINE_TILE_KIND(f32_igemm, 1, m, n)
+#define RK_TILE_ROW(m, n, half)                                                           \
+  {{RK_TILE_NAME(f32_gemm, RK_TILE_ISA, m, n), RK_TILE_NAME(f32_igemm, RK_TILE_ISA, m, n)}, \
+   {RK_TILE_NAME(f32_gemm, RK_TILE_ISA, m, half), RK_TILE_NAME(f32_igemm, RK_TILE_ISA, m, half)}}
+
+/* gemm_tiles[mr - 1][narrow][indirect]: mr rows × (narrow ? NR_HALF : NR) columns; NR_HALF
+   serves the last, narrow pixel panel (a 7×7 plane is 3 panels of 16 and one of 1). */
+#if MR == 6 && NR == 16
+#define NR_HALF 8
+RK_DEFINE_TILE(1, 16) RK_DEFINE_TILE(1, 8)
+RK_DEFINE_TILE(2, 16) RK_DEFINE_TILE(2, 8)
+RK_DEFINE_TILE(3, 16) RK_DEFINE_TILE(3, 8)
+RK_DEFINE_TILE(4, 16) RK_DEFINE_TILE(4, 8)
+RK_DEFINE_TILE(5, 16) RK_DEFINE_TILE(5, 8)
+RK_DEFINE_TILE(6, 16) RK_DEFINE_TILE(6, 8)
+static gemm_tile_fn const gemm_tiles[MR][2][2] = {
+    RK_TILE_ROW(1, 16, 8), RK_TILE_ROW(2, 16, 8), RK_TILE_ROW(3, 16, 8),
+    RK_TILE_ROW(4, 16, 8), RK_TILE_ROW(5, 16, 8), RK_TILE_ROW(6, 16, 8),
+};
+#elif MR == 12 && NR == 32
+#define NR_HALF 16
+RK_DEFINE_TILE(1, 32) RK_DEFINE_TILE(1, 16)
+RK_DEFINE_TILE(2, 32) RK_DEFINE_TILE(2, 16)
+RK_DEFINE_TILE(3, 32) RK_DEFINE_TILE(3, 16)
+RK_DEFINE_TILE(4, 32) RK_DEFINE_TILE(4, 16)
+RK_DEFINE_TILE(5, 32) RK_DEFINE_TILE(5, 16)
+RK_DEFINE_TILE(6, 32) RK_DEFINE_TILE(6, 16)
+RK_DEFINE_TILE(7, 32) RK_DEFINE_TILE(7, 16)
+RK_DEFINE_TILE(8, 32) RK_DEFINE_TILE(8, 16)
+RK_DEFINE_TILE(9, 32) RK_DEFINE_TILE(9, 16)
+RK_DEFINE_TILE(10, 32) RK_DEFINE_TILE(10, 16)
+RK_DEFINE_TILE(11, 32) RK_DEFINE_TILE(11, 16)
+RK_DEFINE_TILE(12, 32) RK_DEFINE_TILE(12, 16)
+static gemm_tile_fn const gemm_tiles[MR][2][2] = {
+    RK_TILE_ROW(1, 32, 16), RK_TILE_ROW(2, 32, 16), RK_TILE_ROW(3, 32, 16), RK_TILE_ROW(4, 32, 16),
+    RK_TILE_ROW(5, 32, 16), RK_TILE_ROW(6, 32, 16), RK_TILE_ROW(7, 32, 16), RK_TILE_ROW(8, 32, 16),
+    RK_TILE_ROW(9, 32, 16), RK_TILE_ROW(10, 32, 16), RK_TILE_ROW(11, 32, 16), RK_TILE_ROW(12, 32, 16),
+};
+#elif MR == 4 && NR == 8
+#define NR_HALF 4
+RK_DEFINE_TILE(1, 8) RK_DEFINE_TILE(1, 4)
+RK_DEFINE_TILE(2, 8) RK_DEFINE_TILE(2, 4)
+RK_DEFINE_TILE(3, 8) RK_DEFINE_TILE(3, 4)
+RK_DEFINE_TILE(4, 8) RK_DEFINE_TILE(4, 4)
+static gemm_tile_fn const gemm_tiles[MR][2][2] = {
+    RK_TILE_ROW(1, 8, 4), RK_TILE_ROW(2, 8, 4), RK_TILE_ROW(3, 8, 4), RK_TILE_ROW(4, 8, 4),
+};
+#else
+#error "no micro-kernel table for this MR × NR"
+#endif
+
+RK_INLINE void gemm_tile(int32_t mr, int32_t nr, size_t kc, const float *a, const float *b, size_t ldb,
+                         const float *const *rows, float *c, size_t ldc, int32_t accumulate, const tile_epilogue *ep) {
+  gemm_tiles[mr - 1][nr <= NR_HALF][rows != 0](kc, a, b, ldb, rows, c, ldc, mr, nr, accumulate, ep);
+}

@@ -1,0 +1,171 @@
+/* Part of the kernels translation unit (csrc/kernels.c includes it; never compiled alone): pooling, linear and the elementwise ops. */
+
+/* d[i] = max(d[i], s[i·stride]) for i < n, where NaN wins (and then stays), as torch's
+   max pool; strides 1 and 2 get loops the compiler vectorises. */
+static inline void max_into(float *restrict d, const float *restrict s, int32_t n, int32_t stride) {
+#define RK_MAX_INTO(index)                         \
+  for (int32_t i = 0; i < n; i++) {                \
+    const float v = s[index];                      \
+    d[i] = (v > d[i] || v != v) ? v : d[i];        \
+  }
+  if (stride == 1) {
+    RK_MAX_INTO(i)
+  } else if (stride == 2) {
+    RK_MAX_INTO(2 * i)
+  } else {
+    RK_MAX_INTO(i * stride)
+  }
+#undef RK_MAX_INTO
+}
+
+/* Rows up to twice this wide take max_pool2d's stride-2 path (its two half rows live on the stack). */
+#define MAX_POOL_HALF_ROW 1024
+
+/* Threads split output rows of all planes (N·C·OH), so even a 3-channel batch-1 input
+   divides evenly; rows are disjoint in y. Each output row is the running max over the
+   window's taps in torch's order (ky, then kx), one tap at a time across the whole row:
+   the columns whose tap falls inside the input form one range, found by arithmetic. */
+void RK_API(max_pool2d)(const float *x, int32_t batch, int32_t channels, int32_t in_h, int32_t in_w,
+                        int32_t kernel_h, int32_t kernel_w, int32_t stride_h, int32_t stride_w, int32_t pad_h,
+                        int32_t pad_w, int32_t dilation_h, int32_t dilation_w, int32_t out_h, int32_t out_w, float *y,
+                        int32_t tid, int32_t nthreads) {
+  int64_t r0, r1;
+  split_range((int64_t)batch * channels * out_h, tid, nthreads, 1, &r0, &r1);
+  for (int64_t row = r0; row < r1; row++) {
+    const int64_t plane = row / out_h;
+    const int32_t oy = (int32_t)(row % out_h);
+    const float *xp = x + plane * in_h * in_w;
+    float *yr = y + row * out_w;
+    for (int32_t ox = 0; ox < out_w; ox++) yr[ox] = -__builtin_inff();
+    for (int32_t ky = 0; ky < kernel_h; ky++) {
+      const int32_t iy = oy * stride_h - pad_h + ky * dilation_h;
+      if (iy < 0 || iy >= in_h) continue;
+      const float *xr = xp + (int64_t)iy * in_w;
+      if (stride_w == 2 && dilation_w == 1 && in_w <= 2 * MAX_POOL_HALF_ROW) {
+        /* Column stride 2 (ResNet's 3×3/2): split the row into its even and odd columns
+           once; each tap then reads one of them contiguously (kx/2 in) instead of every
+           tap gathering every other column. */
+        float phase[2][MAX_POOL_HALF_ROW];
+        for (int32_t i = 0; 2 * i < in_w; i++) phase[0][i] = xr[2 * i];
+        for (int32_t i = 0; 2 * i + 1 < in_w; i++) phase[1][i] = xr[2 * i + 1];
+        for (int32_t kx = 0; kx < kernel_w; kx++) {
+          const int32_t off = kx - pad_w; /* ox reads ix = 2·ox + off */
+          const int32_t q = off & 1, base = (off - q) / 2; /* ix = 2·(ox + base) + q */
+          const int32_t lo = off >= 0 ? 0 : (-off + 1) / 2;
+          const int32_t hi = off > in_w - 1 ? 0 : min_i32(out_w, (in_w - 1 - off) / 2 + 1);
+          if (lo < hi) max_into(yr + lo, phase[q] + base + lo, hi - lo, 1);
+        }
+        continue;
+      }
+      for (int32_t kx = 0; kx < kernel_w; kx++) {
+        /* Column ox reads ix = ox·sw + off; inside the input for ox in [lo, hi). */
+        const int32_t off = kx * dilation_w - pad_w;
+        const int32_t lo = off >= 0 ? 0 : (-off + stride_w - 1) / stride_w;
+        const int32_t hi = off > in_w - 1 ? 0 : min_i32(out_w, (in_w - 1 - off) / stride_w + 1);
+        if (lo < hi) max_into(yr + lo, xr + (int64_t)lo * stride_w + off, hi - lo, stride_w);
+      }
+    }
+  }
+}
+
+/* Threads split output rows of all planes (N·C·OH): at 1×1 output that is one row per
+   channel, 2048 of them in ResNet-50. */
+void RK_API(adaptive_avg_pool2d)(const float *x, int32_t batch, int32_t channels, int32_t in_h, int32_t in_w,
+                                 int32_t out_h, int32_t out_w, float *y, int32_t tid, int32_t nthreads) {
+  int64_t r0, r1;
+  split_range((int64_t)batch * channels * out_h, tid, nthreads, 1, &r0, &r1);
+  for (int64_t row = r0; row < r1; row++) {
+    const int64_t plane = row / out_h;
+    const int32_t oy = (int32_t)(row % out_h);
+    const float *xp = x + plane * in_h * in_w;
+    const int32_t y0 = oy * in_h / out_h, y1 = ((oy + 1) * in_h + out_h - 1) / out_h;
+    for (int32_t ox = 0; ox < out_w; ox++) {
+      const int32_t x0 = ox * in_w / out_w, x1 = ((ox + 1) * in_w + out_w - 1) / out_w;
+      double sum = 0.0; /* as the reference, which sums in float64 */
+      for (int32_t iy = y0; iy < y1; iy++)
+        for (int32_t ix = x0; ix < x1; ix++) sum += xp[(int64_t)iy * in_w + ix];
+      y[row * out_w + ox] = (float)(sum / ((y1 - y0) * (x1 - x0)));
+    }
+  }
+}
+
+/* Σ a[i]·b[i] over n, in 16 independent lanes so that compilers vectorise it without
+   reassociating (no -ffast-math). */
+static float dot(const float *restrict a, const float *restrict b, int32_t n) {
+  float lanes[16] = {0};
+  int32_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int32_t l = 0; l < 16; l++) lanes[l] += a[i + l] * b[i + l];
+  float sum = 0.0f;
+  for (; i < n; i++) sum += a[i] * b[i];
+  for (int32_t l = 0; l < 8; l++) lanes[l] += lanes[l + 8];
+  for (int32_t l = 0; l < 4; l++) lanes[l] += lanes[l + 4];
+  return sum + ((lanes[0] + lanes[2]) + (lanes[1] + lanes[3]));
+}
+
+/* Threads split output features: the weight (O × I, 8 MiB in ResNet-50's fc) is the
+   traffic, and each thread streams its own rows of it once for the whole batch. */
+void RK_API(linear)(const float *x, const float *w, const float *bias, int32_t batch, int32_t in_features,
+                    int32_t out_features, float *y, int32_t tid, int32_t nthreads) {
+  int64_t o0, o1;
+  split_range(out_features, tid, nthreads, 1, &o0, &o1);
+  for (int64_t o = o0; o < o1; o++) {
+    const float *wr = w + o * in_features;
+    const float b = bias ? bias[o] : 0.0f;
+    for (int32_t n = 0; n < batch; n++)
+      y[(int64_t)n * out_features + o] = dot(x + (int64_t)n * in_features, wr, in_features) + b;
+  }
+}
+
+/* Threads split the flat N·C·plane range in cache lines; any plane size divides evenly. */
+void RK_API(channel_affine)(const float *x, const float *scale, const float *shift, int32_t batch, int32_t channels,
+                            int32_t plane, float *y, int32_t tid, int32_t nthreads) {
+  int64_t e0, e1;
+  split_range((int64_t)batch * channels * plane, tid, nthreads, 16, &e0, &e1);
+  while (e0 < e1) {
+    const int64_t index = e0 / plane;
+    const int32_t c = (int32_t)(index % channels);
+    const int64_t end = (index + 1) * plane < e1 ? (index + 1) * plane : e1;
+    const float a = scale[c], b = shift[c];
+    for (int64_t i = e0; i < end; i++) y[i] = x[i] * a + b;
+    e0 = end;
+  }
+}
+
+/* Threads split the flat range in cache lines. */
+void RK_API(add)(const float *a, const float *b, int64_t n, int32_t flags, float *y, int32_t tid, int32_t nthreads) {
+  int64_t i0, i1;
+  split_range(n, tid, nthreads, 16, &i0, &i1);
+  if (flags & RK_RELU) {
+    for (int64_t i = i0; i < i1; i++) {
+      const float v = a[i] + b[i];
+      y[i] = v > 0.0f ? v : 0.0f;
+    }
+  } else {
+    for (int64_t i = i0; i < i1; i++) y[i] = a[i] + b[i];
+  }
+}
+
+/* Threads split the flat range in cache lines. x > 0 ? x : 0, as the reference (NaN → 0). */
+void RK_API(relu)(const float *x, int64_t n, float *y, int32_t tid, int32_t nthreads) {
+  int64_t i0, i1;
+  split_range(n, tid, nthreads, 16, &i0, &i1);
+  for (int64_t i = i0; i < i1; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+
+const char *RK_API(isa)(void) {
+#if defined(RK_AVX512)
+  return "avx512f";
+#elif defined(RK_AVX2)
+  return "avx2-fma";
+#elif defined(__wasm_simd128__) && defined(__wasm_relaxed_simd__)
+  return "wasm-simd128-relaxed";
+#elif defined(__wasm_simd128__)
+  return "wasm-simd128";
+#elif defined(RK_VEC4)
+  return "neon";
+#else
+  return "scalar";
+#endif
+}

@@ -37,11 +37,73 @@ enum { RK_PACKING_GEMM = 1, RK_PACKING_WINOGRAD = 2 };
 #endif /* RESNET_KERNELS_H */
 
 /*
- * The entry points. RK_API(name) spells each one's symbol: rk_<name> unless the includer
- * defines it first. The native addon links two builds of kernels.c into one binary (AVX2+FMA
- * and portable), so it compiles one of them with RK_API(name) = rk_avx2_##name
- * (csrc/native/kernels_avx2.c). This part has no include guard: the addon includes the
- * header once per spelling to declare both sets.
+ * The entry points, declared once: RK_KERNELS(X) calls X(return type, name, (parameters))
+ * for each. From this one list come the C declarations below, the native addon's table of
+ * each build's functions (csrc/native/addon.c) and the WebAssembly exports
+ * (scripts/build-wasm.sh reads the names from here). A new kernel is one X line here, its C
+ * body, its Node-API wrapper and its TypeScript op.
+ *
+ * Each kernel computes its (tid, nthreads) slice; see the conventions above.
+ * - conv2d_packing: which layout conv2d_pack writes for this geometry, RK_PACKING_GEMM
+ *   (MR-row panels of the weight) or RK_PACKING_WINOGRAD (the transformed U). The choice
+ *   depends on the input's size too (Winograd needs enough output tiles), so a caller that
+ *   caches packed weights must key them by this as well as by the weight's own geometry.
+ * - conv2d_packed_floats: floats of conv2d_pack's output for this geometry.
+ * - conv2d_pack: rearranges weight (O, C/groups, kh, kw) once into the layout the GEMM
+ *   micro-kernel reads. Single-threaded; done once per weight and cached by the caller.
+ * - conv2d_scratch_floats: floats of scratch one call of conv2d needs (calls running at
+ *   once need one block each).
+ * - conv2d_slices: how many slices (conv2d's nthreads) to cut one convolution into for
+ *   `nthreads` threads that claim slices in turn: more than threads where slices are
+ *   disjoint parts of one pass (so a slower thread takes fewer), as many as threads where
+ *   each slice repeats some work.
+ * - conv2d: y (N, O, OH, OW) = relu?(conv(x, w) + bias[o] + residual). x (N, C, H, W);
+ *   packed from conv2d_pack; bias (O) or NULL; residual (N, O, OH, OW) or NULL; flags:
+ *   RK_RELU. scratch: conv2d_scratch_floats(s) floats that no call running at the same time
+ *   uses. Give each thread one block that it keeps for all the slices it runs, not one per
+ *   slice: the block then stays in that thread's cache.
+ * - max_pool2d: y (N, C, OH, OW) = max over each window of x (N, C, H, W); padding never wins.
+ * - adaptive_avg_pool2d: y (N, C, OH, OW), the mean over torch's adaptive windows
+ *   [floor(i·H/OH), ceil((i+1)·H/OH)).
+ * - linear: y (N, O) = x (N, I) · w (O, I)ᵀ + bias (O or NULL).
+ * - channel_affine: y[n,c,i] = x[n,c,i] · scale[c] + shift[c] over (N, C, plane).
+ * - add: y = a + b (n elements); then max(y, 0) if flags & RK_RELU.
+ * - relu: y = max(x, 0) (n elements).
+ * - isa: which SIMD path this build uses: "avx512f", "avx2-fma", "wasm-simd128-relaxed",
+ *   "wasm-simd128", "neon" or "scalar".
+ */
+#define RK_KERNELS(X)                                                                                              \
+  X(int32_t, conv2d_packing, (const rk_conv2d_shape *s))                                                           \
+  X(size_t, conv2d_packed_floats, (const rk_conv2d_shape *s))                                                      \
+  X(void, conv2d_pack, (const rk_conv2d_shape *s, const float *weight, float *packed))                             \
+  X(size_t, conv2d_scratch_floats, (const rk_conv2d_shape *s))                                                     \
+  X(int32_t, conv2d_slices, (const rk_conv2d_shape *s, int32_t nthreads))                                          \
+  X(void, conv2d,                                                                                                  \
+    (const rk_conv2d_shape *s, const float *x, const float *packed, const float *bias, const float *residual,      \
+     int32_t flags, float *y, float *scratch, int32_t tid, int32_t nthreads))                                      \
+  X(void, max_pool2d,                                                                                              \
+    (const float *x, int32_t batch, int32_t channels, int32_t in_h, int32_t in_w, int32_t kernel_h, int32_t kernel_w, \
+     int32_t stride_h, int32_t stride_w, int32_t pad_h, int32_t pad_w, int32_t dilation_h, int32_t dilation_w,      \
+     int32_t out_h, int32_t out_w, float *y, int32_t tid, int32_t nthreads))                                       \
+  X(void, adaptive_avg_pool2d,                                                                                     \
+    (const float *x, int32_t batch, int32_t channels, int32_t in_h, int32_t in_w, int32_t out_h, int32_t out_w,    \
+     float *y, int32_t tid, int32_t nthreads))                                                                     \
+  X(void, linear,                                                                                                  \
+    (const float *x, const float *w, const float *bias, int32_t batch, int32_t in_features, int32_t out_features,  \
+     float *y, int32_t tid, int32_t nthreads))                                                                     \
+  X(void, channel_affine,                                                                                          \
+    (const float *x, const float *scale, const float *shift, int32_t batch, int32_t channels, int32_t plane,       \
+     float *y, int32_t tid, int32_t nthreads))                                                                     \
+  X(void, add, (const float *a, const float *b, int64_t n, int32_t flags, float *y, int32_t tid, int32_t nthreads)) \
+  X(void, relu, (const float *x, int64_t n, float *y, int32_t tid, int32_t nthreads))                              \
+  X(const char *, isa, (void))
+
+/*
+ * RK_API(name) spells each entry point's symbol: rk_<name> unless the includer defines it
+ * first. The native addon links three builds of kernels.c into one binary (AVX-512F,
+ * AVX2+FMA and portable), compiling two of them with RK_API(name) = rk_avx512_##name and
+ * rk_avx2_##name (csrc/native/kernels_avx512.c, kernels_avx2.c). This part has no include
+ * guard: the addon includes the header once per spelling to declare every set.
  */
 #ifndef RK_API
 #define RK_API(name) rk_##name
@@ -51,66 +113,9 @@ enum { RK_PACKING_GEMM = 1, RK_PACKING_WINOGRAD = 2 };
 extern "C" {
 #endif
 
-/* Which layout rk_conv2d_pack writes for this geometry: RK_PACKING_GEMM (MR-row panels of
-   the weight) or RK_PACKING_WINOGRAD (the transformed U). The choice depends on the input's
-   size too (Winograd needs enough output tiles), so a caller that caches packed weights must
-   key them by this as well as by the weight's own geometry. */
-int32_t RK_API(conv2d_packing)(const rk_conv2d_shape *s);
-
-/* Floats needed by rk_conv2d_pack's output for this geometry. */
-size_t RK_API(conv2d_packed_floats)(const rk_conv2d_shape *s);
-
-/* Rearranges weight (O, C/groups, kh, kw) once into the layout the GEMM micro-kernel reads.
-   Single-threaded; done once per weight and cached by the caller. */
-void RK_API(conv2d_pack)(const rk_conv2d_shape *s, const float *weight, float *packed);
-
-/* Floats of scratch one call of rk_conv2d needs (calls running at once need one block each). */
-size_t RK_API(conv2d_scratch_floats)(const rk_conv2d_shape *s);
-
-/* How many slices (rk_conv2d's nthreads) to cut one convolution into for `nthreads` threads
-   that claim slices in turn: more than threads where slices are disjoint parts of one pass
-   (so a slower thread takes fewer), as many as threads where each slice repeats some work. */
-int32_t RK_API(conv2d_slices)(const rk_conv2d_shape *s, int32_t nthreads);
-
-/* y (N, O, OH, OW) = relu?(conv(x, w) + bias[o] + residual)
-   x (N, C, H, W); packed from rk_conv2d_pack; bias (O) or NULL; residual (N, O, OH, OW) or
-   NULL; flags: RK_RELU. scratch: rk_conv2d_scratch_floats(s) floats that no call running
-   at the same time uses. Give each thread one block that it keeps for all the slices it
-   runs, not one per slice: the block then stays in that thread's cache. */
-void RK_API(conv2d)(const rk_conv2d_shape *s, const float *x, const float *packed, const float *bias,
-               const float *residual, int32_t flags, float *y, float *scratch, int32_t tid,
-               int32_t nthreads);
-
-/* y (N, C, OH, OW) = max over each window of x (N, C, H, W); padding never wins. */
-void RK_API(max_pool2d)(const float *x, int32_t batch, int32_t channels, int32_t in_h, int32_t in_w,
-                   int32_t kernel_h, int32_t kernel_w, int32_t stride_h, int32_t stride_w,
-                   int32_t pad_h, int32_t pad_w, int32_t dilation_h, int32_t dilation_w,
-                   int32_t out_h, int32_t out_w, float *y, int32_t tid, int32_t nthreads);
-
-/* y (N, C, OH, OW): mean over torch's adaptive windows [floor(i*H/OH), ceil((i+1)*H/OH)). */
-void RK_API(adaptive_avg_pool2d)(const float *x, int32_t batch, int32_t channels, int32_t in_h,
-                            int32_t in_w, int32_t out_h, int32_t out_w, float *y, int32_t tid,
-                            int32_t nthreads);
-
-/* y (N, O) = x (N, I) · w (O, I)ᵀ + bias (O or NULL). */
-void RK_API(linear)(const float *x, const float *w, const float *bias, int32_t batch,
-               int32_t in_features, int32_t out_features, float *y, int32_t tid,
-               int32_t nthreads);
-
-/* y[n,c,i] = x[n,c,i] * scale[c] + shift[c] over (N, C, plane). */
-void RK_API(channel_affine)(const float *x, const float *scale, const float *shift, int32_t batch,
-                       int32_t channels, int32_t plane, float *y, int32_t tid, int32_t nthreads);
-
-/* y = a + b (n elements); then max(y, 0) if flags & RK_RELU. */
-void RK_API(add)(const float *a, const float *b, int64_t n, int32_t flags, float *y, int32_t tid,
-            int32_t nthreads);
-
-/* y = max(x, 0) (n elements). */
-void RK_API(relu)(const float *x, int64_t n, float *y, int32_t tid, int32_t nthreads);
-
-/* Which SIMD path this build of the kernels uses: "avx2-fma", "wasm-simd128-relaxed",
-   "wasm-simd128", "neon" or "scalar". */
-const char *RK_API(isa)(void);
+#define RK_DECLARE_KERNEL(ret, name, params) ret RK_API(name) params;
+RK_KERNELS(RK_DECLARE_KERNEL)
+#undef RK_DECLARE_KERNEL
 
 #ifdef __cplusplus
 }

@@ -21,11 +21,10 @@ initial_memory=$((16 * 1024 * 1024))
 max_memory=$((4 * 1024 * 1024 * 1024))
 stack_bytes=$((1024 * 1024))
 
-exports=(
-  rk_conv2d_packing rk_conv2d_packed_floats rk_conv2d_pack rk_conv2d_scratch_floats rk_conv2d_slices rk_conv2d
-  rk_max_pool2d rk_adaptive_avg_pool2d rk_linear rk_channel_affine rk_add rk_relu rk_isa
-  __stack_pointer __heap_base
-)
+# Every entry point of RK_KERNELS in csrc/kernels.h (its X(type, name, ...) lines), as rk_<name>.
+mapfile -t kernels < <(sed -n 's/^ *X([^,]*, *\([a-z0-9_]*\),.*/rk_\1/p' "$root/csrc/kernels.h")
+[ "${#kernels[@]}" -gt 0 ] || { echo "build-wasm: no kernels found in csrc/kernels.h" >&2; exit 1; }
+exports=("${kernels[@]}" __stack_pointer __heap_base)
 
 cflags=(
   --target=wasm32 -O3 -ffreestanding -nostdlib -DNDEBUG

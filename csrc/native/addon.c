@@ -40,43 +40,22 @@
  * Kernel variants.
  * ------------------------------------------------------------------------------------- */
 
+/* One build's entry points, a field per line of RK_KERNELS (csrc/kernels.h). */
 typedef struct {
-  const char *(*isa)(void);
-  int32_t (*conv2d_packing)(const rk_conv2d_shape *s);
-  size_t (*conv2d_packed_floats)(const rk_conv2d_shape *s);
-  void (*conv2d_pack)(const rk_conv2d_shape *s, const float *weight, float *packed);
-  size_t (*conv2d_scratch_floats)(const rk_conv2d_shape *s);
-  int32_t (*conv2d_slices)(const rk_conv2d_shape *s, int32_t nthreads);
-  void (*conv2d)(const rk_conv2d_shape *s, const float *x, const float *packed, const float *bias,
-                 const float *residual, int32_t flags, float *y, float *scratch, int32_t tid, int32_t nthreads);
-  void (*max_pool2d)(const float *x, int32_t batch, int32_t channels, int32_t in_h, int32_t in_w, int32_t kernel_h,
-                     int32_t kernel_w, int32_t stride_h, int32_t stride_w, int32_t pad_h, int32_t pad_w,
-                     int32_t dilation_h, int32_t dilation_w, int32_t out_h, int32_t out_w, float *y, int32_t tid,
-                     int32_t nthreads);
-  void (*adaptive_avg_pool2d)(const float *x, int32_t batch, int32_t channels, int32_t in_h, int32_t in_w,
-                              int32_t out_h, int32_t out_w, float *y, int32_t tid, int32_t nthreads);
-  void (*linear)(const float *x, const float *w, const float *bias, int32_t batch, int32_t in_features,
-                 int32_t out_features, float *y, int32_t tid, int32_t nthreads);
-  void (*channel_affine)(const float *x, const float *scale, const float *shift, int32_t batch, int32_t channels,
-                         int32_t plane, float *y, int32_t tid, int32_t nthreads);
-  void (*add)(const float *a, const float *b, int64_t n, int32_t flags, float *y, int32_t tid, int32_t nthreads);
-  void (*relu)(const float *x, int64_t n, float *y, int32_t tid, int32_t nthreads);
+#define RK_FIELD(ret, name, params) ret(*name) params;
+  RK_KERNELS(RK_FIELD)
+#undef RK_FIELD
 } kernel_table;
 
-#define KERNEL_TABLE(prefix)                                                                                      \
-  {                                                                                                               \
-    prefix##isa, prefix##conv2d_packing, prefix##conv2d_packed_floats, prefix##conv2d_pack, prefix##conv2d_scratch_floats,                 \
-        prefix##conv2d_slices, prefix##conv2d,                                                                    \
-        prefix##max_pool2d, prefix##adaptive_avg_pool2d, prefix##linear, prefix##channel_affine, prefix##add,      \
-        prefix##relu                                                                                              \
-  }
-
-static const kernel_table portable_kernels = KERNEL_TABLE(rk_);
+#define RK_PORTABLE(ret, name, params) .name = rk_##name,
+static const kernel_table portable_kernels = {RK_KERNELS(RK_PORTABLE)};
 #if defined(RK_HAVE_AVX2_VARIANT)
-static const kernel_table avx2_kernels = KERNEL_TABLE(rk_avx2_);
+#define RK_AVX2(ret, name, params) .name = rk_avx2_##name,
+static const kernel_table avx2_kernels = {RK_KERNELS(RK_AVX2)};
 #endif
 #if defined(RK_HAVE_AVX512_VARIANT)
-static const kernel_table avx512_kernels = KERNEL_TABLE(rk_avx512_);
+#define RK_AVX512(ret, name, params) .name = rk_avx512_##name,
+static const kernel_table avx512_kernels = {RK_KERNELS(RK_AVX512)};
 #endif
 
 /* Per Node environment (the main thread and each worker_thread load the addon apart). */

@@ -1,8 +1,6 @@
-// The wasm backend against the reference backend (the oracle): every kernel on named edge
-// cases and random shapes, run with 1 and 2 threads (every call split over both threads, so
-// the kernels' (tid, nthreads) slicing is exercised even on tiny shapes); a whole ResNet-18;
-// the plain-SIMD fallback build; and the backend's own machinery (resident outputs, weight
-// cache, memory growth, dispose).
+// The wasm backend beyond its kernels (those are in kernels.test.ts, with every other fast
+// backend): a whole ResNet-18 against the reference, the plain-SIMD fallback build, and the
+// backend's own machinery (resident outputs, weight cache, memory growth, dispose).
 // Tolerance: max|wasm - ref| <= 1e-5 * max|ref| per kernel output (float32 summed in another
 // order, with FMA in the relaxed build); 1e-4 * max|logit| for the whole model.
 
@@ -13,7 +11,6 @@ import { Generator } from '../src/core/rng.js';
 import { createReferenceBackend, setBackend, withBackend, type Backend, type Conv2dParams } from '../src/backends/index.js';
 import { createWasmBackend, initWasmBackend, type WasmBackend } from '../src/backends/wasm/index.js';
 import { chooseVariant, type WasmBytes } from '../src/backends/wasm/loader.js';
-import { convOutputSize } from '../src/ops/functional.js';
 import { getModel } from '../src/models/builders.js';
 import { assertCloseToReference } from './helpers/compare.js';
 import { checkPackingFollowsScaleAndGeometry } from './helpers/packing.js';
@@ -44,149 +41,6 @@ function check(what: string, op: (b: Backend) => Tensor, tol = KERNEL_TOL): void
   const expected = op(ref);
   for (const [threads, backend] of backends) assertCloseToReference(op(backend), expected, tol, `${what} (${threads})`);
 }
-
-interface ConvCase {
-  name: string;
-  x: number[];
-  /** [O, C/groups, kh, kw] */
-  w: number[];
-  stride?: number;
-  padding?: number;
-  dilation?: number;
-  groups?: number;
-  bias?: boolean;
-  residual?: boolean;
-  relu?: boolean;
-}
-
-function checkConv(c: ConvCase): void {
-  const p: Conv2dParams = {
-    stride: [c.stride ?? 1, c.stride ?? 1],
-    padding: [c.padding ?? 0, c.padding ?? 0],
-    dilation: [c.dilation ?? 1, c.dilation ?? 1],
-    groups: c.groups ?? 1,
-  };
-  const outH = convOutputSize(c.x[2], c.w[2], p.stride[0], p.padding[0], p.dilation[0]);
-  const outW = convOutputSize(c.x[3], c.w[3], p.stride[1], p.padding[1], p.dilation[1]);
-  const x = random(c.x);
-  const w = random(c.w, -0.5, 0.5);
-  const bias = c.bias ? random([c.w[0]]) : null;
-  const residual = c.residual ? random([c.x[0], c.w[0], outH, outW]) : null;
-  check(`conv2d ${c.name}`, (b) => b.conv2d(x, w, bias, p, outH, outW, { residual, relu: c.relu }));
-}
-
-const convCases: ConvCase[] = [
-  { name: 'stem: 3 channels, 7×7 stride 2 pad 3, odd size', x: [1, 3, 23, 21], w: [5, 3, 7, 7], stride: 2, padding: 3 },
-  { name: '5 → 17 channels, 3×3 pad 1, batch 3', x: [3, 5, 9, 11], w: [17, 5, 3, 3], padding: 1 },
-  { name: '17 → 3 channels, 1×1 (direct, partial pixel panel)', x: [1, 17, 5, 7], w: [3, 17, 1, 1] },
-  { name: '1×1 spatial, 1×1 kernel', x: [2, 8, 1, 1], w: [16, 8, 1, 1] },
-  { name: '1×1 spatial, 3×3 pad 1', x: [1, 6, 1, 1], w: [9, 6, 3, 3], padding: 1 },
-  { name: 'stride 2, odd sizes', x: [1, 6, 15, 13], w: [10, 6, 3, 3], stride: 2, padding: 1 },
-  { name: '1×1 stride 2 (downsample), odd size', x: [1, 16, 15, 15], w: [32, 16, 1, 1], stride: 2 },
-  // Column stride 2 with output rows of 16+ (8+ here): panels inside one row read phase rows in place.
-  { name: 'phase rows: stem 7×7 stride 2 pad 3, rows of 19, batch 2, bias + relu', x: [2, 3, 40, 38], w: [10, 3, 7, 7], stride: 2, padding: 3, bias: true, relu: true },
-  { name: 'phase rows: 3×3 stride 2 pad 1, rows of 35, residual', x: [1, 5, 12, 70], w: [9, 5, 3, 3], stride: 2, padding: 1, residual: true },
-  { name: 'dilation 2', x: [1, 8, 12, 12], w: [12, 8, 3, 3], padding: 2, dilation: 2 },
-  { name: 'dilation 2 without padding', x: [2, 4, 11, 9], w: [6, 4, 3, 3], dilation: 2 },
-  { name: 'groups 32 (4 channels per group)', x: [1, 128, 8, 8], w: [128, 4, 3, 3], padding: 1, groups: 32 },
-  { name: 'groups 64, stride 2', x: [1, 128, 7, 7], w: [128, 2, 3, 3], stride: 2, padding: 1, groups: 64 },
-  { name: 'groups 32, batch 3, 1×1 spatial', x: [3, 64, 1, 1], w: [64, 2, 3, 3], padding: 1, groups: 32 },
-  { name: 'K above one block (64 channels × 9 taps), 20 outputs', x: [1, 64, 9, 9], w: [20, 64, 3, 3], padding: 1 },
-  { name: 'many pixels (several NC blocks), 1×1 K 300', x: [1, 300, 17, 19], w: [7, 300, 1, 1] },
-  { name: 'bias', x: [1, 5, 6, 6], w: [7, 5, 3, 3], padding: 1, bias: true },
-  { name: 'residual', x: [2, 5, 6, 6], w: [7, 5, 3, 3], padding: 1, residual: true },
-  { name: 'relu', x: [1, 5, 6, 6], w: [7, 5, 3, 3], padding: 1, relu: true },
-  { name: 'bias + residual + relu, 1×1', x: [3, 17, 7, 7], w: [33, 17, 1, 1], bias: true, residual: true, relu: true },
-  { name: 'bias + residual + relu, 3×3 stride 2', x: [1, 9, 14, 14], w: [13, 9, 3, 3], stride: 2, padding: 1, bias: true, residual: true, relu: true },
-  { name: 'bias + relu, groups 32', x: [1, 64, 5, 5], w: [64, 2, 3, 3], padding: 1, groups: 32, bias: true, relu: true },
-  // 3×3 stride 1, at least 16 channels in and out, at least 16 2×2 output tiles: Winograd F(2×2, 3×3).
-  { name: 'Winograd: odd plane 13×11, batch 3, bias + residual + relu', x: [3, 16, 13, 11], w: [24, 16, 3, 3], padding: 1, bias: true, residual: true, relu: true },
-  { name: 'Winograd: no padding, odd output 18×17', x: [1, 32, 20, 19], w: [17, 32, 3, 3] },
-  { name: 'Winograd: padding 2, batch 2', x: [2, 16, 9, 10], w: [16, 16, 3, 3], padding: 2, relu: true },
-  { name: 'Winograd: several tile blocks, tile rows crossing panels', x: [1, 16, 40, 37], w: [20, 16, 3, 3], padding: 1, bias: true },
-  { name: 'Winograd: K blocks (300 channels), 12×12 plane', x: [1, 300, 12, 12], w: [40, 300, 3, 3], padding: 1 },
-  { name: 'Winograd: 14×14 plane, 256 → 256, residual', x: [1, 256, 14, 14], w: [256, 256, 3, 3], padding: 1, residual: true },
-  { name: 'Winograd: 7×7 plane (16 tiles, threshold), 128 → 96, bias + relu', x: [1, 128, 7, 7], w: [96, 128, 3, 3], padding: 1, bias: true, relu: true },
-];
-
-for (const c of convCases) test(`conv2d: ${c.name}`, () => checkConv(c));
-
-test('conv2d: 40 random shapes', () => {
-  const shapes = new Generator(99);
-  const pick = (low: number, high: number): number => low + Math.floor(shapes.random() * (high - low + 1));
-  for (let i = 0; i < 40; i++) {
-    const groups = [1, 1, 1, 2, 3, 4][pick(0, 5)];
-    const k = pick(1, 3);
-    const dilation = pick(1, 2);
-    const padding = pick(0, k - 1);
-    const stride = pick(1, 2);
-    const extent = dilation * (k - 1) + 1 - 2 * padding;
-    const c: ConvCase = {
-      name: `random ${i}`,
-      x: [pick(1, 3), groups * pick(1, 9), pick(Math.max(1, extent), 14), pick(Math.max(1, extent), 14)],
-      w: [groups * pick(1, 9), 0, k, k],
-      stride, padding, dilation, groups,
-      bias: shapes.random() < 0.5, residual: shapes.random() < 0.5, relu: shapes.random() < 0.5,
-    };
-    c.w[1] = c.x[1] / groups;
-    c.name += ` ${JSON.stringify(c)}`;
-    checkConv(c);
-  }
-});
-
-test('maxPool2d: ResNet 3×3 stride 2 pad 1, odd sizes, dilation, NaN and -inf', () => {
-  const cases = [
-    { x: [1, 3, 15, 13], kernel: 3, stride: 2, padding: 1, dilation: 1 },
-    { x: [3, 5, 8, 8], kernel: 2, stride: 2, padding: 0, dilation: 1 },
-    { x: [2, 17, 11, 9], kernel: 3, stride: 1, padding: 1, dilation: 2 },
-    { x: [1, 4, 1, 1], kernel: 3, stride: 2, padding: 1, dilation: 1 },
-  ];
-  for (const c of cases) {
-    const x = random(c.x);
-    x.f32[3] = NaN;
-    x.f32[7] = -Infinity;
-    const p = { kernel: [c.kernel, c.kernel], stride: [c.stride, c.stride], padding: [c.padding, c.padding], dilation: [c.dilation, c.dilation] } as const;
-    const outH = convOutputSize(c.x[2], c.kernel, c.stride, c.padding, c.dilation);
-    const outW = convOutputSize(c.x[3], c.kernel, c.stride, c.padding, c.dilation);
-    const expected = ref.maxPool2d(x, p, outH, outW);
-    for (const [threads, backend] of backends) {
-      const y = backend.maxPool2d(x, p, outH, outW);
-      // Bit-exact (a max): NaN where the reference has NaN, equal elsewhere.
-      for (let i = 0; i < y.size; i++) assert.ok(Object.is(y.f32[i], expected.f32[i]), `maxPool2d ${JSON.stringify(c)} (${threads}) at ${i}`);
-    }
-  }
-});
-
-test('adaptiveAvgPool2d: to 1×1, and uneven windows', () => {
-  for (const [shape, out] of [[[1, 7, 7, 7], [1, 1]], [[3, 5, 7, 5], [3, 2]], [[2, 3, 1, 1], [2, 3]], [[1, 17, 9, 4], [4, 4]]] as const) {
-    const x = random([...shape]);
-    check(`adaptiveAvgPool2d ${shape} → ${out}`, (b) => b.adaptiveAvgPool2d(x, out[0], out[1]));
-  }
-});
-
-test('linear: batch 1 and 3, odd feature counts, with and without bias', () => {
-  for (const [batch, inFeatures, outFeatures] of [[1, 17, 10], [3, 2048, 13], [3, 5, 1], [1, 512, 1000]]) {
-    const x = random([batch, inFeatures]);
-    const w = random([outFeatures, inFeatures], -0.1, 0.1);
-    const bias = random([outFeatures]);
-    check(`linear ${batch}×${inFeatures}→${outFeatures} bias`, (b) => b.linear(x, w, bias));
-    check(`linear ${batch}×${inFeatures}→${outFeatures}`, (b) => b.linear(x, w, null));
-  }
-});
-
-test('channelAffine, relu, add, channelMoments on sizes that are not multiples of the vector width', () => {
-  for (const shape of [[1, 3, 1, 1], [3, 5, 7, 3], [2, 17, 13, 11], [1, 64, 56, 56]]) {
-    const x = random(shape);
-    const other = random(shape);
-    const scale = random([shape[1]]).f32;
-    const shift = random([shape[1]]).f32;
-    check(`channelAffine ${shape}`, (b) => b.channelAffine(x, scale, shift));
-    check(`relu ${shape}`, (b) => b.relu(x));
-    check(`add ${shape}`, (b) => b.add(x, other));
-    const expected = ref.channelMoments(x);
-    assert.deepEqual(wasm2.channelMoments(x), expected);
-  }
-});
 
 test('a chain of ops reads resident outputs in place, and workers take part', () => {
   const before = wasm2.stats().workerSlices;

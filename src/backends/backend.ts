@@ -60,6 +60,12 @@ export interface ChannelMoments {
 export interface Backend {
   readonly name: string;
   /**
+   * Threads the kernels run on. A backend without threads (the reference) stays at 1; a fast
+   * one may clamp the request (to its pool's size), so read getThreads() for what runs.
+   */
+  setThreads(n: number): void;
+  getThreads(): number;
+  /**
    * x (N, C, H, W), weight (O, C/groups, kh, kw), bias (O) or null → (N, O, OH, OW), with the
    * epilogue applied. A backend may cache work derived from `weight` (packing) keyed by the
    * tensor object: weights passed here are treated as immutable.

@@ -7,6 +7,8 @@ import type { Backend } from './backend.js';
 export function createMetaBackend(): Backend {
   return {
     name: 'meta',
+    setThreads: () => {},
+    getThreads: () => 1,
     conv2d: (x, weight, _bias, _p, outH, outW) => Tensor.meta([x.shape[0], weight.shape[0], outH, outW]),
     channelAffine: (x) => Tensor.meta(x.shape),
     channelMoments: (x) => ({ mean: new Float64Array(x.shape[1]), variance: new Float64Array(x.shape[1]).fill(1) }),

@@ -285,5 +285,8 @@ function linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
 }
 
 export function createReferenceBackend(): Backend {
-  return { name: 'ref', conv2d, channelAffine, channelMoments, relu, add, maxPool2d, adaptiveAvgPool2d, linear };
+  // The oracle runs on the calling thread alone.
+  const setThreads = (): void => {};
+  const getThreads = (): number => 1;
+  return { name: 'ref', setThreads, getThreads, conv2d, channelAffine, channelMoments, relu, add, maxPool2d, adaptiveAvgPool2d, linear };
 }

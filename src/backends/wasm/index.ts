@@ -143,6 +143,15 @@ export class WasmBackend implements Backend {
   set threads(n: number) {
     this.#threads = Math.max(1, Math.min(this.#pool.size, Math.floor(n)));
   }
+  /** The Backend interface's spelling of `threads`. */
+  setThreads(n: number): void {
+    this.threads = n;
+  }
+
+  getThreads(): number {
+    return this.threads;
+  }
+
 
   get disposed(): boolean {
     return this.#disposed;

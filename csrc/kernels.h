@@ -49,8 +49,11 @@ enum { RK_PACKING_GEMM = 1, RK_PACKING_WINOGRAD = 2 };
  *   depends on the input's size too (Winograd needs enough output tiles), so a caller that
  *   caches packed weights must key them by this as well as by the weight's own geometry.
  * - conv2d_packed_floats: floats of conv2d_pack's output for this geometry.
- * - conv2d_pack: rearranges weight (O, C/groups, kh, kw) once into the layout the GEMM
- *   micro-kernel reads. Single-threaded; done once per weight and cached by the caller.
+ * - conv2d_pack: rearranges weight (O, C/groups, kh, kw), output channel o multiplied by
+ *   scale[o] (BatchNorm folded in; scale NULL: none), once into the layout the GEMM
+ *   micro-kernel reads. The product is w·scale rounded to float32, as the reference's
+ *   foldWeightScale computes it. Threads split whole MR-row panels of output channels (each
+ *   panel's packed rows are disjoint). Done once per weight and cached by the caller.
  * - conv2d_scratch_floats: floats of scratch one call of conv2d needs (calls running at
  *   once need one block each).
  * - conv2d_slices: how many slices (conv2d's nthreads) to cut one convolution into for
@@ -75,7 +78,9 @@ enum { RK_PACKING_GEMM = 1, RK_PACKING_WINOGRAD = 2 };
 #define RK_KERNELS(X)                                                                                              \
   X(int32_t, conv2d_packing, (const rk_conv2d_shape *s))                                                           \
   X(size_t, conv2d_packed_floats, (const rk_conv2d_shape *s))                                                      \
-  X(void, conv2d_pack, (const rk_conv2d_shape *s, const float *weight, float *packed))                             \
+  X(void, conv2d_pack,                                                                                             \
+    (const rk_conv2d_shape *s, const float *weight, const double *scale, float *packed, int32_t tid,              \
+     int32_t nthreads))                                                                                            \
   X(size_t, conv2d_scratch_floats, (const rk_conv2d_shape *s))                                                     \
   X(int32_t, conv2d_slices, (const rk_conv2d_shape *s, int32_t nthreads))                                          \
   X(void, conv2d,                                                                                                  \

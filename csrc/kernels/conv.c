@@ -20,22 +20,37 @@ size_t RK_API(conv2d_packed_floats)(const rk_conv2d_shape *s) {
    So the A block a row block of the GEMM reads (MC rows × kc) is one contiguous stretch of
    memory: weights that come from DRAM arrive as one stream the hardware prefetcher follows,
    not as MC/MR short pieces a whole panel (k·MR floats) apart. */
-void RK_API(conv2d_pack)(const rk_conv2d_shape *s, const float *weight, float *packed) {
+void RK_API(conv2d_pack)(const rk_conv2d_shape *s, const float *weight, const double *scale, float *packed,
+                         int32_t tid, int32_t nthreads) {
   if (use_winograd(s)) {
-    wino_pack(s, weight, packed);
+    wino_pack(s, weight, scale, packed, tid, nthreads);
     return;
   }
   const conv_plan p = plan_conv(s);
+  /* This thread's row panels of every group: [panel0, panel1). */
+  const int32_t panel0 = (int32_t)((int64_t)p.row_panels * tid / nthreads);
+  const int32_t panel1 = (int32_t)((int64_t)p.row_panels * (tid + 1) / nthreads);
   for (int32_t g = 0; g < s->groups; g++) {
     for (int32_t c0 = 0; c0 < p.group_in; c0 += p.block_channels) {
       const int32_t k0 = c0 * p.taps, kc = (min_i32(p.group_in, c0 + p.block_channels) - c0) * p.taps;
       float *block = packed + ((size_t)g * p.k + k0) * p.row_panels * MR;
-      for (int32_t panel = 0; panel < p.row_panels; panel++) {
+      for (int32_t panel = panel0; panel < panel1; panel++) {
         float *dst = block + (size_t)panel * kc * MR;
-        for (int32_t k = 0; k < kc; k++) {
-          for (int32_t r = 0; r < MR; r++) {
-            const int32_t o = panel * MR + r;
-            dst[(size_t)k * MR + r] = o < p.group_out ? weight[((size_t)g * p.group_out + o) * p.k + k0 + k] : 0.0f;
+        /* Row by row: each weight row is read front to back (one stream), and its panel,
+           kc·MR floats, stays in L1 while the rows fill it in turn. */
+        for (int32_t r = 0; r < MR; r++) {
+          const int32_t o = panel * MR + r;
+          if (o >= p.group_out) {
+            for (int32_t k = 0; k < kc; k++) dst[(size_t)k * MR + r] = 0.0f;
+            continue;
+          }
+          const size_t oc = (size_t)g * p.group_out + o;
+          const float *src = weight + oc * p.k + k0;
+          if (scale) {
+            const double sc = scale[oc];
+            for (int32_t k = 0; k < kc; k++) dst[(size_t)k * MR + r] = (float)((double)src[k] * sc);
+          } else {
+            for (int32_t k = 0; k < kc; k++) dst[(size_t)k * MR + r] = src[k];
           }
         }
       }

@@ -68,36 +68,60 @@ static size_t wino_scratch_per_thread(const rk_conv2d_shape *s, const wino_plan 
   return wino_v_floats(s, w) + wino_m_floats(w) + 5 * round_line((size_t)w->row_len);
 }
 
-/* U_ξ = G g Gᵀ of each (o, c), per ξ in K blocks of KC channels, each block's MR-row panels
-   one after another: packed[ξ][block][panel][c - c0][r] (see conv2d_pack). */
-static void wino_pack(const rk_conv2d_shape *s, const float *weight, float *packed) {
+/* U_ξ = G g Gᵀ of each (o, c), output channel o's weight first multiplied by scale[o] (NULL:
+   none), per ξ in K blocks of KC channels, each block's MR-row panels one after another:
+   packed[ξ][block][panel][c - c0][r] (see conv2d_pack). The 16 ξ planes lie a multiple of
+   4 KiB apart for ResNet's shapes, so writing all 16 per (o, c) would land every store in one
+   L1 set: a chunk of WINO_PACK_CHUNK channels of a panel is transformed into a local buffer
+   first, then each ξ's part of it (contiguous in packed) is copied out in one run. */
+#define WINO_PACK_CHUNK 16
+static void wino_pack(const rk_conv2d_shape *s, const float *weight, const double *scale, float *packed, int32_t tid,
+                      int32_t nthreads) {
   const wino_plan w = plan_wino(s);
   const int32_t C = s->in_channels, O = s->out_channels;
   const size_t xi_stride = (size_t)w.row_panels * C * MR;
-  for (int32_t o = 0; o < w.row_panels * MR; o++) {
-    for (int32_t c = 0; c < C; c++) {
-      float u[16];
-      if (o < O) {
-        const float *g = weight + ((size_t)o * C + c) * 9;
-        float t[4][3]; /* G g */
-        for (int j = 0; j < 3; j++) {
-          t[0][j] = g[j];
-          t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
-          t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
-          t[3][j] = g[6 + j];
+  /* Threads split whole MR-row panels. */
+  const int32_t panel0 = (int32_t)((int64_t)w.row_panels * tid / nthreads);
+  const int32_t panel1 = (int32_t)((int64_t)w.row_panels * (tid + 1) / nthreads);
+  float chunk[WINO_XI][WINO_PACK_CHUNK * MR];
+  for (int32_t panel = panel0; panel < panel1; panel++) {
+    for (int32_t c0 = 0; c0 < C; c0 += KC) {
+      const int32_t kc = min_i32(KC, C - c0);
+      for (int32_t cc = c0; cc < c0 + kc; cc += WINO_PACK_CHUNK) {
+        const int32_t n = min_i32(WINO_PACK_CHUNK, c0 + kc - cc); /* KC is a multiple of the chunk */
+        for (int32_t c = cc; c < cc + n; c++) {
+          for (int32_t r = 0; r < MR; r++) {
+            const int32_t o = panel * MR + r;
+            float *u = &chunk[0][(c - cc) * MR + r]; /* u[ξ] at u + ξ·WINO_PACK_CHUNK·MR */
+            const size_t step = WINO_PACK_CHUNK * MR;
+            if (o >= O) {
+              for (int xi = 0; xi < WINO_XI; xi++) u[xi * step] = 0.0f;
+              continue;
+            }
+            const float *src = weight + ((size_t)o * C + c) * 9;
+            float g[9];
+            for (int j = 0; j < 9; j++) g[j] = scale ? (float)((double)src[j] * scale[o]) : src[j];
+            float t[4][3]; /* G g */
+            for (int j = 0; j < 3; j++) {
+              t[0][j] = g[j];
+              t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+              t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+              t[3][j] = g[6 + j];
+            }
+            for (int i = 0; i < 4; i++) { /* (G g) Gᵀ */
+              u[(i * 4 + 0) * step] = t[i][0];
+              u[(i * 4 + 1) * step] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+              u[(i * 4 + 2) * step] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+              u[(i * 4 + 3) * step] = t[i][2];
+            }
+          }
         }
-        for (int i = 0; i < 4; i++) { /* (G g) Gᵀ */
-          u[i * 4 + 0] = t[i][0];
-          u[i * 4 + 1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-          u[i * 4 + 2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-          u[i * 4 + 3] = t[i][2];
+        const size_t at = (size_t)c0 * w.row_panels * MR + ((size_t)panel * kc + (cc - c0)) * MR;
+        for (int xi = 0; xi < WINO_XI; xi++) {
+          float *d = packed + xi * xi_stride + at;
+          for (int32_t q = 0; q < n * MR; q++) d[q] = chunk[xi][q];
         }
-      } else {
-        for (int i = 0; i < 16; i++) u[i] = 0.0f;
       }
-      const int32_t c0 = c / KC * KC, kc = min_i32(KC, C - c0);
-      const size_t at = (size_t)c0 * w.row_panels * MR + ((size_t)(o / MR) * kc + (c - c0)) * MR + o % MR;
-      for (int xi = 0; xi < WINO_XI; xi++) packed[xi * xi_stride + at] = u[xi];
     }
   }
 }

@@ -133,7 +133,11 @@ static bool typed_arg(napi_env env, napi_value v, napi_typedarray_type type, con
   napi_value buffer;
   size_t offset;
   if (napi_get_typedarray_info(env, v, &actual, &length, data, &buffer, &offset) != napi_ok) return false;
-  if (actual != type) return fail(env, what, type == napi_float32_array ? "must be a Float32Array" : "must be an Int32Array");
+  if (actual != type)
+    return fail(env, what,
+                type == napi_float32_array   ? "must be a Float32Array"
+                : type == napi_float64_array ? "must be a Float64Array"
+                                             : "must be an Int32Array");
   if (length < min_length) return fail(env, what, "is too short for the shape");
   return true;
 }
@@ -214,17 +218,42 @@ static napi_value js_conv2d_packed_floats(napi_env env, napi_callback_info info)
   return number(env, (double)c.kernels->conv2d_packed_floats(&s));
 }
 
-/* conv2dPack(geometry, weight, packed) */
+/* Elementwise ops below this many floats run on the calling thread: waking the pool costs
+   more than it saves. */
+#define SERIAL_FLOATS 32768
+
+static int32_t threads_for(napi_env env, int64_t floats) {
+  return floats < SERIAL_FLOATS ? 1 : get_state(env)->pool.threads;
+}
+
+typedef struct {
+  const kernel_table *kernels;
+  const rk_conv2d_shape *s;
+  const float *weight;
+  const double *scale;
+  float *packed;
+} pack_task;
+
+static void run_pack(void *ctx, int32_t tid, int32_t nthreads, int32_t thread) {
+  const pack_task *t = ctx;
+  (void)thread;
+  t->kernels->conv2d_pack(t->s, t->weight, t->scale, t->packed, tid, nthreads);
+}
+
+/* conv2dPack(geometry, weight, scale | null, packed): scale a Float64Array of O (BatchNorm folded in) */
 static napi_value js_conv2d_pack(napi_env env, napi_callback_info info) {
   call_info c;
   rk_conv2d_shape s;
-  float *weight, *packed;
-  if (!get_call(env, info, 3, &c) || !shape_arg(&c, 0, &s)) return NULL;
+  pack_task t;
+  if (!get_call(env, info, 4, &c) || !shape_arg(&c, 0, &s)) return NULL;
   const size_t weight_floats = (size_t)s.out_channels * (s.in_channels / s.groups) * s.kernel_h * s.kernel_w;
-  if (!f32_arg(&c, 1, "weight", weight_floats, false, &weight) ||
-      !f32_arg(&c, 2, "packed", c.kernels->conv2d_packed_floats(&s), false, &packed))
+  if (!f32_arg(&c, 1, "weight", weight_floats, false, (float **)&t.weight) ||
+      !typed_arg(env, c.argv[2], napi_float64_array, "scale", (size_t)s.out_channels, true, (void **)&t.scale) ||
+      !f32_arg(&c, 3, "packed", c.kernels->conv2d_packed_floats(&s), false, &t.packed))
     return NULL;
-  c.kernels->conv2d_pack(&s, weight, packed);
+  t.kernels = c.kernels;
+  t.s = &s;
+  pool_run(&get_state(env)->pool, run_pack, &t, threads_for(env, (int64_t)weight_floats));
   return undefined(env);
 }
 
@@ -273,13 +302,6 @@ static napi_value js_conv2d(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-/* Elementwise ops below this many floats run on the calling thread: waking the pool costs
-   more than it saves. */
-#define SERIAL_FLOATS 32768
-
-static int32_t threads_for(napi_env env, int64_t floats) {
-  return floats < SERIAL_FLOATS ? 1 : get_state(env)->pool.threads;
-}
 
 typedef struct {
   const kernel_table *kernels;

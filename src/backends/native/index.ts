@@ -5,7 +5,7 @@
 // weights are packed once into the micro-kernel's layout and cached per weight tensor.
 
 import { Tensor } from '../../core/tensor.js';
-import { foldWeightScale, type Backend, type Conv2dParams, type ConvEpilogue, type Pool2dParams } from '../backend.js';
+import { type Backend, type Conv2dParams, type ConvEpilogue, type Pool2dParams } from '../backend.js';
 import { createReferenceBackend } from '../ref/kernels.js';
 import { convShapeFields, packingKey, sameSamples, weightSamples } from '../kernel-abi.js';
 
@@ -14,7 +14,8 @@ interface NativeKernels {
   isa(): string;
   conv2dPacking(geometry: Int32Array): number;
   conv2dPackedFloats(geometry: Int32Array): number;
-  conv2dPack(geometry: Int32Array, weight: Float32Array, packed: Float32Array): void;
+  /** Packs weight for the micro-kernel, output channel o times scale[o] (BatchNorm folded in), on the addon's threads. */
+  conv2dPack(geometry: Int32Array, weight: Float32Array, scale: Float64Array | null, packed: Float32Array): void;
   conv2d(
     geometry: Int32Array, x: Float32Array, packed: Float32Array, bias: Float32Array | null,
     residual: Float32Array | null, relu: boolean, y: Float32Array,
@@ -189,7 +190,7 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
     const hit = packs.get(weight);
     if (hit && hit.key === key && hit.scale === scale && sameSamples(hit.samples, weightSamples(w))) return hit.data;
     const data = new Float32Array(k.conv2dPackedFloats(geometry));
-    k.conv2dPack(geometry, foldWeightScale(w, scale), data);
+    k.conv2dPack(geometry, w, scale, data);
     packs.set(weight, { key, scale, data, samples: weightSamples(w) });
     return data;
   }

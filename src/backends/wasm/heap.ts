@@ -93,6 +93,10 @@ export class Heap {
     return new Float32Array(this.#currentBuffer(), start, length);
   }
 
+  f64(start: number, length: number): Float64Array {
+    return new Float64Array(this.#currentBuffer(), start, length);
+  }
+
   i32(start: number, length: number): Int32Array {
     return new Int32Array(this.#currentBuffer(), start, length);
   }

@@ -22,7 +22,7 @@
 // (COOP/COEP headers) for shared memory, and `await initWasmBackend()` before setBackend('wasm').
 
 import { Tensor } from '../../core/tensor.js';
-import { foldWeightScale, registerBackend, type Backend, type ChannelMoments, type Conv2dParams, type ConvEpilogue, type Pool2dParams } from '../backend.js';
+import { registerBackend, type Backend, type ChannelMoments, type Conv2dParams, type ConvEpilogue, type Pool2dParams } from '../backend.js';
 import { createReferenceBackend } from '../ref/kernels.js';
 import { convShapeFields, packingKey, sameSamples, weightSamples } from '../kernel-abi.js';
 import { Heap } from './heap.js';
@@ -358,7 +358,14 @@ export class WasmBackend implements Backend {
     return this.#cached(weight, packingKey(this.#shape, this.#kernels.rk_conv2d_packing(this.#shapeAddress)), (address) => {
       const temporaries: number[] = [];
       try {
-        this.#kernels.rk_conv2d_pack(this.#shapeAddress, this.#copyIn(foldWeightScale(weight.f32, scale), temporaries), address);
+        let scaleAddress = 0;
+        if (scale) {
+          scaleAddress = this.#heap.alloc(scale.byteLength);
+          temporaries.push(scaleAddress);
+          this.#heap.f64(scaleAddress, scale.length).set(scale);
+        }
+        // BatchNorm's scale is folded in as the weight is packed (one pass, no folded copy).
+        this.#kernels.rk_conv2d_pack(this.#shapeAddress, this.#copyIn(weight.f32, temporaries), scaleAddress, address, 0, 1);
       } finally {
         for (const t of temporaries) this.#heap.free(t);
       }

@@ -6,7 +6,8 @@
 export interface KernelExports {
   rk_conv2d_packing(shape: number): number;
   rk_conv2d_packed_floats(shape: number): number;
-  rk_conv2d_pack(shape: number, weight: number, packed: number): void;
+  /** scale: address of O float64 (BatchNorm folded in) or 0; tid, nthreads: the slice. */
+  rk_conv2d_pack(shape: number, weight: number, scale: number, packed: number, tid: number, nthreads: number): void;
   rk_conv2d_scratch_floats(shape: number): number;
   rk_conv2d_slices(shape: number, nthreads: number): number;
   rk_conv2d(shape: number, x: number, packed: number, bias: number, residual: number, flags: number, y: number, scratch: number, tid: number, nthreads: number): void;

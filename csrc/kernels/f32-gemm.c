@@ -46,6 +46,22 @@ static void tile_store_scalar(const float *acc, float *c, size_t ldc, int32_t mr
 
 #if defined(RK_VECTOR_TILES)
 
+#if defined(RK_VEC_MASKS)
+/* store_vec for the first n lanes only (0 < n ≤ VL): nothing past them is read or written. */
+RK_INLINE void store_vec_n(vec v, float *c, size_t ldc, int r, int col, int n, int32_t accumulate,
+                           const tile_epilogue *ep) {
+  const vec_mask m = vec_mask_first(n);
+  float *p = c + (size_t)r * ldc + col;
+  if (accumulate) v = vec_add(v, vec_load_masked(m, p));
+  if (ep) {
+    if (ep->bias) v = vec_add(v, vec_splat_load(ep->bias + r));
+    if (ep->residual) v = vec_add(v, vec_load_masked(m, ep->residual + (size_t)r * ldc + col));
+    if (ep->relu) v = vec_relu(v);
+  }
+  vec_store_masked(m, p, v);
+}
+#endif
+
 /* RK_ROW(r) for every row a tile can have (MR ≤ 12); rows past MRV compile away. */
 #define RK_ALL_ROWS                                                                                  \
   RK_ROW(0) RK_ROW(1) RK_ROW(2) RK_ROW(3) RK_ROW(4) RK_ROW(5) RK_ROW(6) RK_ROW(7) RK_ROW(8) RK_ROW(9) \
@@ -121,6 +137,21 @@ RK_INLINE void f32_gemm_tile__vec(const int MRV, const int NRV, const int INDIRE
 #undef RK_ROW
     return;
   }
+#if defined(RK_VEC_MASKS)
+  /* Partial tiles (the last pixel panel of a plane, the last rows of a group) store through
+     lane masks instead of the scalar path. */
+  {
+    const int n0 = nr < VL ? nr : VL, n1 = nr > VL ? nr - VL : 0;
+#define RK_ROW(r)                                                                            \
+  if (MRV > r && mr > r) {                                                                   \
+    store_vec_n(c##r##a, c, ldc, r, 0, n0, accumulate, ep);                                  \
+    if (NRV > VL && n1 > 0) store_vec_n(c##r##b, c, ldc, r, VL, n1, accumulate, ep);         \
+  }
+    RK_ALL_ROWS
+#undef RK_ROW
+    return;
+  }
+#endif
   float tile[MR * NR] __attribute__((aligned(64)));
 #define RK_ROW(r)                                         \
   if (MRV > r) {                                          \

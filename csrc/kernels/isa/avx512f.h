@@ -27,3 +27,9 @@ typedef __m512 vec;
 /* max(0, v) returns its second operand, v, when v is NaN. */
 #define vec_relu(v) _mm512_max_ps(_mm512_setzero_ps(), v)
 #define RK_TILE_ISA avx512f
+/* Lane masks: partial tiles load and store their first n lanes only. */
+#define RK_VEC_MASKS 1
+typedef __mmask16 vec_mask;
+#define vec_mask_first(n) ((__mmask16)((1u << (n)) - 1u))
+#define vec_load_masked(m, p) _mm512_maskz_loadu_ps(m, p)
+#define vec_store_masked(m, p, v) _mm512_mask_storeu_ps(p, m, v)

@@ -6,10 +6,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { getBackend, registerBackend, setBackend, createReferenceBackend } from '../src/backends/index.js';
+import { getBackend, listBackends, registerBackend, setBackend, createReferenceBackend } from '../src/backends/index.js';
 import { getModel } from '../src/models/builders.js';
 import { summarize } from '../src/tools/summary.js';
-import { benchmarkModel, median, timeRuns, useBackend, type BenchProgress } from '../src/tools/bench.js';
+import { backendIsa, benchmarkModel, median, timeRuns, useBackend, type BenchProgress } from '../src/tools/bench.js';
 import { repoRoot } from './helpers/paths.js';
 
 const bin = join(repoRoot, 'bin', 'resnet.js');
@@ -114,6 +114,26 @@ test("resnet bench: RESNET_BACKEND chooses the backend, 'auto' names what it res
   assert.equal(help.status, 0);
   assert.match(help.stdout, /--iterations/);
   assert.match(help.stdout, /Exit codes/);
+});
+
+test('backendIsa reads an isa() method or an isa string, and null where a backend does not say', () => {
+  registerBackend('test-isa-method', () => ({ ...createReferenceBackend(), name: 'test-isa-method', isa: () => 'avx512-test' }));
+  registerBackend('test-isa-string', () => ({ ...createReferenceBackend(), name: 'test-isa-string', isa: 'simd-test' }));
+  assert.equal(useBackend('test-isa-method', 1).isa, 'avx512-test');
+  assert.equal(useBackend('test-isa-string', 1).isa, 'simd-test');
+  assert.equal(backendIsa(createReferenceBackend()), null);
+  setBackend('ref');
+});
+
+test('resnet bench --json says which ISA the kernels ran, as the backend reports it', () => {
+  for (const name of listBackends().filter((b) => ['ref', 'wasm', 'native'].includes(b))) { // the built-in ones the CLI offers
+    const expected = backendIsa(setBackend(name));
+    const r = resnet(['bench', 'resnet18', '--backend', name, '--input', '3x32x32', '--iterations', '1', '--warmup', '0', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).isa, expected, name);
+    if (name !== 'ref') assert.equal(typeof expected, 'string', `${name} reports its ISA`);
+  }
+  setBackend('ref');
 });
 
 test('resnet bench: an input the model cannot take exits 5', () => {

@@ -7,13 +7,15 @@
 //                          eval, the backend with the run's threads, one forward pass
 //     onnxruntime-node     an InferenceSession from <arch>.onnx (CPU EP, the timed rows' options), one run
 //
-// The input is "imagePath" (float32, [1, C, H, W] raw); prints {"logits", "maxRssKiB"} (and our
-// backend's "isa") as one JSON line at once (the logits are checked against ours by the parent). bench/torch_worker.py's
+// The input is "imagePath" (float32, [1, C, H, W] raw); prints {"logits", "maxRssKiB"} (peak
+// RSS, system.ts's peakRssKiB) and, for ours, the backend's "isa", as one JSON line at once (the
+// logits are checked against ours by the parent). bench/torch_worker.py's
 // 'coldstart' mode is PyTorch's twin of this.
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OURS_PREFIX, onnxruntimeNodeOptions } from './engine_setup.js';
+import { peakRssKiB } from './system.js';
 
 interface ColdStartTask {
   engine: string;
@@ -56,7 +58,7 @@ try {
   if (task.engine.startsWith(OURS_PREFIX)) output = await ours(task.engine.slice(OURS_PREFIX.length));
   else if (task.engine === 'onnxruntime-node') output = await onnxruntimeNode();
   else throw new Error(`no cold start for '${task.engine}' here (resnet-ts/<backend> or onnxruntime-node)`);
-  process.stdout.write(`${JSON.stringify({ ...output, logits: [...output.logits], maxRssKiB: process.resourceUsage().maxRSS })}\n`);
+  process.stdout.write(`${JSON.stringify({ ...output, logits: [...output.logits], maxRssKiB: peakRssKiB() })}\n`);
   process.exit(0); // thread pools would otherwise keep the process alive
 } catch (e) {
   process.stdout.write(`${JSON.stringify({ error: (e as Error).stack ?? String(e) })}\n`);

@@ -512,7 +512,7 @@ function report({ rows, references, coldRows, baselineRssKiB, exportInfo, pytorc
 function coldStartSection(coldRows: ColdStartRow[], baselineRssKiB: number): string[] {
   const arch = coldRows[0]?.arch ?? 'resnet50';
   const L = ['## Cold start and peak memory', ''];
-  L.push(`A fresh process that loads ${arch} from its file and runs it once at batch 1 (the check input's first image), as a user's script does: resnet-ts from \`${arch}.pth\` through the package's entry point (\`getModel\` with \`weights\`, bench/cold_start.ts); onnxruntime-node from \`${arch}.onnx\` (the timed rows' session options); PyTorch from \`${arch}.pth\` (\`import torch, torchvision\`, the eager model, \`load_state_dict\`, no_grad). Time: from just before the process is spawned to the arrival of its output line (whose logits are checked against ours). Peak memory: the process's maxRSS when it prints. Median (and min) over ${coldRuns} runs per engine, the engines in turn. A bare \`node -e ''\` peaks at ${(baselineRssKiB / 1024).toFixed(0)} MiB here.`, '');
+  L.push(`A fresh process that loads ${arch} from its file and runs it once at batch 1 (the check input's first image), as a user's script does: resnet-ts from \`${arch}.pth\` through the package's entry point (\`getModel\` with \`weights\`, bench/cold_start.ts); onnxruntime-node from \`${arch}.onnx\` (the timed rows' session options); PyTorch from \`${arch}.pth\` (\`import torch, torchvision\`, the eager model, \`load_state_dict\`, no_grad). Time: from just before the process is spawned to the arrival of its output line (whose logits are checked against ours). Peak memory: the process's peak RSS when it prints (VmHWM of /proc/self/status: getrusage's maxRSS would count the memory of the process that spawned it). Median (and min) over ${coldRuns} runs per engine, the engines in turn. A bare \`node -e ''\` peaks at ${(baselineRssKiB / 1024).toFixed(0)} MiB here.`, '');
   L.push('| engine | median s to first output | min s | peak RSS MiB | runs | time ÷ onnxruntime-node | memory ÷ onnxruntime-node | max rel. diff vs ours |');
   L.push('|:---|---:|---:|---:|---:|---:|---:|---:|');
   const ort = coldRows.find((r) => r.engine === 'onnxruntime-node' && !r.error);
@@ -575,7 +575,9 @@ for (const arch of archs) {
   }
 }
 const coldRows = coldEngines.length ? await measureColdStarts(coldEngines, coldArch) : [];
-const baseline = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.resourceUsage().maxRSS))'], { encoding: 'utf8' });
+// A bare Node's peak, measured as the cold starts measure theirs.
+const systemUrl = new URL('./system.js', import.meta.url).href;
+const baseline = spawnSync(process.execPath, ['--input-type=module', '-e', `import { peakRssKiB } from '${systemUrl}'; process.stdout.write(String(peakRssKiB()));`], { encoding: 'utf8' });
 load.end = loadavg();
 
 const seconds = (Date.now() - started.getTime()) / 1000;

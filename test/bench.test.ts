@@ -10,6 +10,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { createInterface } from 'node:readline';
 import { Tensor } from '../src/core/tensor.js';
 import { writeSafetensors } from '../src/io/safetensors.js';
@@ -217,6 +218,16 @@ test('bench/torch_worker.py refuses to time a model whose logits differ from our
   } finally {
     rmSync(dir, { recursive: true });
   }
+});
+
+test("bench/system.ts's peakRssKiB counts the process's own memory, not the parent's that maxRSS carries over a spawn", () => {
+  const parent = Buffer.alloc(400 * 2 ** 20, 1); // this process now holds 400 MiB more
+  const systemUrl = pathToFileURL(join(repoRoot, 'dist', 'bench', 'system.js')).href;
+  const code = `import { peakRssKiB } from '${systemUrl}'; process.stdout.write(JSON.stringify([peakRssKiB(), process.resourceUsage().maxRSS]));`;
+  const [peak, maxRss] = JSON.parse(spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8' }).stdout) as number[];
+  assert.ok(peak < 200 * 1024, `a bare node peaks at ${peak} KiB`);
+  if (process.platform === 'linux') assert.ok(maxRss > 400 * 1024, `maxRSS ${maxRss} KiB: the parent's memory, as the comment says`);
+  assert.equal(parent[0], 1);
 });
 
 test('cold-start processes load the model from its file and print its logits and peak memory', () => {

@@ -3,7 +3,7 @@
 // to the line it prints. Each engine imports only its own library (dynamic imports below):
 //
 //   node dist/bench/cold_start.js '<task JSON>'
-//     resnet-ts/<backend>  the package's entry point, getModel(arch, { weights: <arch>.pth }),
+//     resnet-ts/<backend>  (or native@<isa>, RESNET_NATIVE_ISA set by the parent) the package's entry point, getModel(arch, { weights: <arch>.pth }),
 //                          eval, the backend with the run's threads, one forward pass
 //     onnxruntime-node     an InferenceSession from <arch>.onnx (CPU EP, the timed rows' options), one run
 //
@@ -14,7 +14,7 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { OURS_PREFIX, onnxruntimeNodeOptions } from './engine_setup.js';
+import { onnxruntimeNodeOptions, parseOurs } from './engine_setup.js';
 import { peakRssKiB } from './system.js';
 
 interface ColdStartTask {
@@ -55,7 +55,8 @@ async function onnxruntimeNode(): Promise<Output> {
 
 try {
   let output: Output;
-  if (task.engine.startsWith(OURS_PREFIX)) output = await ours(task.engine.slice(OURS_PREFIX.length));
+  const oursSpec = parseOurs(task.engine);
+  if (oursSpec) output = await ours(oursSpec.backend);
   else if (task.engine === 'onnxruntime-node') output = await onnxruntimeNode();
   else throw new Error(`no cold start for '${task.engine}' here (resnet-ts/<backend> or onnxruntime-node)`);
   process.stdout.write(`${JSON.stringify({ ...output, logits: [...output.logits], maxRssKiB: peakRssKiB() })}\n`);

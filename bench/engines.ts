@@ -12,7 +12,7 @@ import { Tensor } from '../src/core/tensor.js';
 import { getModel } from '../src/models/builders.js';
 import type { ResNet } from '../src/models/resnet.js';
 import { useBackend } from '../src/tools/bench.js';
-import { OURS_PREFIX, onnxruntimeNodeOptions } from './engine_setup.js';
+import { OURS_PREFIX, onnxruntimeNodeOptions, parseOurs } from './engine_setup.js';
 import { buildTfResNet } from './tfjs_resnet.js';
 
 export { OURS_PREFIX };
@@ -182,7 +182,8 @@ async function createTfjsWasm(spec: EngineSpec): Promise<Engine> {
 }
 
 export async function createEngine(spec: EngineSpec): Promise<Engine> {
-  if (spec.engine.startsWith(OURS_PREFIX)) return createOurs(spec, spec.engine.slice(OURS_PREFIX.length));
+  const ours = parseOurs(spec.engine);
+  if (ours) return createOurs(spec, ours.backend);
   switch (spec.engine as PeerName) {
     case 'onnxruntime-node':
       return createOnnxruntimeNode(spec);
@@ -193,6 +194,6 @@ export async function createEngine(spec: EngineSpec): Promise<Engine> {
     case 'pytorch':
       throw new Error('pytorch runs in bench/torch_worker.py, not in a Node worker');
     default:
-      throw new Error(`unknown engine '${spec.engine}' (${OURS_PREFIX}<backend> or one of ${PEERS.join(', ')})`);
+      throw new Error(`unknown engine '${spec.engine}' (${OURS_PREFIX}<backend>[@<isa>] or one of ${PEERS.join(', ')})`);
   }
 }

@@ -10,8 +10,12 @@
 //
 //   node dist/bench/run.js [--arch resnet18,resnet50] [--batch 1,8] [--threads 2]
 //                          [--engines onnxruntime-node,...] [--min-time-ms 3000] [--rounds 4]
-//                          [--cold-runs 5] [--out BENCHMARKS.md] [--quiet-wait-s 20]
-//                          [--max-time-ms 20000] [--timeout-s 240]
+//                          [--cold-runs 5] [--native-isa avx512,avx2] [--out BENCHMARKS.md]
+//                          [--quiet-wait-s 20] [--max-time-ms 20000] [--timeout-s 240]
+//
+// --native-isa times the native backend once per ISA listed (engines 'resnet-ts/native@<isa>',
+// each worker started with RESNET_NATIVE_ISA=<isa>); without it, native runs what the backend
+// picks (the best the CPU runs, or what RESNET_NATIVE_ISA in this environment says).
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -24,6 +28,7 @@ import { readSafetensors } from '../src/io/safetensors.js';
 import { getModel } from '../src/models/builders.js';
 import { median, throughput } from '../src/tools/bench.js';
 import { summarize } from '../src/tools/summary.js';
+import { parseOurs } from './engine_setup.js';
 import { OURS_PREFIX, PEERS, modelFile, packageVersion, referencePath, relativeDifference } from './engines.js';
 import { waitForQuiet } from './system.js';
 
@@ -48,6 +53,7 @@ const { values: args } = parseArgs({
     'min-time-ms': { type: 'string', default: '3000' },
     rounds: { type: 'string', default: '4' }, // slices per engine, taken in turn with the others
     'cold-runs': { type: 'string', default: '5' }, // cold starts per engine, taken in turn
+    'native-isa': { type: 'string' }, // RESNET_NATIVE_ISA values: one native engine each
     'quiet-wait-s': { type: 'string', default: '20' }, // …but no longer than this
     'max-time-ms': { type: 'string', default: '20000' }, // fewer runs for engines slower than that
     'timeout-s': { type: 'string', default: '240' }, // a worker still running then is stopped
@@ -89,9 +95,14 @@ function torchMissing(): string | null {
 
 // ---------------------------------------------------------------- workers
 
-/** The command of an engine's worker: Node on a script of bench/ (worker.js by default), or Python on torch_worker.py for PyTorch. */
-function workerCommand(engine: string, nodeScript = workerPath): [string, string[]] {
-  return engine === 'pytorch' ? [PYTHON, [torchWorkerPath]] : [process.execPath, [nodeScript]];
+/**
+ * How to start an engine's worker: Node on a script of bench/ (worker.js by default), or Python
+ * on torch_worker.py for PyTorch; with RESNET_NATIVE_ISA set for 'resnet-ts/native@<isa>'.
+ */
+function workerCommand(engine: string, nodeScript = workerPath): { command: string; args: string[]; env: NodeJS.ProcessEnv } {
+  const forcedIsa = parseOurs(engine)?.forcedIsa;
+  const env = forcedIsa ? { ...process.env, RESNET_NATIVE_ISA: forcedIsa } : process.env;
+  return engine === 'pytorch' ? { command: PYTHON, args: [torchWorkerPath], env } : { command: process.execPath, args: [nodeScript], env };
 }
 
 interface Row {
@@ -145,8 +156,8 @@ class ServedEngine {
   #buffer = '';
 
   constructor(task: { engine: string; [field: string]: unknown }) {
-    const [command, script] = workerCommand(task.engine);
-    this.#child = spawn(command, [...script, JSON.stringify(task)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const { command, args, env } = workerCommand(task.engine);
+    this.#child = spawn(command, [...args, JSON.stringify(task)], { env, stdio: ['pipe', 'pipe', 'inherit'] });
     this.#child.stdout!.on('data', (chunk: Buffer) => {
       this.#buffer += chunk.toString();
       let newline: number;
@@ -298,11 +309,11 @@ interface ColdStartRow {
  * the arrival of its output line, whose logits must match `expected` (ours).
  */
 function coldStartOnce(engine: string, arch: string, imagePath: string, expected: Float32Array): Promise<{ ms: number; maxRssKiB: number; relDiff: number; isa?: string | null } | { error: string }> {
-  const [command, script] = workerCommand(engine, coldStartPath);
+  const { command, args, env } = workerCommand(engine, coldStartPath);
   const task = { mode: 'coldstart', engine, arch, threads, modelsDir, input: INPUT, imagePath };
   return new Promise((resolve) => {
     const start = performance.now();
-    const child = spawn(command, [...script, JSON.stringify(task)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(command, [...args, JSON.stringify(task)], { env, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     let ms = NaN;
     const timer = setTimeout(() => child.kill('SIGKILL'), workerTimeoutMs);
@@ -411,8 +422,16 @@ function kernelIsas(rows: Row[]): string {
   }
   const ran = [...byBackend].map(([engine, d]) => `${engine.slice(OURS_PREFIX.length)} \`${d.isa}\`${Array.isArray(d.isas) ? ` (this CPU runs: ${d.isas.join(', ')})` : ''}`);
   const forced = process.env.RESNET_NATIVE_ISA;
-  const choice = forced ? `native's forced by RESNET_NATIVE_ISA=${forced}` : "native's chosen at run time (RESNET_NATIVE_ISA unset: the best this CPU runs)";
-  return `${ran.length ? ran.join('; ') : 'none timed'}; ${choice}`;
+  const choice = nativeIsas.length
+    ? `native@<isa> rows ran with RESNET_NATIVE_ISA=<isa> (--native-isa ${nativeIsas.join(',')})`
+    : forced
+      ? `native's forced by RESNET_NATIVE_ISA=${forced}`
+      : "native's chosen at run time (RESNET_NATIVE_ISA unset: the best this CPU runs)";
+  // Two forced variants that report the same kernels: the backend did not take RESNET_NATIVE_ISA.
+  const forcedBy = new Map<unknown, string[]>();
+  for (const [engine, d] of byBackend) if (parseOurs(engine)?.forcedIsa) forcedBy.set(d.isa, [...(forcedBy.get(d.isa) ?? []), engine.slice(OURS_PREFIX.length)]);
+  const ignored = [...forcedBy].filter(([, engines]) => engines.length > 1).map(([isa, engines]) => `${engines.join(' and ')} ran the same kernels, \`${isa}\`: RESNET_NATIVE_ISA had no effect there`);
+  return `${ran.length ? ran.join('; ') : 'none timed'}; ${choice}${ignored.map((line) => `. **${line}**`).join('')}`;
 }
 
 function describeThreads(row: Row): string {
@@ -534,9 +553,14 @@ function coldStartSection(coldRows: ColdStartRow[], baselineRssKiB: number): str
 const started = new Date();
 const load = { start: loadavg(), end: [] as number[] };
 const exportInfo = exportMissingModels();
-const ourBackends = listBackends().filter((b) => b !== 'meta' && b !== 'ref');
+const nativeIsas = args['native-isa']?.split(',').filter(Boolean) ?? [];
+// Our engines' backends: 'native' becomes 'native@<isa>' for each --native-isa.
+const ourBackends = listBackends()
+  .filter((b) => b !== 'meta' && b !== 'ref')
+  .flatMap((b) => (b === 'native' && nativeIsas.length ? nativeIsas.map((isa) => `native@${isa}`) : [b]));
 const peers: string[] = args.engines ? PEERS.filter((p) => args.engines!.split(',').includes(p)) : [...PEERS];
-const chosen = (engine: string) => !args.engines || args.engines.split(',').includes(engine);
+// --engines resnet-ts/native also selects its native@<isa> variants.
+const chosen = (engine: string) => !args.engines || args.engines.split(',').some((e) => e === engine || e === engine.split('@')[0]);
 const common = { threads, input: INPUT, modelsDir, warmup: 2, tolerance: TOLERANCE };
 
 // PyTorch is a peer where PYTHON has torch; otherwise its column says why it is empty.

@@ -20,6 +20,7 @@ import { getBackend, listBackends, registerBackend, setBackend, createReferenceB
 import { getModel } from '../src/models/builders.js';
 import { summarize } from '../src/tools/summary.js';
 import { backendIsa, benchmarkInput, benchmarkModel, median, timeRuns, useBackend, type BenchProgress } from '../src/tools/bench.js';
+import { parseOurs } from '../bench/engine_setup.js';
 import { relativeDifference } from '../bench/engines.js';
 import { repoRoot } from './helpers/paths.js';
 
@@ -154,6 +155,14 @@ test('resnet bench: an input the model cannot take exits 5', () => {
 });
 
 // ---------------------------------------------------------------- bench/ processes
+
+test("bench engine names: 'resnet-ts/<backend>[@<isa>]' is ours (the ISA forced through RESNET_NATIVE_ISA), anything else a peer", () => {
+  assert.deepEqual(parseOurs('resnet-ts/native'), { backend: 'native', forcedIsa: null });
+  assert.deepEqual(parseOurs('resnet-ts/native@avx512'), { backend: 'native', forcedIsa: 'avx512' });
+  assert.deepEqual(parseOurs('resnet-ts/wasm'), { backend: 'wasm', forcedIsa: null });
+  assert.equal(parseOurs('onnxruntime-node'), null);
+  assert.equal(parseOurs('pytorch'), null);
+});
 
 const PYTHON = '/usr/bin/python3';
 const torchProbe = spawnSync(PYTHON, ['-c', 'import torch, torchvision'], { encoding: 'utf8' });

@@ -21,9 +21,8 @@ export { OURS_PREFIX };
 export const PEERS = ['onnxruntime-node', 'onnxruntime-web', 'tfjs-wasm', 'pytorch'] as const;
 export type PeerName = (typeof PEERS)[number];
 
-
 export interface EngineSpec {
-  /** 'resnet-ts/<backend>' or one of PEERS. */
+  /** 'resnet-ts/<backend>[@<isa>]' (engine_setup.ts's parseOurs) or one of PEERS. */
   engine: string;
   arch: string;
   threads: number;

@@ -316,7 +316,11 @@ function coldStartOnce(engine: string, arch: string, imagePath: string, expected
     const child = spawn(command, [...args, JSON.stringify(task)], { env, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     let ms = NaN;
-    const timer = setTimeout(() => child.kill('SIGKILL'), workerTimeoutMs);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, workerTimeoutMs);
     child.stdout.on('data', (chunk: Buffer) => {
       out += chunk.toString();
       if (Number.isNaN(ms) && out.includes('\n')) ms = performance.now() - start;
@@ -324,6 +328,7 @@ function coldStartOnce(engine: string, arch: string, imagePath: string, expected
     child.on('close', (code) => {
       clearTimeout(timer);
       const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (timedOut) return resolve({ error: `stopped after ${workerTimeoutMs / 1000} s` });
       if (!line) return resolve({ error: `exited ${code} without a result` });
       const answer = JSON.parse(line) as { logits?: number[]; maxRssKiB?: number; isa?: string | null; error?: string };
       if (answer.error || !answer.logits) return resolve({ error: answer.error ?? 'no logits' });

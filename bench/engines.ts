@@ -1,8 +1,9 @@
 // The engines a benchmark can time, behind one small interface: resnet-ts on any registered
 // backend, and the peers (onnxruntime-node on its CPU execution provider, onnxruntime-web's
-// WebAssembly build and TensorFlow.js with tfjs-backend-wasm, both run inside Node). Each one
-// loads the same weights from bench/models (written by bench/export_onnx.py), takes an NCHW
-// float32 input once, outside the timed runs, and returns the logits of each run.
+// WebAssembly build and TensorFlow.js with tfjs-backend-wasm, both run inside Node; PyTorch
+// runs in a Python worker instead, bench/torch_worker.py). Each one loads the same weights from
+// bench/models (written by bench/export_onnx.py), takes an NCHW float32 input once, outside the
+// timed runs, and returns the logits of each run.
 
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -11,16 +12,17 @@ import { Tensor } from '../src/core/tensor.js';
 import { getModel } from '../src/models/builders.js';
 import type { ResNet } from '../src/models/resnet.js';
 import { useBackend } from '../src/tools/bench.js';
+import { OURS_PREFIX, onnxruntimeNodeOptions, parseOurs } from './engine_setup.js';
 import { buildTfResNet } from './tfjs_resnet.js';
 
-export const PEERS = ['onnxruntime-node', 'onnxruntime-web', 'tfjs-wasm'] as const;
+export { OURS_PREFIX };
+
+/** The peers, in the report's column order; 'pytorch' runs in Python (bench/torch_worker.py), the others here. */
+export const PEERS = ['onnxruntime-node', 'onnxruntime-web', 'tfjs-wasm', 'pytorch'] as const;
 export type PeerName = (typeof PEERS)[number];
 
-/** Our engine on one backend is named 'resnet-ts/<backend>'. */
-export const OURS_PREFIX = 'resnet-ts/';
-
 export interface EngineSpec {
-  /** 'resnet-ts/<backend>' or one of PEERS. */
+  /** 'resnet-ts/<backend>[@<isa>]' (engine_setup.ts's parseOurs) or one of PEERS. */
   engine: string;
   arch: string;
   threads: number;
@@ -36,9 +38,27 @@ export interface Engine {
   details(): Promise<Record<string, unknown>>;
 }
 
-/** bench/models/<arch>.<kind>: 'onnx', 'safetensors', 'check.safetensors' (export_onnx.py), 'reference.safetensors' (ours). */
+/**
+ * bench/models/<arch>.<kind>: 'onnx', 'safetensors', 'pth', 'check.safetensors' (export_onnx.py),
+ * 'reference.safetensors' (ours), 'image.f32' (the cold start's input, bench/run.ts).
+ */
 export function modelFile(modelsDir: string, arch: string, kind: string): string {
   return join(modelsDir, `${arch}.${kind}`);
+}
+
+/** Our logits at the check input (reference backend), which every engine's are compared with. */
+export const referencePath = (modelsDir: string, arch: string) => modelFile(modelsDir, arch, 'reference.safetensors');
+
+/** max|a − b| / max|reference|: the agreement measure every engine is held to (torch_worker.py has its twin). */
+export function relativeDifference(a: ArrayLike<number>, reference: ArrayLike<number>): number {
+  if (a.length !== reference.length) return Infinity;
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - reference[i]));
+    scale = Math.max(scale, Math.abs(reference[i]));
+  }
+  return Number.isNaN(diff) ? Infinity : diff / scale;
 }
 
 const require = createRequire(import.meta.url);
@@ -64,7 +84,9 @@ export async function loadOurModel(arch: string, modelsDir: string): Promise<Res
 
 async function createOurs(spec: EngineSpec, backendName: string): Promise<Engine> {
   const model = await loadOurModel(spec.arch, spec.modelsDir);
-  const { threads, threadsSupported } = useBackend(backendName, spec.threads);
+  const { backend, threads, threadsSupported, isa } = useBackend(backendName, spec.threads);
+  // The native backend also lists the ISAs this CPU can run (RESNET_NATIVE_ISA picks among them).
+  const isas = (backend as { isas?: () => string[] }).isas?.();
   let x: Tensor | null = null;
   return {
     setInput: async (data, shape) => {
@@ -73,6 +95,8 @@ async function createOurs(spec: EngineSpec, backendName: string): Promise<Engine
     run: async () => model.call(x!).f32,
     details: async () => ({
       backend: backendName,
+      isa,
+      ...(isas ? { isas } : {}),
       threads,
       threadsSupported,
       ...(threadsSupported ? {} : { note: 'the backend has no thread control: single-threaded' }),
@@ -97,14 +121,7 @@ async function onnxruntimeEngine(ort: Onnxruntime, spec: EngineSpec, options: Se
 }
 
 async function createOnnxruntimeNode(spec: EngineSpec): Promise<Engine> {
-  const options = {
-    executionProviders: ['cpu'],
-    intraOpNumThreads: spec.threads,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-  } as const;
-  return onnxruntimeEngine(await import('onnxruntime-node'), spec, options, () => ({ version: packageVersion('onnxruntime-node') }));
+  return onnxruntimeEngine(await import('onnxruntime-node'), spec, onnxruntimeNodeOptions(spec.threads), () => ({ version: packageVersion('onnxruntime-node') }));
 }
 
 async function createOnnxruntimeWeb(spec: EngineSpec): Promise<Engine> {
@@ -164,7 +181,8 @@ async function createTfjsWasm(spec: EngineSpec): Promise<Engine> {
 }
 
 export async function createEngine(spec: EngineSpec): Promise<Engine> {
-  if (spec.engine.startsWith(OURS_PREFIX)) return createOurs(spec, spec.engine.slice(OURS_PREFIX.length));
+  const ours = parseOurs(spec.engine);
+  if (ours) return createOurs(spec, ours.backend);
   switch (spec.engine as PeerName) {
     case 'onnxruntime-node':
       return createOnnxruntimeNode(spec);
@@ -172,7 +190,9 @@ export async function createEngine(spec: EngineSpec): Promise<Engine> {
       return createOnnxruntimeWeb(spec);
     case 'tfjs-wasm':
       return createTfjsWasm(spec);
+    case 'pytorch':
+      throw new Error('pytorch runs in bench/torch_worker.py, not in a Node worker');
     default:
-      throw new Error(`unknown engine '${spec.engine}' (${OURS_PREFIX}<backend> or one of ${PEERS.join(', ')})`);
+      throw new Error(`unknown engine '${spec.engine}' (${OURS_PREFIX}<backend>[@<isa>] or one of ${PEERS.join(', ')})`);
   }
 }

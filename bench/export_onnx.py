@@ -1,6 +1,7 @@
 """Writes the models the benchmarks run: torchvision's resnet18 and resnet50 with fixed seeded
-weights, as ONNX (for onnxruntime) and as safetensors (for resnet-ts and the TensorFlow.js graph),
-plus a check file with an input and torch's logits for it.
+weights, as ONNX (for onnxruntime), as safetensors (for resnet-ts and the TensorFlow.js graph) and as
+a torch.save state dict (for PyTorch, and the cold-start rows), plus a check file with an input and
+torch's logits for it.
 
 Run with Debian's python3-torch 1.13 / python3-torchvision 0.14 (no internet, no `onnx` package
 needed: torch.onnx.export serialises the protobuf itself):
@@ -14,6 +15,7 @@ normalised and the logits have a realistic scale. Outputs per arch:
 
     <arch>.onnx                opset 13, input "input" (N, 3, 224, 224), output "logits" (N, 1000), N dynamic
     <arch>.safetensors         the same state dict, torchvision's keys
+    <arch>.pth                 the same state dict, torch.save (zip format)
     <arch>.check.safetensors   "input" (2, 3, 224, 224) and torch's eval-mode "logits" (2, 1000)
     export.json                torch and torchvision versions, seed, opset
 """
@@ -55,6 +57,7 @@ def export(arch, out):
     model = seeded_model(arch)
     state = {k: v.detach().contiguous().numpy() for k, v in model.state_dict().items()}
     write_safetensors(os.path.join(out, f"{arch}.safetensors"), state)
+    torch.save(model.state_dict(), os.path.join(out, f"{arch}.pth"))
 
     torch.manual_seed(SEED + 1)
     x = torch.randn(2, 3, 224, 224)
@@ -72,7 +75,7 @@ def export(arch, out):
         dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
         do_constant_folding=True,
     )
-    print(f"{arch}: wrote {arch}.onnx, {arch}.safetensors, {arch}.check.safetensors to {out} "
+    print(f"{arch}: wrote {arch}.onnx, {arch}.safetensors, {arch}.pth, {arch}.check.safetensors to {out} "
           f"(max |logit| {logits.abs().max().item():.4g})", file=sys.stderr)
 
 

@@ -1,13 +1,21 @@
-// `npm run bench`: resnet-ts against onnxruntime-node, onnxruntime-web and TensorFlow.js
-// (wasm) on this machine, with the same weights, and BENCHMARKS.md written from what was
-// measured. Each engine runs in a child process of its own (bench/worker.ts); every engine's
-// logits are checked against ours before it is timed. The engines of one model and batch are
-// timed in turn, round after round (a slice of runs each), so that a machine whose speed
-// drifts (one shared with other work) drifts under all of them alike.
+// `npm run bench`: resnet-ts against onnxruntime-node, onnxruntime-web, TensorFlow.js (wasm)
+// and PyTorch (where $PYTHON, default /usr/bin/python3, has torch) on this machine, with the
+// same weights, and BENCHMARKS.md written from what was measured. Each engine runs in a child
+// process of its own (bench/worker.ts; PyTorch in bench/torch_worker.py); every engine's logits
+// are checked against ours before it is timed. The engines of one model and batch are timed in
+// turn, round after round (a slice of runs each), so that a machine whose speed drifts (one
+// shared with other work) drifts under all of them alike. Then the cold starts: a fresh process
+// per engine that loads the model from its file and runs batch 1 (bench/cold_start.ts), timed
+// to its first output, with its peak memory.
 //
 //   node dist/bench/run.js [--arch resnet18,resnet50] [--batch 1,8] [--threads 2]
 //                          [--engines onnxruntime-node,...] [--min-time-ms 3000] [--rounds 4]
-//                          [--out BENCHMARKS.md] [--quiet-wait-s 20] [--max-time-ms 20000] [--timeout-s 240]
+//                          [--cold-runs 5] [--native-isa avx512,avx2] [--out BENCHMARKS.md]
+//                          [--quiet-wait-s 20] [--max-time-ms 20000] [--timeout-s 240]
+//
+// --native-isa times the native backend once per ISA listed (engines 'resnet-ts/native@<isa>',
+// each worker started with RESNET_NATIVE_ISA=<isa>); without it, native runs what the backend
+// picks (the best the CPU runs, or what RESNET_NATIVE_ISA in this environment says).
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -16,12 +24,20 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { listBackends } from '../src/backends/index.js';
+import { readSafetensors } from '../src/io/safetensors.js';
+import { getModel } from '../src/models/builders.js';
 import { median, throughput } from '../src/tools/bench.js';
-import { OURS_PREFIX, PEERS, modelFile, packageVersion } from './engines.js';
+import { summarize } from '../src/tools/summary.js';
+import { parseOurs } from './engine_setup.js';
+import { OURS_PREFIX, PEERS, modelFile, packageVersion, referencePath, relativeDifference } from './engines.js';
 import { waitForQuiet } from './system.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const workerPath = fileURLToPath(new URL('./worker.js', import.meta.url));
+const coldStartPath = fileURLToPath(new URL('./cold_start.js', import.meta.url));
+const torchWorkerPath = join(repoRoot, 'bench', 'torch_worker.py');
+/** The Python with torch and torchvision: exports the models (export_onnx.py) and runs PyTorch. */
+const PYTHON = process.env.PYTHON ?? '/usr/bin/python3';
 const modelsDir = join(repoRoot, 'bench', 'models');
 const INPUT: [number, number, number] = [3, 224, 224];
 const TOLERANCE = 1e-3;
@@ -36,6 +52,8 @@ const { values: args } = parseArgs({
     engines: { type: 'string' },
     'min-time-ms': { type: 'string', default: '3000' },
     rounds: { type: 'string', default: '4' }, // slices per engine, taken in turn with the others
+    'cold-runs': { type: 'string', default: '5' }, // cold starts per engine, taken in turn
+    'native-isa': { type: 'string' }, // RESNET_NATIVE_ISA values: one native engine each
     'quiet-wait-s': { type: 'string', default: '20' }, // …but no longer than this
     'max-time-ms': { type: 'string', default: '20000' }, // fewer runs for engines slower than that
     'timeout-s': { type: 'string', default: '240' }, // a worker still running then is stopped
@@ -50,24 +68,42 @@ const quietWaitMs = Number(args['quiet-wait-s']) * 1000;
 const maxTimeMs = Number(args['max-time-ms']);
 const workerTimeoutMs = Number(args['timeout-s']) * 1000;
 const rounds = Math.max(1, Number(args.rounds));
+const coldRuns = Math.max(1, Number(args['cold-runs']));
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
 // ---------------------------------------------------------------- models
 
 function exportMissingModels(): Record<string, unknown> {
-  const missing = archs.filter((a) => ['onnx', 'safetensors', 'check.safetensors'].some((k) => !existsSync(modelFile(modelsDir, a, k))));
+  const missing = archs.filter((a) => ['onnx', 'safetensors', 'pth', 'check.safetensors'].some((k) => !existsSync(modelFile(modelsDir, a, k))));
   if (missing.length) {
-    const python = process.env.PYTHON ?? '/usr/bin/python3';
-    log(`exporting ${missing.join(', ')} with ${python} bench/export_onnx.py (torch, torchvision)…`);
-    const r = spawnSync(python, [join(repoRoot, 'bench', 'export_onnx.py'), '--out', modelsDir, '--arch', ...missing], { stdio: 'inherit' });
+    log(`exporting ${missing.join(', ')} with ${PYTHON} bench/export_onnx.py (torch, torchvision)…`);
+    const r = spawnSync(PYTHON, [join(repoRoot, 'bench', 'export_onnx.py'), '--out', modelsDir, '--arch', ...missing], { stdio: 'inherit' });
     if (r.status !== 0) throw new Error(`bench/export_onnx.py failed (${r.error?.message ?? `exit ${r.status}`})`);
   }
   const info = join(modelsDir, 'export.json');
   return existsSync(info) ? (JSON.parse(readFileSync(info, 'utf8')) as Record<string, unknown>) : {};
 }
 
+/** Why PyTorch cannot be a peer here (PYTHON lacks torch or torchvision), or null when it can. */
+function torchMissing(): string | null {
+  const r = spawnSync(PYTHON, ['-c', 'import torch, torchvision'], { encoding: 'utf8' });
+  if (r.status === 0) return null;
+  if (r.error) return `${PYTHON} did not run (${r.error.message})`;
+  return `${PYTHON} cannot import torch and torchvision (${r.stderr.trim().split('\n').pop()})`;
+}
+
 // ---------------------------------------------------------------- workers
+
+/**
+ * How to start an engine's worker: Node on a script of bench/ (worker.js by default), or Python
+ * on torch_worker.py for PyTorch; with RESNET_NATIVE_ISA set for 'resnet-ts/native@<isa>'.
+ */
+function workerCommand(engine: string, nodeScript = workerPath): { command: string; args: string[]; env: NodeJS.ProcessEnv } {
+  const forcedIsa = parseOurs(engine)?.forcedIsa;
+  const env = forcedIsa ? { ...process.env, RESNET_NATIVE_ISA: forcedIsa } : process.env;
+  return engine === 'pytorch' ? { command: PYTHON, args: [torchWorkerPath], env } : { command: process.execPath, args: [nodeScript], env };
+}
 
 interface Row {
   engine: string;
@@ -86,11 +122,10 @@ interface Row {
   otherLoadCores?: number | null;
   osThreadsAdded?: number | null;
   details?: Record<string, unknown>;
-  maxRssKiB?: number;
   quietBefore?: number | null;
 }
 
-/** Runs one worker task; its last stdout line is the JSON result (stderr passes through). */
+/** Runs one task in a Node worker (bench/worker.ts); its last stdout line is the JSON result (stderr passes through). */
 function runWorker(task: object): Promise<Row> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [workerPath, JSON.stringify(task)], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -112,7 +147,7 @@ function runWorker(task: object): Promise<Row> {
   });
 }
 
-/** A worker in 'serve' mode: one JSON line per answer on its stdout. */
+/** A worker in 'serve' mode (bench/worker.ts, or torch_worker.py for PyTorch): one JSON line per answer on its stdout. */
 class ServedEngine {
   readonly #child: ChildProcess;
   readonly #lines: string[] = [];
@@ -120,8 +155,9 @@ class ServedEngine {
   #closed = false;
   #buffer = '';
 
-  constructor(task: object) {
-    this.#child = spawn(process.execPath, [workerPath, JSON.stringify(task)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  constructor(task: { engine: string; [field: string]: unknown }) {
+    const { command, args, env } = workerCommand(task.engine);
+    this.#child = spawn(command, [...args, JSON.stringify(task)], { env, stdio: ['pipe', 'pipe', 'inherit'] });
     this.#child.stdout!.on('data', (chunk: Buffer) => {
       this.#buffer += chunk.toString();
       let newline: number;
@@ -236,7 +272,7 @@ async function measureInTurn(tasks: { engine: string; arch: string; batch: numbe
       ...(final as unknown as Row),
       medianMs,
       minMs,
-      ...throughput(t.batch, final.totalMacs as number, medianMs),
+      ...throughput(t.batch, summarize(getModel(t.arch), [t.batch, ...INPUT]).totalMacs, medianMs),
       iterations: e.times.length,
       cpuCores: e.cpu / e.wall,
       otherLoadCores: e.other / e.wall,
@@ -249,27 +285,106 @@ async function measureInTurn(tasks: { engine: string; arch: string; batch: numbe
 
 const disturbed = (row: Row) => (row.otherLoadCores ?? 0) > QUIET_CORES;
 
-/** Waits for a quiet machine, runs the task (a memory row); one that other processes disturbed is taken once more. */
-async function measure(task: object, label: string): Promise<Row> {
-  let best: Row | null = null;
-  for (let attempt = 1; attempt <= 2; attempt++) {
-    const quietBefore = await waitForQuiet(QUIET_CORES, quietWaitMs, (load) => log(`  waiting for a quiet machine (${load.toFixed(2)} cores busy)…`));
-    log(attempt === 1 ? label : `${label} (again: other processes kept ${best!.otherLoadCores!.toFixed(2)} cores busy)`);
-    const row: Row = { ...(await runWorker(task)), quietBefore };
-    if (row.error) log(`  FAILED: ${row.error.split('\n')[0]}`);
-    else if (row.medianMs !== undefined) log(`  median ${row.medianMs.toFixed(1)} ms, min ${row.minMs!.toFixed(1)} ms, ${row.cpuCores!.toFixed(2)} cores busy, other load ${fmt(row.otherLoadCores, 2)}`);
-    if (!best || (!row.error && (row.otherLoadCores ?? 0) < (best.otherLoadCores ?? Infinity))) best = row;
-    if (row.error || !disturbed(row)) break;
+// ---------------------------------------------------------------- cold starts
+
+interface ColdStartRow {
+  engine: string;
+  arch: string;
+  error?: string;
+  /** Each run: ms from just before the spawn to the output line, and the process's peak RSS. */
+  runs: { ms: number; maxRssKiB: number }[];
+  medianMs?: number;
+  minMs?: number;
+  /** Median over the runs. */
+  maxRssKiB?: number;
+  /** Largest over the runs. */
+  relDiff?: number;
+  /** The ISA our backend's kernels ran (ours only). */
+  isa?: string | null;
+}
+
+/**
+ * One cold start of `engine` (bench/cold_start.ts, torch_worker.py's 'coldstart'): a fresh process
+ * that loads `arch` from its file and runs `imagePath` once; timed from just before the spawn to
+ * the arrival of its output line, whose logits must match `expected` (ours).
+ */
+function coldStartOnce(engine: string, arch: string, imagePath: string, expected: Float32Array): Promise<{ ms: number; maxRssKiB: number; relDiff: number; isa?: string | null } | { error: string }> {
+  const { command, args, env } = workerCommand(engine, coldStartPath);
+  const task = { mode: 'coldstart', engine, arch, threads, modelsDir, input: INPUT, imagePath };
+  return new Promise((resolve) => {
+    const start = performance.now();
+    const child = spawn(command, [...args, JSON.stringify(task)], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    let ms = NaN;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, workerTimeoutMs);
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (Number.isNaN(ms) && out.includes('\n')) ms = performance.now() - start;
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (timedOut) return resolve({ error: `stopped after ${workerTimeoutMs / 1000} s` });
+      if (!line) return resolve({ error: `exited ${code} without a result` });
+      const answer = JSON.parse(line) as { logits?: number[]; maxRssKiB?: number; isa?: string | null; error?: string };
+      if (answer.error || !answer.logits) return resolve({ error: answer.error ?? 'no logits' });
+      resolve({ ms, maxRssKiB: answer.maxRssKiB!, relDiff: relativeDifference(answer.logits, expected), isa: answer.isa });
+    });
+  });
+}
+
+/** Cold starts of every engine, `coldRuns` each, the engines taken in turn (the order rotating each round). */
+async function measureColdStarts(engines: string[], arch: string): Promise<ColdStartRow[]> {
+  // The input: the check input's first image; ours at it: the reference logits' first row.
+  const imagePath = modelFile(modelsDir, arch, 'image.f32');
+  const image = readSafetensors(readFileSync(modelFile(modelsDir, arch, 'check.safetensors'))).get('input')!;
+  const imageSize = INPUT.reduce((a, b) => a * b);
+  writeFileSync(imagePath, image.f32.subarray(0, imageSize));
+  const logits = readSafetensors(readFileSync(referencePath(modelsDir, arch))).get('logits')!;
+  const expected = logits.f32.subarray(0, logits.shape[1]);
+
+  const rows: ColdStartRow[] = engines.map((engine) => ({ engine, arch, runs: [], relDiff: 0 }));
+  await waitForQuiet(QUIET_CORES, quietWaitMs, (load) => log(`  waiting for a quiet machine (${load.toFixed(2)} cores busy)…`));
+  for (let round = 0; round < coldRuns; round++) {
+    for (let k = 0; k < rows.length; k++) {
+      const row = rows[(k + round) % rows.length];
+      if (row.error) continue;
+      const result = await coldStartOnce(row.engine, arch, imagePath, expected);
+      if ('error' in result) {
+        row.error = result.error;
+      } else if (!(result.relDiff < TOLERANCE)) {
+        row.error = `output differs from ours: max |Δ| / max |logit| = ${result.relDiff.toExponential(2)} ≥ ${TOLERANCE}`;
+      } else {
+        row.runs.push({ ms: result.ms, maxRssKiB: result.maxRssKiB });
+        row.relDiff = Math.max(row.relDiff!, result.relDiff);
+        row.isa = result.isa;
+        log(`cold start ${round + 1}/${coldRuns}: ${arch} on ${row.engine}: ${result.ms.toFixed(0)} ms to the first output, peak RSS ${(result.maxRssKiB / 1024).toFixed(0)} MiB`);
+        continue;
+      }
+      log(`cold start ${round + 1}/${coldRuns}: ${arch} on ${row.engine}: FAILED: ${row.error.split('\n')[0]}`);
+    }
   }
-  return best!;
+  for (const row of rows) {
+    if (row.error) continue;
+    row.medianMs = median(row.runs.map((r) => r.ms));
+    row.minMs = Math.min(...row.runs.map((r) => r.ms));
+    row.maxRssKiB = median(row.runs.map((r) => r.maxRssKiB));
+  }
+  return rows;
 }
 
 // ---------------------------------------------------------------- report
 
 const fmt = (x: number | null | undefined, digits: number) => (x === null || x === undefined ? '—' : x.toFixed(digits));
 
-function engineLabel(engine: string): string {
-  return engine.startsWith(OURS_PREFIX) ? `**resnet-ts** (${engine.slice(OURS_PREFIX.length)})` : engine;
+/** 'resnet-ts/native' → '**resnet-ts** (native, avx2-fma)' with the ISA its kernels ran, where known. */
+function engineLabel(engine: string, isa?: unknown): string {
+  if (!engine.startsWith(OURS_PREFIX)) return engine;
+  return `**resnet-ts** (${engine.slice(OURS_PREFIX.length)}${typeof isa === 'string' ? `, ${isa}` : ''})`;
 }
 
 function gitDescription(): string {
@@ -279,17 +394,49 @@ function gitDescription(): string {
   return `commit ${head.stdout.trim()}${dirty ? ' with uncommitted changes' : ''}`;
 }
 
-/** Family, model and the SIMD extensions that matter to kernels, from /proc/cpuinfo (Linux). */
-function cpuDetails(): string {
+/** /proc/cpuinfo's flags that name AVX-512 subsets, and how the report names them. */
+const AVX512_FLAGS: [string, string][] = [
+  ['avx512f', 'F'], ['avx512dq', 'DQ'], ['avx512cd', 'CD'], ['avx512bw', 'BW'], ['avx512vl', 'VL'],
+  ['avx512_vnni', 'VNNI'], ['avx512_bf16', 'BF16'], ['avx512_fp16', 'FP16'],
+];
+
+/**
+ * The CPU as /proc/cpuinfo names it (os.cpus() elsewhere), its family and model, and the vector
+ * extensions the kernels care about: e.g. "AMD EPYC 9B45 (family 26, model 2); AVX2, FMA; AVX-512 F, DQ, BW, VL, VNNI, BF16".
+ */
+function cpuDescription(): string {
+  const fallback = cpus()[0]?.model ?? 'unknown';
   try {
     const info = readFileSync('/proc/cpuinfo', 'utf8');
     const field = (name: string) => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(info)?.[1]?.trim();
     const flags = new Set((field('flags') ?? '').split(/\s+/));
-    const simd = ['sse4_2', 'avx', 'avx2', 'fma', 'avx512f', 'avx512_vnni'].filter((f) => flags.has(f));
-    return ` (family ${field('cpu family')}, model ${field('model')}; ${simd.join(', ')}${flags.has('avx512f') ? '' : '; no AVX-512'})`;
+    const avx = [['avx2', 'AVX2'], ['fma', 'FMA']].filter(([f]) => flags.has(f)).map(([, name]) => name);
+    const avx512 = AVX512_FLAGS.filter(([f]) => flags.has(f)).map(([, name]) => name);
+    const vector = `${avx.length ? avx.join(', ') : 'no AVX2'}; ${avx512.length ? `AVX-512 ${avx512.join(', ')}` : 'no AVX-512'}`;
+    return `${field('model name') ?? fallback} (family ${field('cpu family')}, model ${field('model')}); ${vector}`;
   } catch {
-    return '';
+    return fallback;
   }
+}
+
+/** Which ISA each of our backends ran (as the backends report it, from the timed rows) and how native's was chosen. */
+function kernelIsas(rows: Row[]): string {
+  const byBackend = new Map<string, Record<string, unknown>>();
+  for (const r of rows) {
+    if (r.engine.startsWith(OURS_PREFIX) && r.details?.isa && !byBackend.has(r.engine)) byBackend.set(r.engine, r.details);
+  }
+  const ran = [...byBackend].map(([engine, d]) => `${engine.slice(OURS_PREFIX.length)} \`${d.isa}\`${Array.isArray(d.isas) ? ` (this CPU runs: ${d.isas.join(', ')})` : ''}`);
+  const forced = process.env.RESNET_NATIVE_ISA;
+  const choice = nativeIsas.length
+    ? `native@<isa> rows ran with RESNET_NATIVE_ISA=<isa> (--native-isa ${nativeIsas.join(',')})`
+    : forced
+      ? `native's forced by RESNET_NATIVE_ISA=${forced}`
+      : "native's chosen at run time (RESNET_NATIVE_ISA unset: the best this CPU runs)";
+  // Two forced variants that report the same kernels: the backend did not take RESNET_NATIVE_ISA.
+  const forcedBy = new Map<unknown, string[]>();
+  for (const [engine, d] of byBackend) if (parseOurs(engine)?.forcedIsa) forcedBy.set(d.isa, [...(forcedBy.get(d.isa) ?? []), engine.slice(OURS_PREFIX.length)]);
+  const ignored = [...forcedBy].filter(([, engines]) => engines.length > 1).map(([isa, engines]) => `${engines.join(' and ')} ran the same kernels, \`${isa}\`: RESNET_NATIVE_ISA had no effect there`);
+  return `${ran.length ? ran.join('; ') : 'none timed'}; ${choice}${ignored.map((line) => `. **${line}**`).join('')}`;
 }
 
 function describeThreads(row: Row): string {
@@ -302,30 +449,47 @@ function describeThreads(row: Row): string {
       return `env.wasm.numThreads ${d.requestedNumThreads} requested, ${d.numThreadsAfterInit} after init, proxy ${d.proxy}; ${observed}`;
     case 'tfjs-wasm':
       return `setThreadsCount(${d.requestedThreads}) asked; WASM_HAS_MULTITHREAD_SUPPORT ${d.multithreadSupport}, getThreadsCount() ${d.threadsCount}, SIMD ${d.simdSupport}; ${observed}`;
+    case 'pytorch':
+      return `torch.set_num_threads(${threads}) → get_num_threads() ${d.numThreads}, ${d.interopThreads} inter-op thread(s); ${d.module}; ATen CPU capability ${d.atenCpuCapability}, oneDNN ${d.mkldnn ? 'on' : 'off'}; ${observed}`;
     default:
-      return `${d.threadsSupported ? `${threads} asked, the backend reports ${d.threads}` : 'no thread control on this backend: 1 thread'}; ${observed}`;
+      return `${d.threadsSupported ? `${threads} asked, the backend reports ${d.threads}` : 'no thread control on this backend: 1 thread'}${d.isa ? `; kernels ${d.isa}` : ''}; ${observed}`;
   }
 }
 
-function report(rows: Row[], references: Row[], rssRows: Row[], baselineRssKiB: number, exportInfo: Record<string, unknown>, load: { start: number[]; end: number[] }, started: Date, seconds: number): string {
+interface Measured {
+  rows: Row[];
+  references: Row[];
+  coldRows: ColdStartRow[];
+  /** Peak RSS of a bare `node -e ''`. */
+  baselineRssKiB: number;
+  exportInfo: Record<string, unknown>;
+  /** Why PyTorch was not run; null when it was (or was not asked for). */
+  pytorchSkipped: string | null;
+  load: { start: number[]; end: number[] };
+  started: Date;
+  seconds: number;
+}
+
+function report({ rows, references, coldRows, baselineRssKiB, exportInfo, pytorchSkipped, load, started, seconds }: Measured): string {
   const timed = rows.filter((r) => r.medianMs !== undefined);
   const ours = timed.filter((r) => r.engine.startsWith(OURS_PREFIX));
   const versions = ['onnxruntime-node', 'onnxruntime-web', 'onnxruntime-common', '@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-wasm', 'typescript']
     .map((p) => `${p} ${packageVersion(p) ?? 'not installed'}`)
     .join(', ');
-  const cpu = cpus()[0];
+  const pytorch = timed.find((r) => r.engine === 'pytorch')?.details;
   const L: string[] = [];
   L.push('# Benchmarks', '');
   L.push(`Written by \`npm run bench\` (bench/run.ts) on ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC, in ${Math.round(seconds)} s. Every figure below was measured in that run; nothing is copied from elsewhere. Regenerate with \`npm run bench\`.`, '');
   L.push('## Machine', '');
-  L.push(`- CPU: ${cpu?.model ?? 'unknown'}${cpuDetails()}, ${availableParallelism()} logical cores (os.availableParallelism)`);
+  L.push(`- CPU: ${cpuDescription()}; ${availableParallelism()} logical cores (os.availableParallelism)`);
+  L.push(`- resnet-ts kernels: ${kernelIsas(rows)}`);
   L.push(`- Memory: ${(totalmem() / 2 ** 30).toFixed(1)} GiB; ${osType()} ${release()}`);
-  L.push(`- Node.js ${process.version}; ${versions}`);
+  L.push(`- Node.js ${process.version}; ${versions}; ${pytorch ? `PyTorch ${pytorch.version}, torchvision ${pytorch.torchvision} (${PYTHON})` : pytorchSkipped ? `PyTorch not run: ${pytorchSkipped}` : 'PyTorch not timed'}`);
   L.push(`- resnet-ts ${gitDescription()}; backends registered: ${listBackends().filter((b) => b !== 'meta').join(', ')}`);
   L.push(`- Load average (1, 5, 15 min) at start ${load.start.map((x) => x.toFixed(2)).join(', ')}, at end ${load.end.map((x) => x.toFixed(2)).join(', ')}`);
   L.push('');
   L.push('## Method', '');
-  L.push(`- Weights: torchvision's ${archs.join(' and ')} with seeded weights (torch ${exportInfo.torch ?? '?'}, torchvision ${exportInfo.torchvision ?? '?'}, seed ${exportInfo.seed ?? '?'}), exported by \`bench/export_onnx.py\` as ONNX (opset ${exportInfo.opset ?? '?'}, dynamic batch) for onnxruntime and as safetensors for resnet-ts and the TensorFlow.js graph (bench/tfjs_resnet.ts: NHWC, BatchNorm folded).`);
+  L.push(`- Weights: torchvision's ${archs.join(' and ')} with seeded weights (torch ${exportInfo.torch ?? '?'}, torchvision ${exportInfo.torchvision ?? '?'}, seed ${exportInfo.seed ?? '?'}), exported by \`bench/export_onnx.py\` as ONNX (opset ${exportInfo.opset ?? '?'}, dynamic batch) for onnxruntime, as safetensors for resnet-ts and the TensorFlow.js graph (bench/tfjs_resnet.ts: NHWC, BatchNorm folded), and as a torch.save \`.pth\` for PyTorch (bench/torch_worker.py: torchvision's model, traced and frozen by TorchScript, \`torch.jit.trace\` + \`torch.jit.freeze\`, eval, no_grad, \`torch.set_num_threads(${threads})\`) and the cold starts.`);
   L.push(`- Check before timing: each engine's logits at a 2×3×224×224 input are compared with ours (reference backend); max |Δ| / max |logit| must be below ${TOLERANCE}. Ours against torch's logits for the same input: ${references.map((r) => `${r.arch} ${r.error ? `FAILED (${r.error.split('\n')[0]})` : r.relDiffVsTorch!.toExponential(1)}`).join(', ')}.`);
   L.push(`- Input ${INPUT.join('×')} per image, float32 NCHW (NHWC for tfjs, converted before timing). Threads asked: ${threads}. Each engine runs in a process of its own: load, check, warm-up (2 runs). The engines of one model and batch are then timed in turn, in ${rounds} rounds (the order rotating each round): a slice of at least ${Math.ceil(5 / rounds)} runs and ${Math.round(minTimeMs / rounds)} ms each per round (fewer, at least 1, for an engine whose runs pass ${maxTimeMs / rounds / 1000} s in a slice), after one untimed run that brings the engine's weights back into the caches (skipped for runs over 0.5 s). So every engine sees the same machine, even when its speed drifts (this one is shared with other work). Median and min over all of an engine's timed runs; images/s = batch / median; GFLOP/s = 2 × our summary's multiply-accumulates (\`resnet summary\`) / median.`);
   L.push(`- "cores busy" = the process's CPU time / wall time while timing (all its threads). "other load" = cores kept busy by other processes on the machine meanwhile (/proc/stat; the engines waiting for their turn included), averaged over the engine's slices; before the rounds the run waits (up to ${quietWaitMs / 1000} s) for other load below ${QUIET_CORES} cores. Rows marked "disturbed" shared the CPUs with other work and are slower than this machine can do.`);
@@ -337,7 +501,7 @@ function report(rows: Row[], references: Row[], rssRows: Row[], baselineRssKiB: 
     if (r.error) {
       L.push(`| ${r.arch} | ${r.batch} | ${engineLabel(r.engine)} | not timed: ${r.error.split('\n')[0].replace(/\|/g, '\\|')} | | | | | | | ${fmt(r.relDiff, 7)} |`);
     } else {
-      L.push(`| ${r.arch} | ${r.batch} | ${engineLabel(r.engine)} | ${fmt(r.medianMs, 1)} | ${fmt(r.minMs, 1)} | ${fmt(r.imagesPerSec, 2)} | ${fmt(r.gflops, 1)} | ${fmt(r.cpuCores, 2)} | ${fmt(r.otherLoadCores, 2)}${disturbed(r) ? ' (disturbed)' : ''} | ${r.iterations} | ${r.relDiff?.toExponential(1)} |`);
+      L.push(`| ${r.arch} | ${r.batch} | ${engineLabel(r.engine, r.details?.isa)} | ${fmt(r.medianMs, 1)} | ${fmt(r.minMs, 1)} | ${fmt(r.imagesPerSec, 2)} | ${fmt(r.gflops, 1)} | ${fmt(r.cpuCores, 2)} | ${fmt(r.otherLoadCores, 2)}${disturbed(r) ? ' (disturbed)' : ''} | ${r.iterations} | ${r.relDiff?.toExponential(1)} |`);
     }
   }
   L.push('');
@@ -350,9 +514,10 @@ function report(rows: Row[], references: Row[], rssRows: Row[], baselineRssKiB: 
       const peer = timed.find((r) => r.engine === p && r.arch === o.arch && r.batch === o.batch);
       return peer ? (o.medianMs! / peer.medianMs!).toFixed(2) : '—';
     });
-    L.push(`| ${o.arch} | ${o.batch} | ${o.engine.slice(OURS_PREFIX.length)} | ${ratios.join(' | ')} |`);
+    L.push(`| ${o.arch} | ${o.batch} | ${o.engine.slice(OURS_PREFIX.length)}${o.details?.isa ? ` (${o.details.isa})` : ''} | ${ratios.join(' | ')} |`);
   }
-  if (!ours.length) L.push('| — | | no resnet-ts row was timed | | | |');
+  if (!ours.length) L.push(`| — | | no resnet-ts row was timed |${PEERS.map(() => ' |').join('')}`);
+  if (pytorchSkipped) L.push('', `PyTorch was not run: ${pytorchSkipped}.`);
   L.push('');
   L.push('## Threads: what actually ran', '');
   const seen = new Set<string>();
@@ -363,13 +528,29 @@ function report(rows: Row[], references: Row[], rssRows: Row[], baselineRssKiB: 
     L.push(`- ${engineLabel(r.engine)}: ${describeThreads(r)} (first row; cores busy across its rows: ${same.join(', ')}).`);
   }
   L.push('');
-  L.push('## Peak memory', '');
-  L.push(`Peak resident set size (process.resourceUsage().maxRSS) of a fresh process that loads the weights from file and runs ${rssRows[0]?.arch ?? 'resnet50'} at batch 1 three times. A bare \`node -e ''\` peaks at ${(baselineRssKiB / 1024).toFixed(0)} MiB here.`, '');
-  L.push('| engine | peak RSS MiB |');
-  L.push('|:---|---:|');
-  for (const r of rssRows) L.push(`| ${engineLabel(r.engine)} | ${r.error ? `failed: ${r.error.split('\n')[0]}` : (r.maxRssKiB! / 1024).toFixed(0)} |`);
-  L.push('');
+  L.push(...coldStartSection(coldRows, baselineRssKiB));
   return L.join('\n');
+}
+
+/** The cold starts: time to the first output and peak memory of a fresh process, ours ÷ onnxruntime-node. */
+function coldStartSection(coldRows: ColdStartRow[], baselineRssKiB: number): string[] {
+  const arch = coldRows[0]?.arch ?? 'resnet50';
+  const L = ['## Cold start and peak memory', ''];
+  L.push(`A fresh process that loads ${arch} from its file and runs it once at batch 1 (the check input's first image), as a user's script does: resnet-ts from \`${arch}.pth\` through the package's entry point (\`getModel\` with \`weights\`, bench/cold_start.ts); onnxruntime-node from \`${arch}.onnx\` (the timed rows' session options); PyTorch from \`${arch}.pth\` (\`import torch, torchvision\`, the eager model, \`load_state_dict\`, no_grad). Time: from just before the process is spawned to the arrival of its output line (whose logits are checked against ours). Peak memory: the process's peak RSS when it prints (VmHWM of /proc/self/status: getrusage's maxRSS would count the memory of the process that spawned it). Median (and min) over ${coldRuns} runs per engine, the engines in turn. A bare \`node -e ''\` peaks at ${(baselineRssKiB / 1024).toFixed(0)} MiB here.`, '');
+  L.push('| engine | median s to first output | min s | peak RSS MiB | runs | time ÷ onnxruntime-node | memory ÷ onnxruntime-node | max rel. diff vs ours |');
+  L.push('|:---|---:|---:|---:|---:|---:|---:|---:|');
+  const ort = coldRows.find((r) => r.engine === 'onnxruntime-node' && !r.error);
+  for (const r of coldRows) {
+    if (r.error) {
+      L.push(`| ${engineLabel(r.engine)} | failed: ${r.error.split('\n')[0].replace(/\|/g, '\\|')} | | | ${r.runs.length} | | | |`);
+      continue;
+    }
+    const ratio = (a: number, b: number | undefined) => (ort && r !== ort && b !== undefined ? (a / b).toFixed(2) : '—');
+    L.push(`| ${engineLabel(r.engine, r.isa)} | ${fmt(r.medianMs! / 1000, 2)} | ${fmt(r.minMs! / 1000, 2)} | ${fmt(r.maxRssKiB! / 1024, 0)} | ${r.runs.length} | ${ratio(r.medianMs!, ort?.medianMs)} | ${ratio(r.maxRssKiB!, ort?.maxRssKiB)} | ${r.relDiff!.toExponential(1)} |`);
+  }
+  if (!coldRows.length) L.push('| no cold start was run | | | | | | | |');
+  L.push('');
+  return L;
 }
 
 // ---------------------------------------------------------------- main
@@ -377,10 +558,22 @@ function report(rows: Row[], references: Row[], rssRows: Row[], baselineRssKiB: 
 const started = new Date();
 const load = { start: loadavg(), end: [] as number[] };
 const exportInfo = exportMissingModels();
-const ourBackends = listBackends().filter((b) => b !== 'meta' && b !== 'ref');
-const peers = args.engines ? PEERS.filter((p) => args.engines!.split(',').includes(p)) : [...PEERS];
-const chosen = (engine: string) => !args.engines || args.engines.split(',').includes(engine);
+const nativeIsas = args['native-isa']?.split(',').filter(Boolean) ?? [];
+// Our engines' backends: 'native' becomes 'native@<isa>' for each --native-isa.
+const ourBackends = listBackends()
+  .filter((b) => b !== 'meta' && b !== 'ref')
+  .flatMap((b) => (b === 'native' && nativeIsas.length ? nativeIsas.map((isa) => `native@${isa}`) : [b]));
+const peers: string[] = args.engines ? PEERS.filter((p) => args.engines!.split(',').includes(p)) : [...PEERS];
+// --engines resnet-ts/native also selects its native@<isa> variants.
+const chosen = (engine: string) => !args.engines || args.engines.split(',').some((e) => e === engine || e === engine.split('@')[0]);
 const common = { threads, input: INPUT, modelsDir, warmup: 2, tolerance: TOLERANCE };
+
+// PyTorch is a peer where PYTHON has torch; otherwise its column says why it is empty.
+const pytorchSkipped = peers.includes('pytorch') ? torchMissing() : null;
+if (pytorchSkipped) {
+  log(`pytorch: skipped: ${pytorchSkipped}`);
+  peers.splice(peers.indexOf('pytorch'), 1);
+}
 
 const plan: { engine: string; arch: string; batch: number }[] = [];
 for (const arch of archs) {
@@ -390,10 +583,11 @@ for (const arch of archs) {
     for (const engine of [...engines, ...peers]) plan.push({ engine, arch, batch });
   }
 }
-const rssEngines = [...['ref', ...ourBackends].map((b) => OURS_PREFIX + b), 'onnxruntime-node'].filter(chosen);
-const rssArch = archs.includes('resnet50') ? 'resnet50' : archs[archs.length - 1];
+// Cold starts: ours on every fast backend, and the peers that load a model file in a process of their own.
+const coldEngines = [...ourBackends.map((b) => OURS_PREFIX + b).filter(chosen), ...peers.filter((p) => p === 'onnxruntime-node' || p === 'pytorch')];
+const coldArch = archs.includes('resnet50') ? 'resnet50' : archs[archs.length - 1];
 
-log(`plan: ${archs.length} references, ${plan.length} timed rows, ${rssEngines.length} memory rows`);
+log(`plan: ${archs.length} references, ${plan.length} timed rows, ${coldEngines.length} cold-start rows`);
 const references: Row[] = [];
 for (const arch of archs) {
   log(`reference: our ${arch} on 'ref' at the check input`);
@@ -409,16 +603,14 @@ for (const arch of archs) {
     if (group.length) rows.push(...(await measureInTurn(group, `${arch} batch ${batch}`)));
   }
 }
-const rssRows: Row[] = [];
-for (const engine of rssEngines) {
-  rssRows.push(await measure({ ...common, mode: 'rss', engine, arch: rssArch, batch: 1 }, `memory: ${rssArch} batch 1 on ${engine}`));
-  log(`  peak RSS ${((rssRows[rssRows.length - 1].maxRssKiB ?? NaN) / 1024).toFixed(0)} MiB`);
-}
-const baseline = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.resourceUsage().maxRSS))'], { encoding: 'utf8' });
+const coldRows = coldEngines.length ? await measureColdStarts(coldEngines, coldArch) : [];
+// A bare Node's peak, measured as the cold starts measure theirs.
+const systemUrl = new URL('./system.js', import.meta.url).href;
+const baseline = spawnSync(process.execPath, ['--input-type=module', '-e', `import { peakRssKiB } from '${systemUrl}'; process.stdout.write(String(peakRssKiB()));`], { encoding: 'utf8' });
 load.end = loadavg();
 
 const seconds = (Date.now() - started.getTime()) / 1000;
-writeFileSync(args.out, report(rows, references, rssRows, Number(baseline.stdout), exportInfo, load, started, seconds));
-writeFileSync(join(repoRoot, 'bench', 'results.json'), `${JSON.stringify({ started, references, rows, rssRows }, null, 1)}\n`);
+writeFileSync(args.out, report({ rows, references, coldRows, baselineRssKiB: Number(baseline.stdout), exportInfo, pytorchSkipped, load, started, seconds }));
+writeFileSync(join(repoRoot, 'bench', 'results.json'), `${JSON.stringify({ started, references, rows, coldRows }, null, 1)}\n`);
 log(`wrote ${args.out} and bench/results.json in ${Math.round(seconds)} s`);
-process.exitCode = rows.some((r) => r.error) || rssRows.some((r) => r.error) ? 1 : 0;
+process.exitCode = rows.some((r) => r.error) || coldRows.some((r) => r.error) ? 1 : 0;

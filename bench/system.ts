@@ -1,6 +1,6 @@
 // What the machine is doing around a measurement (Linux /proc; null elsewhere): how many OS
-// threads this process has, and how busy all CPUs are, so that a benchmark can wait for a quiet
-// machine and report the load it ran beside.
+// threads this process has, its peak memory, and how busy all CPUs are, so that a benchmark can
+// wait for a quiet machine and report the load it ran beside.
 
 import { readFileSync, readdirSync } from 'node:fs';
 
@@ -14,6 +14,22 @@ export function osThreadCount(): number | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * This process's peak resident set size in KiB: VmHWM of /proc/self/status, the high-water mark
+ * of its own address space. Not getrusage's maxRSS (process.resourceUsage().maxRSS), which Linux
+ * carries over exec from the parent's memory at spawn: a child of a 600 MiB parent reports
+ * at least 600 MiB there. maxRSS where /proc is missing.
+ */
+export function peakRssKiB(): number {
+  try {
+    const match = /^VmHWM:\s*(\d+)\s*kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (match) return Number(match[1]);
+  } catch {
+    // not Linux
+  }
+  return process.resourceUsage().maxRSS;
 }
 
 /** Busy CPU seconds of the whole machine so far (all CPUs, every process), from /proc/stat. */

@@ -7,21 +7,19 @@
 //              slice of runs per command line read from stdin ({"minTimeMs", "maxTimeMs",
 //              "minIterations"}) and prints each slice's times, until {"done":true}: the parent
 //              runs the engines of one model and batch in turn, round after round, so that
-//              every engine meets the same machine (bench/run.ts)
-//   rss        loads the engine, runs it three times at batch 1, reports the peak RSS
+//              every engine meets the same machine (bench/run.ts); bench/torch_worker.py
+//              serves PyTorch the same way
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Tensor } from '../src/core/tensor.js';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
-import { getModel } from '../src/models/builders.js';
-import { summarize } from '../src/tools/summary.js';
 import { benchmarkInput, formatProgress, timeRuns } from '../src/tools/bench.js';
-import { createEngine, modelFile, type Engine, type EngineSpec } from './engines.js';
+import { createEngine, modelFile, referencePath, relativeDifference, type Engine, type EngineSpec } from './engines.js';
 import { osThreadCount, withOtherLoad } from './system.js';
 
 export interface WorkerTask extends EngineSpec {
-  mode: 'reference' | 'serve' | 'rss';
+  mode: 'reference' | 'serve';
   batch: number;
   /** [C, H, W] of one image. */
   input: [number, number, number];
@@ -30,19 +28,6 @@ export interface WorkerTask extends EngineSpec {
   tolerance: number;
 }
 
-/** max|a − b| / max|reference|: the agreement measure every engine is held to. */
-function relativeDifference(a: Float32Array, reference: Float32Array): number {
-  if (a.length !== reference.length) return Infinity;
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - reference[i]));
-    scale = Math.max(scale, Math.abs(reference[i]));
-  }
-  return Number.isNaN(diff) ? Infinity : diff / scale;
-}
-
-const referencePath = (modelsDir: string, arch: string) => modelFile(modelsDir, arch, 'reference.safetensors');
 const checkPath = (modelsDir: string, arch: string) => modelFile(modelsDir, arch, 'check.safetensors');
 
 function readTensor(path: string, key: string): Tensor {
@@ -112,22 +97,13 @@ async function serve(task: WorkerTask): Promise<object> {
   }
   return {
     ...base,
-    totalMacs: summarize(getModel(task.arch), [task.batch, ...task.input]).totalMacs,
     osThreadsAdded: threadsBefore === null ? null : osThreadCount()! - threadsBefore,
     details: await engine.details(),
   };
 }
 
-async function rss(task: WorkerTask): Promise<object> {
-  const engine = await createEngine(task);
-  const shape = [task.batch, ...task.input];
-  await engine.setInput(benchmarkInput(shape).f32, shape);
-  for (let i = 0; i < 3; i++) await engine.run();
-  return { engine: task.engine, arch: task.arch, batch: task.batch, maxRssKiB: process.resourceUsage().maxRSS };
-}
-
 const task = JSON.parse(process.argv[2]) as WorkerTask;
-const modes = { reference, serve, rss };
+const modes = { reference, serve };
 try {
   process.stdout.write(`${JSON.stringify(await modes[task.mode](task))}\n`);
   process.exit(0); // thread pools (ort-web's workers) would otherwise keep the process alive

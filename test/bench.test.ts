@@ -1,15 +1,27 @@
 // The benchmark tool and `resnet bench`: how many runs the timing loop makes, what a result
 // holds, thread counts reaching backends that take them, and the command's output and exit
-// codes. Nothing here asserts a speed: timings are for BENCHMARKS.md, not for tests.
+// codes; and the processes `npm run bench` drives (bench/): PyTorch's worker speaking the serve
+// protocol, and the cold-start processes. Nothing here asserts a speed: timings are for
+// BENCHMARKS.md, not for tests.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { getBackend, registerBackend, setBackend, createReferenceBackend } from '../src/backends/index.js';
+import { pathToFileURL } from 'node:url';
+import { createInterface } from 'node:readline';
+import { Tensor } from '../src/core/tensor.js';
+import { writeSafetensors } from '../src/io/safetensors.js';
+import { writeTorchStateDict } from '../src/io/torch-writer.js';
+import { exportOnnx } from '../src/tools/onnx.js';
+import { getBackend, listBackends, registerBackend, setBackend, createReferenceBackend } from '../src/backends/index.js';
 import { getModel } from '../src/models/builders.js';
 import { summarize } from '../src/tools/summary.js';
-import { benchmarkModel, median, timeRuns, useBackend, type BenchProgress } from '../src/tools/bench.js';
+import { backendIsa, benchmarkInput, benchmarkModel, median, timeRuns, useBackend, type BenchProgress } from '../src/tools/bench.js';
+import { parseOurs } from '../bench/engine_setup.js';
+import { relativeDifference } from '../bench/engines.js';
 import { repoRoot } from './helpers/paths.js';
 
 const bin = join(repoRoot, 'bin', 'resnet.js');
@@ -116,8 +128,141 @@ test("resnet bench: RESNET_BACKEND chooses the backend, 'auto' names what it res
   assert.match(help.stdout, /Exit codes/);
 });
 
+test('backendIsa reads an isa() method or an isa string, and null where a backend does not say', () => {
+  registerBackend('test-isa-method', () => ({ ...createReferenceBackend(), name: 'test-isa-method', isa: () => 'avx512-test' }));
+  registerBackend('test-isa-string', () => ({ ...createReferenceBackend(), name: 'test-isa-string', isa: 'simd-test' }));
+  assert.equal(useBackend('test-isa-method', 1).isa, 'avx512-test');
+  assert.equal(useBackend('test-isa-string', 1).isa, 'simd-test');
+  assert.equal(backendIsa(createReferenceBackend()), null);
+  setBackend('ref');
+});
+
+test('resnet bench --json says which ISA the kernels ran, as the backend reports it', () => {
+  for (const name of listBackends().filter((b) => ['ref', 'wasm', 'native'].includes(b))) { // the built-in ones the CLI offers
+    const expected = backendIsa(setBackend(name));
+    const r = resnet(['bench', 'resnet18', '--backend', name, '--input', '3x32x32', '--iterations', '1', '--warmup', '0', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).isa, expected, name);
+    if (name !== 'ref') assert.equal(typeof expected, 'string', `${name} reports its ISA`);
+  }
+  setBackend('ref');
+});
+
 test('resnet bench: an input the model cannot take exits 5', () => {
   const r = resnet(['bench', 'resnet18', '--input', '4x32x32', '--iterations', '1']);
   assert.equal(r.status, 5, r.stderr);
   assert.match(r.stderr, /3, H, W/);
+});
+
+// ---------------------------------------------------------------- bench/ processes
+
+test("bench engine names: 'resnet-ts/<backend>[@<isa>]' is ours (the ISA forced through RESNET_NATIVE_ISA), anything else a peer", () => {
+  assert.deepEqual(parseOurs('resnet-ts/native'), { backend: 'native', forcedIsa: null });
+  assert.deepEqual(parseOurs('resnet-ts/native@avx512'), { backend: 'native', forcedIsa: 'avx512' });
+  assert.deepEqual(parseOurs('resnet-ts/wasm'), { backend: 'wasm', forcedIsa: null });
+  assert.equal(parseOurs('onnxruntime-node'), null);
+  assert.equal(parseOurs('pytorch'), null);
+});
+
+const PYTHON = '/usr/bin/python3';
+const torchProbe = spawnSync(PYTHON, ['-c', 'import torch, torchvision'], { encoding: 'utf8' });
+const noTorch = torchProbe.status === 0 ? false : `${PYTHON} cannot import torch and torchvision: ${torchProbe.error?.message ?? torchProbe.stderr.trim().split('\n').pop()}`;
+
+/**
+ * A models folder as bench/export_onnx.py and the reference worker leave it, for a small
+ * seeded resnet18 at 3×32×32: <arch>.pth, .onnx, .check.safetensors (input (2, 3, 32, 32)) and
+ * .reference.safetensors (our logits for it, reference backend; `scaleReference` spoils them).
+ */
+function modelsFolder(scaleReference = 1): { dir: string; input: Tensor; logits: Tensor } {
+  const dir = mkdtempSync(join(tmpdir(), 'resnet-bench-'));
+  const model = getModel('resnet18', { seed: 7 });
+  model.eval();
+  setBackend('ref');
+  const input = benchmarkInput([2, 3, 32, 32], 3);
+  const logits = model.call(input);
+  writeFileSync(join(dir, 'resnet18.pth'), writeTorchStateDict(model.stateDict()));
+  writeFileSync(join(dir, 'resnet18.onnx'), exportOnnx(model));
+  writeFileSync(join(dir, 'resnet18.check.safetensors'), writeSafetensors({ input, logits }));
+  const spoiled = new Tensor(logits.f32.map((v) => v * scaleReference), logits.shape);
+  writeFileSync(join(dir, 'resnet18.reference.safetensors'), writeSafetensors({ logits: spoiled }));
+  return { dir, input, logits };
+}
+
+const torchWorker = join(repoRoot, 'bench', 'torch_worker.py');
+const serveTask = (modelsDir: string) => ({ mode: 'serve', engine: 'pytorch', arch: 'resnet18', batch: 2, threads: 1, modelsDir, input: [3, 32, 32], warmup: 1, tolerance: 1e-4 });
+
+test('bench/torch_worker.py serves PyTorch over the workers\' protocol: ready, one slice per command, then the row', { skip: noTorch }, async () => {
+  const { dir } = modelsFolder();
+  try {
+    const child = spawn(PYTHON, [torchWorker, JSON.stringify(serveTask(dir))], { stdio: ['pipe', 'pipe', 'ignore'] });
+    const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+    const next = async () => JSON.parse((await lines.next()).value as string) as Record<string, unknown>;
+    assert.deepEqual(await next(), { ready: true });
+    child.stdin!.write(`${JSON.stringify({ minTimeMs: 0, maxTimeMs: 60000, minIterations: 3 })}\n`);
+    const slice = await next();
+    assert.equal(slice.slice, true);
+    assert.equal((slice.timesMs as number[]).length, 3);
+    assert.ok((slice.timesMs as number[]).every((ms) => ms > 0));
+    assert.ok((slice.cpuCores as number) > 0);
+    child.stdin!.write(`${JSON.stringify({ done: true })}\n`);
+    const row = await next();
+    assert.equal(row.error, undefined);
+    assert.ok((row.relDiff as number) < 1e-4, `relDiff ${row.relDiff}`);
+    const details = row.details as Record<string, unknown>;
+    assert.equal(details.numThreads, 1);
+    assert.match(details.module as string, /torch\.jit\.freeze/);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+test('bench/torch_worker.py refuses to time a model whose logits differ from ours', { skip: noTorch }, () => {
+  const { dir } = modelsFolder(1.01);
+  try {
+    const r = spawnSync(PYTHON, [torchWorker, JSON.stringify(serveTask(dir))], { encoding: 'utf8' });
+    const row = JSON.parse(r.stdout.trim().split('\n').pop()!) as { ready?: boolean; error?: string; relDiff: number };
+    assert.equal(row.ready, undefined);
+    assert.match(row.error!, /output differs from ours/);
+    assert.ok(row.relDiff > 1e-3);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+test("bench/system.ts's peakRssKiB counts the process's own memory, not the parent's that maxRSS carries over a spawn", () => {
+  const parent = Buffer.alloc(400 * 2 ** 20, 1); // this process now holds 400 MiB more
+  const systemUrl = pathToFileURL(join(repoRoot, 'dist', 'bench', 'system.js')).href;
+  const code = `import { peakRssKiB } from '${systemUrl}'; process.stdout.write(JSON.stringify([peakRssKiB(), process.resourceUsage().maxRSS]));`;
+  const [peak, maxRss] = JSON.parse(spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8' }).stdout) as number[];
+  assert.ok(peak < 200 * 1024, `a bare node peaks at ${peak} KiB`);
+  if (process.platform === 'linux') assert.ok(maxRss > 400 * 1024, `maxRSS ${maxRss} KiB: the parent's memory, as the comment says`);
+  assert.equal(parent[0], 1);
+});
+
+test('cold-start processes load the model from its file and print its logits and peak memory', () => {
+  const { dir, input, logits } = modelsFolder();
+  try {
+    const imagePath = join(dir, 'resnet18.image.f32');
+    writeFileSync(imagePath, input.f32.subarray(0, 3 * 32 * 32));
+    const expected = logits.f32.subarray(0, logits.shape[1]);
+    const task = (engine: string) => JSON.stringify({ mode: 'coldstart', engine, arch: 'resnet18', threads: 1, modelsDir: dir, input: [3, 32, 32], imagePath });
+    const runs: [string, string, string[]][] = [
+      ['resnet-ts/ref', process.execPath, [join(repoRoot, 'dist', 'bench', 'cold_start.js')]],
+      ['onnxruntime-node', process.execPath, [join(repoRoot, 'dist', 'bench', 'cold_start.js')]],
+      ...(noTorch ? [] : [['pytorch', PYTHON, [torchWorker]] as [string, string, string[]]]),
+    ];
+    for (const [engine, command, script] of runs) {
+      const r = spawnSync(command, [...script, task(engine)], { encoding: 'utf8' });
+      assert.equal(r.status, 0, `${engine}: ${r.stdout}${r.stderr}`);
+      const answer = JSON.parse(r.stdout.trim()) as { logits: number[]; maxRssKiB: number; isa?: string | null };
+      assert.ok(relativeDifference(answer.logits, expected) < 1e-4, engine);
+      assert.ok(answer.maxRssKiB > 10 * 1024, `${engine}: ${answer.maxRssKiB} KiB`);
+      if (engine.startsWith('resnet-ts/')) assert.equal(answer.isa, null, 'the reference backend names no ISA');
+    }
+    const bad = spawnSync(process.execPath, [join(repoRoot, 'dist', 'bench', 'cold_start.js'), task('nope')], { encoding: 'utf8' });
+    assert.equal(bad.status, 1);
+    assert.match(JSON.parse(bad.stdout).error, /no cold start for 'nope'/);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
 });

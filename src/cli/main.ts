@@ -240,7 +240,7 @@ async function benchCommand(
   } else {
     const threads = result.threadsSupported ? `${result.threads} thread${result.threads === 1 ? '' : 's'}` : '1 thread, no thread control';
     process.stdout.write(
-      `${arch} batch ${opts.batch} on ${result.backend} (${threads}): median ${result.medianMs.toFixed(1)} ms, min ${result.minMs.toFixed(1)} ms over ${result.iterations} runs, ` +
+      `${arch} batch ${opts.batch} on ${result.backend} (${result.isa ? `${result.isa}, ` : ''}${threads}): median ${result.medianMs.toFixed(1)} ms, min ${result.minMs.toFixed(1)} ms over ${result.iterations} runs, ` +
         `${result.imagesPerSec.toFixed(2)} images/s, ${result.gflops.toFixed(1)} GFLOP/s\n`,
     );
   }
@@ -292,7 +292,7 @@ export function buildProgram(): Command {
       .option('--input <CxHxW>', 'input size of one image', parseInputShape, [3, 224, 224] as [number, number, number])
       .option('--warmup <n>', 'untimed runs first', parseNonNegativeInt('--warmup'), 1)
       .option('--iterations <n>', 'timed runs (default: at least 5, until 3 s have passed)', parsePositiveInt('--iterations'))
-      .option('--json', 'print the result as one JSON line (progress stays on stderr)'),
+      .option('--json', 'print the result as one JSON line, with the ISA the kernels ran (progress stays on stderr)'),
   )
     .addHelpText('after', EXIT_HELP)
     .action(benchCommand);

@@ -107,11 +107,16 @@ export function throughput(batch: number, totalMacs: number, medianMs: number): 
   return { imagesPerSec: (batch * 1000) / medianMs, gflops: (2 * totalMacs) / (medianMs * 1e6) };
 }
 
-/** What a backend that sizes its thread pool may offer: a method, a settable property, or both. */
-interface ThreadControl {
+/**
+ * What a backend may offer beyond the Backend interface: a thread pool it sizes (a method, a
+ * settable property, or both), and the instruction set its kernels were built for (native:
+ * `isa()`, e.g. 'avx2-fma'; wasm: an `isa` string, e.g. 'wasm-simd128').
+ */
+interface BackendExtras {
   setThreads?: (n: number) => void;
   getThreads?: () => number;
   threads?: number;
+  isa?: string | (() => string);
 }
 
 function hasThreadsSetter(object: object): boolean {
@@ -122,20 +127,29 @@ function hasThreadsSetter(object: object): boolean {
   return false;
 }
 
+/** The instruction set of the backend's kernels as it reports it; null for one that does not say (ref). */
+export function backendIsa(backend: Backend): string | null {
+  const isa = (backend as Backend & BackendExtras).isa;
+  const value = typeof isa === 'function' ? isa.call(backend) : isa;
+  return typeof value === 'string' ? value : null;
+}
+
 /**
  * Selects a backend for the ops layer and hands it the thread count if it takes one, through
  * `setThreads(n)` or a settable `threads` (duck-typed: the Backend interface has neither).
  * `threads` is the count the backend then reports (getThreads() or `threads`; it may clamp),
  * else the one set; a backend with neither runs single-threaded and `threadsSupported` is false.
+ * `isa`: see backendIsa.
  */
-export function useBackend(name: string, threads: number): { backend: Backend; threads: number; threadsSupported: boolean } {
+export function useBackend(name: string, threads: number): { backend: Backend; threads: number; threadsSupported: boolean; isa: string | null } {
   const backend = setBackend(name);
-  const control = backend as Backend & ThreadControl;
+  const isa = backendIsa(backend);
+  const control = backend as Backend & BackendExtras;
   if (typeof control.setThreads === 'function') control.setThreads(threads);
   else if (hasThreadsSetter(control)) control.threads = threads;
-  else return { backend, threads: 1, threadsSupported: false };
+  else return { backend, threads: 1, threadsSupported: false, isa };
   const actual = typeof control.getThreads === 'function' ? control.getThreads() : control.threads;
-  return { backend, threads: typeof actual === 'number' ? actual : threads, threadsSupported: true };
+  return { backend, threads: typeof actual === 'number' ? actual : threads, threadsSupported: true, isa };
 }
 
 export interface BenchmarkOptions extends TimingOptions {
@@ -161,6 +175,12 @@ export interface BenchmarkResult {
   /** False when the backend has no thread control and ran single-threaded whatever was asked. */
   threadsSupported: boolean;
   backend: string;
+  /**
+   * The instruction set the backend's kernels ran, as it reports it: 'avx512…', 'avx2-fma' or
+   * 'scalar' (native: the best the CPU has, or the one RESNET_NATIVE_ISA forces), 'wasm-simd128…'
+   * (wasm); null where the backend does not say (ref).
+   */
+  isa: string | null;
   input: [number, number, number];
   iterations: number;
   medianMs: number;
@@ -198,7 +218,7 @@ export async function benchmarkModel(options: BenchmarkOptions): Promise<Benchma
 
   const previous = getBackend().name;
   try {
-    const { backend, threads, threadsSupported } = useBackend(backendName, options.threads ?? 1);
+    const { backend, threads, threadsSupported, isa } = useBackend(backendName, options.threads ?? 1);
     const x = benchmarkInput(inputShape);
     const timing = await timeRuns(() => model.call(x), options);
     return {
@@ -207,6 +227,7 @@ export async function benchmarkModel(options: BenchmarkOptions): Promise<Benchma
       threads,
       threadsSupported,
       backend: backend.name, // what 'auto' resolved to
+      isa,
       input,
       iterations: timing.timesMs.length,
       medianMs: timing.medianMs,

@@ -108,48 +108,31 @@ export function throughput(batch: number, totalMacs: number, medianMs: number): 
 }
 
 /**
- * What a backend may offer beyond the Backend interface: a thread pool it sizes (a method, a
- * settable property, or both), and the instruction set its kernels were built for (native:
- * `isa()`, e.g. 'avx2-fma'; wasm: an `isa` string, e.g. 'wasm-simd128').
+ * What a backend may say beyond the Backend interface: the instruction set its kernels were
+ * built for (native: `isa()`, e.g. 'avx512f'; wasm: an `isa` string, e.g. 'wasm-simd128').
  */
-interface BackendExtras {
-  setThreads?: (n: number) => void;
-  getThreads?: () => number;
-  threads?: number;
+interface BackendIsa {
   isa?: string | (() => string);
-}
-
-function hasThreadsSetter(object: object): boolean {
-  for (let o: object | null = object; o; o = Object.getPrototypeOf(o) as object | null) {
-    const descriptor = Object.getOwnPropertyDescriptor(o, 'threads');
-    if (descriptor) return descriptor.set !== undefined || descriptor.writable === true;
-  }
-  return false;
 }
 
 /** The instruction set of the backend's kernels as it reports it; null for one that does not say (ref). */
 export function backendIsa(backend: Backend): string | null {
-  const isa = (backend as Backend & BackendExtras).isa;
+  const isa = (backend as Backend & BackendIsa).isa;
   const value = typeof isa === 'function' ? isa.call(backend) : isa;
   return typeof value === 'string' ? value : null;
 }
 
 /**
- * Selects a backend for the ops layer and hands it the thread count if it takes one, through
- * `setThreads(n)` or a settable `threads` (duck-typed: the Backend interface has neither).
- * `threads` is the count the backend then reports (getThreads() or `threads`; it may clamp),
- * else the one set; a backend with neither runs single-threaded and `threadsSupported` is false.
+ * Selects a backend for the ops layer and asks it for `threads` threads. `threads` is the count
+ * it then reports (getThreads(): a pool may clamp, the reference stays at 1);
+ * `threadsSupported` is false when more than one was asked and it runs one all the same.
  * `isa`: see backendIsa.
  */
 export function useBackend(name: string, threads: number): { backend: Backend; threads: number; threadsSupported: boolean; isa: string | null } {
   const backend = setBackend(name);
-  const isa = backendIsa(backend);
-  const control = backend as Backend & BackendExtras;
-  if (typeof control.setThreads === 'function') control.setThreads(threads);
-  else if (hasThreadsSetter(control)) control.threads = threads;
-  else return { backend, threads: 1, threadsSupported: false, isa };
-  const actual = typeof control.getThreads === 'function' ? control.getThreads() : control.threads;
-  return { backend, threads: typeof actual === 'number' ? actual : threads, threadsSupported: true, isa };
+  backend.setThreads(threads);
+  const actual = backend.getThreads();
+  return { backend, threads: actual, threadsSupported: actual > 1 || threads <= 1, isa: backendIsa(backend) };
 }
 
 export interface BenchmarkOptions extends TimingOptions {

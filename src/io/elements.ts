@@ -42,6 +42,20 @@ export interface ReadOptions {
    * just read), so a model is not held twice.
    */
   copy?: boolean;
+  /**
+   * Bytes a torch file may grow into beyond the storages it holds: what its deflated zip records
+   * inflate to, plus the copies its tensor views need — a view with zero or overlapping strides
+   * (`torch.zeros(1).expand(2**28)`: 1 element stored, 2^28 claimed), or one of several views
+   * of a storage. Tensors are materialised contiguously when the file is read, so these copies
+   * are real memory. Default: 4 × the file's size + 64 MiB; beyond it the reader throws a
+   * WeightFileError naming the tensor. Infinity lifts the limit.
+   */
+  expansionLimit?: number;
+}
+
+/** ReadOptions.expansionLimit's default for a file of `fileBytes` bytes. */
+export function defaultExpansionLimit(fileBytes: number): number {
+  return 4 * fileBytes + 64 * 2 ** 20;
 }
 
 /**

@@ -7,6 +7,11 @@
 // Array, dict → Map, set/frozenset → Set. An allowlisted global becomes a PickleGlobal;
 // REDUCE / NEWOBJ on it call its factory with the argument tuple. BUILD never calls
 // anything: the state is recorded and can be read back with getPickleState().
+//
+// Work is bounded by the input: every opcode reads at least one byte and does work in
+// proportion to the bytes it reads or the items it pops, except where a memoised value is
+// handed on again (a factory's arguments, a persistent id). Those are charged by their size
+// against WORK_PER_BYTE · length, so a short pickle cannot pass one long list to a thousand calls.
 
 import { WeightFileError } from './errors.js';
 
@@ -41,6 +46,20 @@ export function getPickleState(obj: object): unknown {
 /** Python ints up to this many bytes; longer LONG1/LONG4 payloads are refused (no state dict needs them). */
 const MAX_LONG_BYTES = 64;
 
+/**
+ * Items of arguments and persistent ids a pickle may hand over per byte of input, plus a fixed
+ * allowance. A torch pickle hands over fewer than one: each call's arguments are mostly fresh.
+ */
+const WORK_PER_BYTE = 8;
+const WORK_ALLOWANCE = 1 << 20;
+
+/** The items a factory may look at without recursing: a container's length, a string's or bytes' length. */
+function shallowSize(value: unknown): number {
+  if (Array.isArray(value) || typeof value === 'string' || value instanceof Uint8Array) return 1 + value.length;
+  if (value instanceof Map || value instanceof Set) return 1 + value.size;
+  return 1;
+}
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Unpickles one pickle starting at `start`. */
@@ -57,10 +76,23 @@ class Unpickler {
   /** Opcode being executed and where, for error messages. */
   private opcodeName = '';
   private opcodeAt = 0;
+  /** Work the rest of this pickle may do on values handed on again (see WORK_PER_BYTE). */
+  private workLeft: number;
 
   constructor(private readonly bytes: Uint8Array, private readonly options: UnpickleOptions, start: number) {
     this.pos = start;
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.workLeft = WORK_PER_BYTE * (bytes.length - start) + WORK_ALLOWANCE;
+  }
+
+  /** Charges the work of looking at `values` once more; fails when the pickle has used up its share. */
+  private charge(values: readonly unknown[]): void {
+    let work = 1;
+    for (const value of values) work += shallowSize(value);
+    this.workLeft -= work;
+    if (this.workLeft < 0) {
+      this.fail(`more work than a ${this.bytes.length}-byte pickle can ask for (the same values passed to calls over and over)`);
+    }
   }
 
   private fail(message: string): never {
@@ -196,12 +228,14 @@ class Unpickler {
   private call(callable: unknown, args: unknown): unknown {
     if (!(callable instanceof PickleGlobal)) this.fail(`cannot call ${describe(callable)}`);
     if (!Array.isArray(args)) this.fail(`arguments to ${callable.name} are ${describe(args)}, not a tuple`);
+    this.charge(args);
     return callable.factory(args);
   }
 
   private persistent(pid: unknown): unknown {
     const load = this.options.persistentLoad;
     if (load === undefined) this.fail('persistent id found but no persistent_load was supplied');
+    this.charge(Array.isArray(pid) ? pid : [pid]);
     return load(pid);
   }
 

@@ -43,6 +43,8 @@ export interface CampaignOptions {
   outDir?: string;
   /** Called about once a second and at the end. */
   progress?: (report: CampaignReport) => void;
+  /** Called with every input's result: a label (file path, or seed and index) and what the child reported. */
+  onResult?: (label: string, result: WorkerResult) => void;
 }
 
 export interface CampaignReport {
@@ -170,6 +172,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRep
       armTimer();
       const counts = report.byReader[result.reader];
       const where = describe(job, result.position);
+      options.onResult?.(where.label, result);
       if (result.ms > report.slowestMs) {
         report.slowestMs = result.ms;
         report.slowest = `${where.label} (${result.reader})`;

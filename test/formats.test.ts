@@ -445,6 +445,13 @@ describe('npy', () => {
     const complex = good.slice();
     complex.set(ascii("'<c8'"), good.indexOf(0x27, 20)); // replace the descr '<f4' by '<c8'
     assertWeightFileError(() => readNpy(complex), /unsupported dtype '<c8'/);
+    // A version 2 header may say it is 4 GiB long; numpy reads at most 10,000 bytes of it.
+    const dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }";
+    const long = new Uint8Array(12 + 20_000 + 4);
+    long.set([0x93, ...ascii('NUMPY'), 2, 0], 0);
+    new DataView(long.buffer).setUint32(8, 20_000, true);
+    long.set(ascii(dict.padEnd(19_999) + '\n'), 12);
+    assertWeightFileError(() => readNpy(long), /npy: header of 20000 bytes is longer than numpy's limit of 10000/);
   });
 });
 

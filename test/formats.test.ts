@@ -298,7 +298,7 @@ describe('readers bound their work by their input', () => {
       0x58, 6, 0, 0, 0, ...ascii('latin1'), 0x71, 0x02, 0x30];
     const call = [0x68, 0x00, 0x68, 0x01, 0x68, 0x02, 0x86, 0x52, 0x30]; // BINGET ×3, TUPLE2, REDUCE, POP
     const bytes = Uint8Array.from([...head, ...Array.from({ length: 1000 }, () => call).flat(), 0x4e, 0x2e]);
-    refusedQuickly(() => unpickle(bytes, { globals: STATE_DICT_GLOBALS }), /more work than a \d+-byte pickle can ask for/);
+    refusedQuickly(() => unpickle(bytes, { globals: STATE_DICT_GLOBALS }), /more work than a \d+-byte file can ask for/);
     // Ten calls are within the allowance.
     const few = Uint8Array.from([...head, ...Array.from({ length: 10 }, () => call).flat(), 0x4e, 0x2e]);
     assert.equal(unpickle(few, { globals: STATE_DICT_GLOBALS }).value, null);

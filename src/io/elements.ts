@@ -106,6 +106,16 @@ export function encodeLittleEndian(data: TensorData): Uint8Array {
   return bytes;
 }
 
+/**
+ * The most dimensions a tensor read from a file may have: numpy 2's limit (torch has none, but
+ * a shape of millions of zero-length dimensions would cost memory and time and hold nothing).
+ */
+export const MAX_RANK = 64;
+
+export function checkRank(rank: number, what: string): void {
+  if (rank > MAX_RANK) throw new WeightFileError(`${what}: ${rank} dimensions, more than the ${MAX_RANK} a tensor may have`);
+}
+
 function isIndex(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
@@ -119,6 +129,7 @@ export function checkStridedView(
   storageLength: number, offset: unknown, size: readonly unknown[], stride: readonly unknown[], what: string,
 ): void {
   if (!isIndex(offset)) throw new WeightFileError(`${what}: invalid storage offset ${String(offset)}`);
+  checkRank(size.length, what);
   if (size.length !== stride.length) {
     throw new WeightFileError(`${what}: size has ${size.length} dims but stride has ${stride.length}`);
   }

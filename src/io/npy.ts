@@ -5,7 +5,7 @@
 // 'shape': (2, 3), }" padded with spaces and "\n" so the data starts 64-byte aligned | data.
 
 import { Tensor, type Shape, numel } from '../core/tensor.js';
-import { ELEMENT_SIZE, type FileDType, decodeElements, encodeLittleEndian, gatherStrided } from './elements.js';
+import { ELEMENT_SIZE, type FileDType, checkRank, decodeElements, encodeLittleEndian, gatherStrided } from './elements.js';
 import { WeightFileError } from './errors.js';
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // "\x93NUMPY"
@@ -41,6 +41,7 @@ function parseHeader(text: string): NpyHeader {
   const shape = shapeText[1].split(',').map((d) => d.trim()).filter((d) => d !== '')
     .map((d) => (/^\d+L?$/.test(d) ? parseInt(d, 10) : bad(`invalid dimension '${d}'`)));
   if (!shape.every(Number.isSafeInteger)) bad('dimension too large');
+  checkRank(shape.length, 'npy');
   // '<' little, '>' big, '|' single-byte, '=' native (every host we run on is little-endian).
   return { dtype, littleEndian: descr[1] !== '>', fortranOrder: fortran[1] === 'True', shape };
 }

@@ -12,6 +12,8 @@
 // proportion to the bytes it reads or the items it pops, except where a memoised value is
 // handed on again (a factory's arguments, a persistent id). Those are charged by their size
 // against WORK_PER_BYTE · length, so a short pickle cannot pass one long list to a thousand calls.
+// Memory is bounded too: a one-byte opcode can make a container (an empty dict costs V8 about
+// 200 bytes and 2 µs), so a pickle may make at most one per BYTES_PER_CONTAINER bytes of its file.
 
 import { WeightFileError } from './errors.js';
 
@@ -28,6 +30,11 @@ export interface UnpickleOptions {
   readonly globals: ReadonlyMap<string, PickleGlobalFactory>;
   /** Resolves persistent ids (BINPERSID / PERSID); without it they are refused. */
   readonly persistentLoad?: (pid: unknown) => unknown;
+  /**
+   * Size of the file the pickle belongs to (a torch zip's data.pkl is a small part of it): the
+   * pickle's allowances of work and containers scale with it. Default: the bytes from `start` on.
+   */
+  readonly fileBytes?: number;
 }
 
 export interface UnpickleResult {
@@ -52,6 +59,20 @@ const MAX_LONG_BYTES = 64;
  */
 const WORK_PER_BYTE = 8;
 const WORK_ALLOWANCE = 1 << 20;
+
+/**
+ * Containers (dicts, lists, tuples, sets, marks, call results) a pickle may make: one per this
+ * many bytes of its file, plus a fixed allowance. A torch.save file has one per 100+ bytes (its
+ * storages' bytes count too); an all-`}` pickle of 8 MiB would otherwise take 1.7 GB and 16 s.
+ */
+const BYTES_PER_CONTAINER = 16;
+const CONTAINER_ALLOWANCE = 1 << 16;
+
+/** EMPTY_DICT/LIST/TUPLE/SET, MARK, TUPLE1-3, DICT, FROZENSET, REDUCE, NEWOBJ(_EX), OBJ, INST, (BIN)PERSID. */
+const MAKES_CONTAINER = new Uint8Array(256);
+for (const code of [0x7d, 0x5d, 0x29, 0x8f, 0x28, 0x85, 0x86, 0x87, 0x64, 0x91, 0x52, 0x81, 0x92, 0x6f, 0x69, 0x51, 0x50]) {
+  MAKES_CONTAINER[code] = 1;
+}
 
 /** The items a factory may look at without recursing: a container's length, a string's or bytes' length. */
 function shallowSize(value: unknown): number {
@@ -78,11 +99,15 @@ class Unpickler {
   private opcodeAt = 0;
   /** Work the rest of this pickle may do on values handed on again (see WORK_PER_BYTE). */
   private workLeft: number;
+  /** Containers the rest of this pickle may make (see BYTES_PER_CONTAINER). */
+  private containersLeft: number;
 
   constructor(private readonly bytes: Uint8Array, private readonly options: UnpickleOptions, start: number) {
     this.pos = start;
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    this.workLeft = WORK_PER_BYTE * (bytes.length - start) + WORK_ALLOWANCE;
+    const size = options.fileBytes ?? bytes.length - start;
+    this.workLeft = WORK_PER_BYTE * size + WORK_ALLOWANCE;
+    this.containersLeft = Math.floor(size / BYTES_PER_CONTAINER) + CONTAINER_ALLOWANCE;
   }
 
   /** Charges the work of looking at `values` once more; fails when the pickle has used up its share. */
@@ -91,7 +116,7 @@ class Unpickler {
     for (const value of values) work += shallowSize(value);
     this.workLeft -= work;
     if (this.workLeft < 0) {
-      this.fail(`more work than a ${this.bytes.length}-byte pickle can ask for (the same values passed to calls over and over)`);
+      this.fail(`more work than a ${this.options.fileBytes ?? this.bytes.length}-byte file can ask for (the same values passed to calls over and over)`);
     }
   }
 
@@ -258,6 +283,9 @@ class Unpickler {
       this.opcodeAt = this.pos;
       const code = bytes[this.pos++];
       this.opcodeName = OPCODE_NAMES.get(code) ?? `0x${code.toString(16).padStart(2, '0')}`;
+      if (MAKES_CONTAINER[code] && --this.containersLeft < 0) {
+        this.fail(`more containers than a ${this.options.fileBytes ?? bytes.length}-byte file can hold (one per ${BYTES_PER_CONTAINER} bytes, beyond the first ${CONTAINER_ALLOWANCE})`);
+      }
       switch (code) {
         case 0x80: { // PROTO
           const version = this.u8();

@@ -278,6 +278,7 @@ function loadZip(bytes: Uint8Array, options: ReadOptions): unknown {
   const { value } = unpickle(file('data.pkl')!.bytes, {
     globals: STATE_DICT_GLOBALS,
     persistentLoad: (pid) => storageFromPersistentId(pid, dtypes),
+    fileBytes: bytes.length,
   });
   const bytesOf = (key: string): { bytes: Uint8Array; owned: boolean } => {
     const data = file(`data/${key}`);

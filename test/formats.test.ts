@@ -303,6 +303,38 @@ describe('readers bound their work by their input', () => {
     const few = Uint8Array.from([...head, ...Array.from({ length: 10 }, () => call).flat(), 0x4e, 0x2e]);
     assert.equal(unpickle(few, { globals: STATE_DICT_GLOBALS }).value, null);
   });
+
+  test('a pickle may make one container per 16 bytes of its file', () => {
+    // 2 MiB of EMPTY_DICT: V8 would spend ~200 bytes and 2 µs on each of two million Maps.
+    const dicts = new Uint8Array(2 << 20).fill(0x7d);
+    dicts.set([0x80, 0x02]);
+    dicts[dicts.length - 1] = 0x2e;
+    refusedQuickly(() => unpickle(dicts, { globals: STATE_DICT_GLOBALS }),
+      /more containers than a 2097152-byte file can hold \(one per 16 bytes, beyond the first 65536\)/);
+    // A pickle inside a larger file (a torch zip's data.pkl) gets the file's allowance.
+    assert.ok(unpickle(dicts, { globals: STATE_DICT_GLOBALS, fileBytes: 64 << 20 }).value instanceof Map);
+  });
+
+  test('safetensors headers of nested brackets and shapes of many dimensions are refused before they are built', () => {
+    const withHeader = (text: string): Uint8Array => {
+      const json = ascii(text);
+      const out = new Uint8Array(8 + json.length);
+      new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+      out.set(json, 8);
+      return out;
+    };
+    refusedQuickly(() => readSafetensors(withHeader(`{"a":${'['.repeat(1 << 20)}}`)),
+      /safetensors: a 1048582-byte header with 1048577 objects and arrays \(a valid one has at most one per 16 bytes\)/);
+    const shape = JSON.stringify(new Array(65).fill(0));
+    assertWeightFileError(() => readSafetensors(withHeader(`{"a":{"dtype":"F32","shape":${shape},"data_offsets":[0,0]}}`)),
+      /tensor 'a': 65 dimensions, more than the 64 a tensor may have/);
+    const npyDict = `{'descr': '<f4', 'fortran_order': False, 'shape': (${'0, '.repeat(65)}), }`;
+    const npy = new Uint8Array(10 + npyDict.length + 1);
+    npy.set([0x93, ...ascii('NUMPY'), 1, 0], 0);
+    new DataView(npy.buffer).setUint16(8, npyDict.length + 1, true);
+    npy.set(ascii(npyDict + '\n'), 10);
+    assertWeightFileError(() => readNpy(npy), /npy: 65 dimensions, more than the 64/);
+  });
 });
 
 describe('restricted unpickler', () => {

@@ -109,6 +109,10 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRep
     findings: [], slowestMs: 0, largestGrowthMiB: 0, seconds: 0,
   };
   const started = performance.now();
+  // Children still running when this process exits (Ctrl-C: see run.ts) are killed with it.
+  const live = new Set<ChildProcess>();
+  const killLive = (): void => live.forEach((child) => child.kill('SIGKILL'));
+  process.once('exit', killLive);
   if (options.outDir !== undefined) mkdirSync(options.outDir, { recursive: true });
 
   const describe = (job: Job, position: number): { reader: ReaderName; seed?: number; index?: number; path?: string; label: string } => {
@@ -149,6 +153,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRep
       execArgv: [`--max-old-space-size=${Math.max(512, 2 * memoryLimitMiB)}`],
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     });
+    live.add(child);
     let stderr = '';
     child.stderr!.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-2000); });
     let position = 0; // the input the child is on
@@ -193,6 +198,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRep
       tick();
     });
     child.on('exit', (code, signal) => {
+      live.delete(child);
       clearTimeout(timer);
       clearInterval(memoryWatch);
       if (finished && code === 0) return resolve(undefined);
@@ -218,6 +224,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRep
       if (unfinished !== undefined) queue.unshift(unfinished);
     }
   }));
+  process.removeListener('exit', killLive);
   report.seconds = (performance.now() - started) / 1000;
   options.progress?.(report);
   return report;

@@ -71,6 +71,9 @@ const MARKERS: Readonly<Record<ReaderName, readonly number[][]>> = {
 /** Pickle opcodes followed by an integer argument (BININT, BININT1, BININT2, LONG1, BINUNICODE, BINPUT, …). */
 const PICKLE_INT_OPCODES = new Set([0x4a, 0x4b, 0x4d, 0x8a, 0x58, 0x71, 0x72, 0x68, 0x6a, 0x8c, 0x42, 0x43, 0x95]);
 
+/** BININT1, BININT2, BININT and the width of their argument. */
+const PICKLE_INT_WIDTH = new Map([[0x4b, 1], [0x4d, 2], [0x4a, 4]]);
+
 const INTERESTING = [
   0n, 1n, 2n, 3n, 7n, 8n, 16n, 46n, 0x7fn, 0x80n, 0xffn, 0x100n, 0x7fffn, 0x8000n, 0xffffn, 0x10000n, 0xf4240n,
   0x7fffffffn, 0x80000000n, 0xffffffffn, 0x4000000bn, 0x100000000n, 1n << 40n, 1n << 53n, (1n << 62n) + 5n,
@@ -141,6 +144,7 @@ function digitRuns(bytes: Uint8Array, limit: number): [number, number][] {
 }
 
 function splice(bytes: Uint8Array, at: number, remove: number, insert: Uint8Array): Uint8Array {
+  remove = Math.min(remove, bytes.length - at);
   const out = new Uint8Array(bytes.length - remove + insert.length);
   out.set(bytes.subarray(0, at), 0);
   out.set(insert, at);
@@ -153,7 +157,7 @@ function mutateOnce(m: Mutator, bytes: Uint8Array, reader: ReaderName, donors: r
   if (bytes.length === 0) return Uint8Array.of(m.int(256));
   const at = m.int(bytes.length);
   const hex = (v: bigint): string => `0x${v.toString(16)}`;
-  switch (m.int(11)) {
+  switch (m.int(12)) {
     case 0: {
       const bit = m.int(8);
       bytes[at] ^= 1 << bit;
@@ -219,6 +223,23 @@ function mutateOnce(m: Mutator, bytes: Uint8Array, reader: ReaderName, donors: r
       for (let k = 0; k < times; k++) insert.set(chunk, k * length);
       steps.push(`repeat@${at}:${length}x${times}`);
       return splice(bytes, at, 0, insert);
+    }
+    case 11: { // a pickled int (BININT1/BININT2/BININT: sizes, strides, offsets) respelled as any int
+      const opcodes = reader === 'torch' ? [...bytes.keys()].filter((i) => PICKLE_INT_WIDTH.has(bytes[i])) : [];
+      if (opcodes.length === 0) return mutateOnce(m, bytes, reader, donors, steps);
+      const where = m.pick(opcodes);
+      const value = m.chance(0.5) ? m.interesting() : -m.interesting();
+      const fits = value >= -(2n ** 31n) && value < 2n ** 31n;
+      const spelled = new Uint8Array(fits ? 5 : 10);
+      if (fits) {
+        spelled[0] = 0x4a; // BININT
+        writeInt(spelled, 1, 4, BigInt.asUintN(32, value), true);
+      } else {
+        spelled.set([0x8a, 8]); // LONG1, 8 bytes
+        writeInt(spelled, 2, 8, BigInt.asUintN(64, value), true);
+      }
+      steps.push(`pickle-int@${where}=${value}`);
+      return splice(bytes, where, 1 + PICKLE_INT_WIDTH.get(bytes[where])!, spelled);
     }
     default: { // a range from another file of the same kind
       const donor = m.pick(donors).bytes;

@@ -80,4 +80,6 @@ const program = new Command('fuzz')
     process.exitCode = report.findings.length > 0 ? 1 : 0;
   });
 
+// Ctrl-C or a kill: exit through 'exit', where the campaign kills its children.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 await program.parseAsync();

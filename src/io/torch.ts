@@ -3,7 +3,7 @@
 // a contiguous Tensor (float types → float32, integer and bool types → int64).
 //
 // What a file of n bytes may cost is bounded by n: the zip directory and every record are checked
-// against the archive (zip.ts), the pickle's work against its length (pickle.ts), and the copies
+// against the archive (zip.ts), the pickle's work and containers against the file (pickle.ts), the copies
 // that views need — torch loads `torch.zeros(1).expand(2**28)` as a 1-element view, we copy it out —
 // against ReadOptions.expansionLimit (4n + 64 MiB by default), before anything is allocated.
 //

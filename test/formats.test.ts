@@ -304,7 +304,7 @@ describe('readers bound their work by their input', () => {
     assert.equal(unpickle(few, { globals: STATE_DICT_GLOBALS }).value, null);
   });
 
-  test('a pickle may make one container per 16 bytes of its file', () => {
+  test('a pickle may make one container per 16 bytes of its file, and hold 2^20 items on its stack', () => {
     // 2 MiB of EMPTY_DICT: V8 would spend ~200 bytes and 2 µs on each of two million Maps.
     const dicts = new Uint8Array(2 << 20).fill(0x7d);
     dicts.set([0x80, 0x02]);
@@ -313,6 +313,11 @@ describe('readers bound their work by their input', () => {
       /more containers than a 2097152-byte file can hold \(one per 16 bytes, beyond the first 65536\)/);
     // A pickle inside a larger file (a torch zip's data.pkl) gets the file's allowance.
     assert.ok(unpickle(dicts, { globals: STATE_DICT_GLOBALS, fileBytes: 64 << 20 }).value instanceof Map);
+    // 2 MiB of DUP: the stack may hold 2^20 items (or one per 8 bytes of a larger file).
+    const dups = new Uint8Array(2 << 20).fill(0x32);
+    dups.set([0x80, 0x02, 0x4e]);
+    dups[dups.length - 1] = 0x2e;
+    refusedQuickly(() => unpickle(dups, { globals: STATE_DICT_GLOBALS }), /stack of more than 1048576 items/);
   });
 
   test('safetensors headers of nested brackets and shapes of many dimensions are refused before they are built', () => {

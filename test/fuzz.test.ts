@@ -5,7 +5,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { zipSync } from 'fflate';
 import { runCampaign, type CampaignReport } from '../fuzz/campaign.js';
 import type { ReaderName } from '../fuzz/mutants.js';
 import type { WorkerResult } from '../fuzz/worker.js';
@@ -37,5 +40,48 @@ test('every input the fuzz found ends in a typed error, quickly', async () => {
     const result = results.get(path)!;
     assert.equal(result.outcome, 'typed', `${path}: ${result.message}`);
     assert.ok(result.ms < 100, `${path}: ${result.ms.toFixed(0)} ms`);
+  }
+});
+
+/** An 8 MiB file of one byte repeated between a head and a tail. */
+function repeated(head: number[], byte: number, tail: number[], size = 8 << 20): Uint8Array {
+  const bytes = new Uint8Array(size).fill(byte);
+  bytes.set(head, 0);
+  bytes.set(tail, size - tail.length);
+  return bytes;
+}
+
+function safetensorsWithHeader(header: Uint8Array): Uint8Array {
+  const out = new Uint8Array(8 + header.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(header.length), true);
+  out.set(header, 8);
+  return out;
+}
+
+test('8 MiB of the costliest opcodes and brackets: under the time and memory limits', async () => {
+  const ascii = (text: string): number[] => [...text].map((c) => c.charCodeAt(0));
+  const pickleOf = (opcode: number): Uint8Array => repeated([0x80, 0x02, 0x4e], opcode, [0x2e]);
+  const torchZip = (pkl: Uint8Array): Uint8Array => zipSync({ 'archive/data.pkl': pkl }, { level: 0 });
+  const inputs: [string, ReaderName, Uint8Array][] = [
+    ['empty-dicts.pth', 'torch', torchZip(pickleOf(0x7d))], // EMPTY_DICT: a Map per byte
+    ['marks.pth', 'torch', torchZip(pickleOf(0x28))], // MARK: a new stack per byte
+    ['dups.pth', 'torch', torchZip(pickleOf(0x32))], // DUP: a stack slot per byte
+    ['tuples.pth', 'torch', torchZip(pickleOf(0x85))], // TUPLE1: nested one-tuples
+    ['brackets.safetensors', 'safetensors', safetensorsWithHeader(repeated(ascii('{"a":'), 0x5b, ascii('}')))],
+    ['digits.safetensors', 'safetensors', safetensorsWithHeader(new TextEncoder().encode(
+      `{"a":{"dtype":"F32","shape":[${'0,'.repeat(4 << 20)}0],"data_offsets":[0,0]}}`))], // 4M dimensions
+  ];
+  const dir = mkdtempSync(join(tmpdir(), 'resnet-fuzz-'));
+  try {
+    const files = inputs.map(([name, reader, bytes]) => {
+      writeFileSync(join(dir, name), bytes);
+      return { path: join(dir, name), reader };
+    });
+    const results = new Map<string, WorkerResult>();
+    const report = await runCampaign({ files, workers: 1, timeLimitMs: 2000, memoryLimitMiB: 256, onResult: (label, r) => results.set(label, r) });
+    assert.deepEqual(report.findings, [], describeFindings(report));
+    for (const { path } of files) assert.equal(results.get(path)!.outcome, 'typed', `${path}: ${results.get(path)!.message}`);
+  } finally {
+    rmSync(dir, { recursive: true });
   }
 });

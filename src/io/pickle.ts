@@ -13,7 +13,8 @@
 // handed on again (a factory's arguments, a persistent id). Those are charged by their size
 // against WORK_PER_BYTE · length, so a short pickle cannot pass one long list to a thousand calls.
 // Memory is bounded too: a one-byte opcode can make a container (an empty dict costs V8 about
-// 200 bytes and 2 µs), so a pickle may make at most one per BYTES_PER_CONTAINER bytes of its file.
+// 200 bytes and 2 µs), so a pickle may make at most one per BYTES_PER_CONTAINER bytes of its file,
+// and its stack may hold at most STACK_ITEMS items (CPython's pickler pushes at most 1,000 at a time).
 
 import { WeightFileError } from './errors.js';
 
@@ -68,6 +69,9 @@ const WORK_ALLOWANCE = 1 << 20;
 const BYTES_PER_CONTAINER = 16;
 const CONTAINER_ALLOWANCE = 1 << 16;
 
+/** Items the stack may hold, counting those below its MARKs: this many, or one per 8 bytes of the file. */
+const STACK_ITEMS = 1 << 20;
+
 /** EMPTY_DICT/LIST/TUPLE/SET, MARK, TUPLE1-3, DICT, FROZENSET, REDUCE, NEWOBJ(_EX), OBJ, INST, (BIN)PERSID. */
 const MAKES_CONTAINER = new Uint8Array(256);
 for (const code of [0x7d, 0x5d, 0x29, 0x8f, 0x28, 0x85, 0x86, 0x87, 0x64, 0x91, 0x52, 0x81, 0x92, 0x6f, 0x69, 0x51, 0x50]) {
@@ -101,6 +105,9 @@ class Unpickler {
   private workLeft: number;
   /** Containers the rest of this pickle may make (see BYTES_PER_CONTAINER). */
   private containersLeft: number;
+  /** Items in the stacks saved by MARK, and how many the stacks may hold together (see STACK_ITEMS). */
+  private itemsBelow = 0;
+  private readonly stackLimit: number;
 
   constructor(private readonly bytes: Uint8Array, private readonly options: UnpickleOptions, start: number) {
     this.pos = start;
@@ -108,6 +115,7 @@ class Unpickler {
     const size = options.fileBytes ?? bytes.length - start;
     this.workLeft = WORK_PER_BYTE * size + WORK_ALLOWANCE;
     this.containersLeft = Math.floor(size / BYTES_PER_CONTAINER) + CONTAINER_ALLOWANCE;
+    this.stackLimit = Math.max(STACK_ITEMS, size / 8);
   }
 
   /** Charges the work of looking at `values` once more; fails when the pickle has used up its share. */
@@ -182,6 +190,7 @@ class Unpickler {
   // --- the stack -------------------------------------------------------------------------
 
   private push(value: unknown): void {
+    if (this.stack.length + this.itemsBelow >= this.stackLimit) this.fail(`stack of more than ${this.stackLimit} items`);
     this.stack.push(value);
   }
 
@@ -197,6 +206,7 @@ class Unpickler {
 
   private mark(): void {
     this.metastack.push(this.stack);
+    this.itemsBelow += this.stack.length;
     this.stack = [];
   }
 
@@ -205,6 +215,7 @@ class Unpickler {
     const items = this.stack;
     const below = this.metastack.pop();
     if (below === undefined) this.fail('no MARK to pop to');
+    this.itemsBelow -= below.length;
     this.stack = below;
     return items;
   }

@@ -214,6 +214,134 @@ describe('torch.save files', () => {
   });
 });
 
+describe('readers bound their work by their input', () => {
+  /** Runs `fn`, which must throw a WeightFileError matching `pattern`, within `ms` milliseconds. */
+  function refusedQuickly(fn: () => unknown, pattern: RegExp, ms = 1000): void {
+    const start = performance.now();
+    assertWeightFileError(fn, pattern);
+    const elapsed = performance.now() - start;
+    assert.ok(elapsed < ms, `refused after ${elapsed.toFixed(0)} ms`);
+  }
+
+  test('views with zero or overlapping strides load as torch sees them, copied out (views_zip.pth)', () => {
+    const loaded = loadStateDictFromTorch(fixture('views_zip.pth'));
+    assertStateDictEqual(loaded, expectedTensors('views_expected.json'), 'views_zip.pth');
+    assert.equal(loaded.get('tied'), loaded.get('window'), 'one view stored once loads as one tensor');
+    // Every copy is charged: with no allowance the first view that needs one is refused by name.
+    assertWeightFileError(() => loadStateDictFromTorch(fixture('views_zip.pth'), { expansionLimit: 0 }),
+      /tensor 'rows': copying its view \(size \[4, 3\], stride \[0, 1\]\) of a 3-element storage needs 48 bytes, beyond the 0 bytes a 1325-byte file may expand into \(ReadOptions\.expansionLimit/);
+    assert.equal(loadStateDictFromTorch(fixture('views_zip.pth'), { expansionLimit: 48 + 16 + 48 }).size, 4);
+  });
+
+  test('a 2^28-element view of one stored element is refused at once, not copied out to 1 GiB', () => {
+    for (const file of ['expand_2e28_zip.pth', 'expand_2e28_legacy.pth']) {
+      refusedQuickly(() => loadStateDictFromTorch(fixture(file)),
+        /tensor 'w': copying its view \(size \[268435456\], stride \[0\]\) of a 1-element storage needs 1\.0 GiB, beyond the 64 MiB a \d+-byte file may expand into/);
+    }
+  });
+
+  test('an end record claiming more entries than the central directory holds is refused before any loop', () => {
+    refusedQuickly(() => loadTorchFile(fixture('zip64_count_1e6.pth')),
+      /zip: the end record claims 1000000 entries, but a 685-byte central directory holds at most 14/, 100);
+    refusedQuickly(() => loadTorchFile(fixture('zip64_count_4000000b.pth')), /claims 1073741835 entries/, 100);
+    refusedQuickly(() => loadTorchFile(fixture('zip_count_ffff.pth')), /claims 65535 entries, but a 62-byte central directory holds at most 1$/, 100);
+  });
+
+  /** Offsets of the central-directory headers in a zip archive. */
+  const directoryEntries = (zip: Uint8Array): number[] =>
+    [...zip.keys()].filter((i) => zip[i] === 0x50 && zip[i + 1] === 0x4b && zip[i + 2] === 0x01 && zip[i + 3] === 0x02);
+  const pkl = unzipSync(fixture('oob_offset.pth'))['archive/data.pkl'];
+
+  test('zip records that overlap or share a name are refused', () => {
+    // Two directory entries pointing at one stored record would let one record be read twice.
+    const zip = torchZip(pkl, { 0: new Uint8Array(16), 1: new Uint8Array(16) });
+    const view = new DataView(zip.buffer, zip.byteOffset);
+    const entry = (name: string): number => directoryEntries(zip).find((at) =>
+      new TextDecoder().decode(zip.subarray(at + 46, at + 46 + view.getUint16(at + 28, true))) === name)!;
+    const [first, second] = [entry('archive/data/0'), entry('archive/data/1')];
+    const overlapping = zip.slice();
+    new DataView(overlapping.buffer).setUint32(second + 42, view.getUint32(first + 42, true), true);
+    assertWeightFileError(() => loadTorchFile(overlapping), /zip: records 'archive\/data\/[01]' and 'archive\/data\/[01]' overlap/);
+    const renamed = zip.slice();
+    renamed.set(ascii('archive/data/0'), second + 46);
+    assertWeightFileError(() => loadTorchFile(renamed), /zip: two records are named 'archive\/data\/0'/);
+  });
+
+  test('deflated records inflate within the expansion limit and stop at their declared size', () => {
+    const storage = new Uint8Array(8 << 20); // 2^21 float32 zeros, a few KiB deflated
+    // {'w': 2^21 float32 on storage '0'}, pickled as torch.save does (see make_formats.py's _BadView).
+    const pickle = hex('800263636f6c6c656374696f6e730a4f726465726564446963740a710029527101580100000077710263746f7263' +
+      '682e5f7574696c730a5f72656275696c645f74656e736f725f76320a71032828580700000073746f72616765710463746f7263680a46' +
+      '6c6f617453746f726167650a71055801000000307106580300000063707571074a00002000747108514b004a000020008571094b0185' +
+      '710a8968002952710b74710c52710d732e');
+    const zip = zipSync({ 'archive/data.pkl': pickle, 'archive/data/0': storage }, { level: 9 });
+    assert.ok(zip.length < 64 << 10, `${zip.length} bytes`);
+    refusedQuickly(() => loadTorchFile(zip, { expansionLimit: 1 << 20 }), /inflating zip record 'archive\/data\/0' needs 8\.0 MiB/);
+    const w = loadStateDictFromTorch(zip).get('w')!; // within the default 4n + 64 MiB
+    assert.deepEqual(w.shape, [1 << 21]);
+    assert.ok(w.f32.every((v) => v === 0));
+    // A declared size smaller than what the stream yields: inflation stops there.
+    const understated = zip.slice();
+    const entries = directoryEntries(understated);
+    const view = new DataView(understated.buffer);
+    const storageEntry = entries.find((at) => view.getUint16(at + 28, true) === 'archive/data/0'.length)!;
+    view.setUint32(storageEntry + 24, 1 << 20, true);
+    assertWeightFileError(() => loadTorchFile(understated), /record 'archive\/data\/0' inflates to more than its declared 1048576 bytes/);
+  });
+
+  test('a short pickle cannot hand one long value to a thousand calls', () => {
+    // _codecs.encode(s, 'latin1') a thousand times over one memoised 100,000-character s:
+    // each call would walk s; the unpickler charges it and gives up after a few.
+    const text = 'a'.repeat(100_000);
+    const head = [0x80, 0x02, 0x63, ...ascii('_codecs\nencode\n'), 0x71, 0x00,
+      0x58, ...[0, 8, 16, 24].map((s) => (text.length >>> s) & 0xff), ...ascii(text), 0x71, 0x01,
+      0x58, 6, 0, 0, 0, ...ascii('latin1'), 0x71, 0x02, 0x30];
+    const call = [0x68, 0x00, 0x68, 0x01, 0x68, 0x02, 0x86, 0x52, 0x30]; // BINGET ×3, TUPLE2, REDUCE, POP
+    const bytes = Uint8Array.from([...head, ...Array.from({ length: 1000 }, () => call).flat(), 0x4e, 0x2e]);
+    refusedQuickly(() => unpickle(bytes, { globals: STATE_DICT_GLOBALS }), /more work than a \d+-byte file can ask for/);
+    // Ten calls are within the allowance.
+    const few = Uint8Array.from([...head, ...Array.from({ length: 10 }, () => call).flat(), 0x4e, 0x2e]);
+    assert.equal(unpickle(few, { globals: STATE_DICT_GLOBALS }).value, null);
+  });
+
+  test('a pickle may make one container per 16 bytes of its file, and hold 2^20 items on its stack', () => {
+    // 2 MiB of EMPTY_DICT: V8 would spend ~200 bytes and 2 µs on each of two million Maps.
+    const dicts = new Uint8Array(2 << 20).fill(0x7d);
+    dicts.set([0x80, 0x02]);
+    dicts[dicts.length - 1] = 0x2e;
+    refusedQuickly(() => unpickle(dicts, { globals: STATE_DICT_GLOBALS }),
+      /more containers than a 2097152-byte file can hold \(one per 16 bytes, beyond the first 65536\)/);
+    // A pickle inside a larger file (a torch zip's data.pkl) gets the file's allowance.
+    assert.ok(unpickle(dicts, { globals: STATE_DICT_GLOBALS, fileBytes: 64 << 20 }).value instanceof Map);
+    // 2 MiB of DUP: the stack may hold 2^20 items (or one per 8 bytes of a larger file).
+    const dups = new Uint8Array(2 << 20).fill(0x32);
+    dups.set([0x80, 0x02, 0x4e]);
+    dups[dups.length - 1] = 0x2e;
+    refusedQuickly(() => unpickle(dups, { globals: STATE_DICT_GLOBALS }), /stack of more than 1048576 items/);
+  });
+
+  test('safetensors headers of nested brackets and shapes of many dimensions are refused before they are built', () => {
+    const withHeader = (text: string): Uint8Array => {
+      const json = ascii(text);
+      const out = new Uint8Array(8 + json.length);
+      new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+      out.set(json, 8);
+      return out;
+    };
+    refusedQuickly(() => readSafetensors(withHeader(`{"a":${'['.repeat(1 << 20)}}`)),
+      /safetensors: a 1048582-byte header with 1048577 objects and arrays \(a valid one has at most one per 16 bytes\)/);
+    const shape = JSON.stringify(new Array(65).fill(0));
+    assertWeightFileError(() => readSafetensors(withHeader(`{"a":{"dtype":"F32","shape":${shape},"data_offsets":[0,0]}}`)),
+      /tensor 'a': 65 dimensions, more than the 64 a tensor may have/);
+    const npyDict = `{'descr': '<f4', 'fortran_order': False, 'shape': (${'0, '.repeat(65)}), }`;
+    const npy = new Uint8Array(10 + npyDict.length + 1);
+    npy.set([0x93, ...ascii('NUMPY'), 1, 0], 0);
+    new DataView(npy.buffer).setUint16(8, npyDict.length + 1, true);
+    npy.set(ascii(npyDict + '\n'), 10);
+    assertWeightFileError(() => readNpy(npy), /npy: 65 dimensions, more than the 64/);
+  });
+});
+
 describe('restricted unpickler', () => {
   const expected = new Map<string, unknown>([
     ['ints', [0, 255, 65535, -1, 2 ** 31 - 1, -(2 ** 31), 2 ** 40, -(2n ** 63n), 2n ** 70n]],
@@ -354,6 +482,13 @@ describe('npy', () => {
     const complex = good.slice();
     complex.set(ascii("'<c8'"), good.indexOf(0x27, 20)); // replace the descr '<f4' by '<c8'
     assertWeightFileError(() => readNpy(complex), /unsupported dtype '<c8'/);
+    // A version 2 header may say it is 4 GiB long; numpy reads at most 10,000 bytes of it.
+    const dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }";
+    const long = new Uint8Array(12 + 20_000 + 4);
+    long.set([0x93, ...ascii('NUMPY'), 2, 0], 0);
+    new DataView(long.buffer).setUint32(8, 20_000, true);
+    long.set(ascii(dict.padEnd(19_999) + '\n'), 12);
+    assertWeightFileError(() => readNpy(long), /npy: header of 20000 bytes is longer than numpy's limit of 10000/);
   });
 });
 

@@ -22,6 +22,7 @@ import { readNpy } from '../src/io/npy.js';
 import {
   ImageClassification,
   ImageFileError,
+  defaultMaxPixels,
   centerCrop,
   centerCropPlan,
   decodeImage,
@@ -211,6 +212,42 @@ test('corrupt, truncated and unsupported files are ImageFileErrors', async () =>
   const gif = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7', 'base64');
   await assert.rejects(decodeImage(gif), (e: Error) => e instanceof ImageFileError && /unsupported image format 'gif'/.test(e.message));
   await assert.rejects(readImage(join(tmpdir(), 'no-such-image.png')), /cannot read image .*ENOENT/);
+});
+
+/** CRC-32 (ISO-HDLC), as PNG chunks carry it. */
+function crc32(bytes: Uint8Array): number {
+  let crc = ~0;
+  for (const byte of bytes) {
+    crc ^= byte;
+    for (let k = 0; k < 8; k++) crc = (crc >>> 1) ^ (0xedb88320 & -(crc & 1));
+  }
+  return ~crc >>> 0;
+}
+
+test('a header claiming more pixels than its file could hold is refused before decoding', async () => {
+  // A 2,396-byte PNG whose IHDR (CRC fixed up) claims 16383×16383: 268 MP, 805 MB of RGB.
+  const png = new Uint8Array(readFileSync(fixturePath('preprocess', 'images', 'noise_32x24.png')));
+  const ihdr = new DataView(png.buffer, 12, 17); // "IHDR", width, height, …
+  ihdr.setUint32(4, 16383);
+  ihdr.setUint32(8, 16383);
+  new DataView(png.buffer).setUint32(29, crc32(png.subarray(12, 29)));
+  // A 35,042-byte JPEG whose frame header claims 16000×16000.
+  const jpeg = new Uint8Array(readFileSync(fixturePath('preprocess', 'images', 'chelsea_451x300.jpg')));
+  const sof = jpeg.findIndex((b, i) => b === 0xff && (jpeg[i + 1] === 0xc0 || jpeg[i + 1] === 0xc2));
+  new DataView(jpeg.buffer).setUint16(sof + 5, 16000);
+  new DataView(jpeg.buffer).setUint16(sof + 7, 16000);
+  for (const [bytes, claim] of [[png, '16383×16383'], [jpeg, '16000×16000']] as const) {
+    const start = performance.now();
+    await assert.rejects(decodeImage(bytes), (e: Error) => e instanceof ImageFileError &&
+      new RegExp(`header claims ${claim} pixels, more than the ${defaultMaxPixels(bytes.length)} a ${bytes.length}-byte file may claim`).test(e.message));
+    assert.ok(performance.now() - start < 500, `${claim}: ${(performance.now() - start).toFixed(0)} ms`);
+  }
+  assert.equal(defaultMaxPixels(100), 2 ** 24);
+  assert.equal(defaultMaxPixels(1e6), 1024e6 > 2 * 89_478_485 ? 2 * 89_478_485 : 1024e6);
+  // The limit is an option: the 32×24 original within 768 pixels, not within 767.
+  const original = readFileSync(fixturePath('preprocess', 'images', 'noise_32x24.png'));
+  assert.equal((await decodeImage(original, { maxPixels: 768 })).width, 32);
+  await assert.rejects(decodeImage(original, { maxPixels: 767 }), /claims 32×24 pixels, more than the 767/);
 });
 
 const bin = join(repoRoot, 'bin', 'resnet.js');

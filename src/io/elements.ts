@@ -42,6 +42,20 @@ export interface ReadOptions {
    * just read), so a model is not held twice.
    */
   copy?: boolean;
+  /**
+   * Bytes a torch file may grow into beyond the storages it holds: what its deflated zip records
+   * inflate to, plus the copies its tensor views need — a view with zero or overlapping strides
+   * (`torch.zeros(1).expand(2**28)`: 1 element stored, 2^28 claimed), or one of several views
+   * of a storage. Tensors are materialised contiguously when the file is read, so these copies
+   * are real memory. Default: 4 × the file's size + 64 MiB; beyond it the reader throws a
+   * WeightFileError naming the tensor. Infinity lifts the limit.
+   */
+  expansionLimit?: number;
+}
+
+/** ReadOptions.expansionLimit's default for a file of `fileBytes` bytes. */
+export function defaultExpansionLimit(fileBytes: number): number {
+  return 4 * fileBytes + 64 * 2 ** 20;
 }
 
 /**
@@ -92,6 +106,16 @@ export function encodeLittleEndian(data: TensorData): Uint8Array {
   return bytes;
 }
 
+/**
+ * The most dimensions a tensor read from a file may have: numpy 2's limit (torch has none, but
+ * a shape of millions of zero-length dimensions would cost memory and time and hold nothing).
+ */
+export const MAX_RANK = 64;
+
+export function checkRank(rank: number, what: string): void {
+  if (rank > MAX_RANK) throw new WeightFileError(`${what}: ${rank} dimensions, more than the ${MAX_RANK} a tensor may have`);
+}
+
 function isIndex(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
@@ -105,6 +129,7 @@ export function checkStridedView(
   storageLength: number, offset: unknown, size: readonly unknown[], stride: readonly unknown[], what: string,
 ): void {
   if (!isIndex(offset)) throw new WeightFileError(`${what}: invalid storage offset ${String(offset)}`);
+  checkRank(size.length, what);
   if (size.length !== stride.length) {
     throw new WeightFileError(`${what}: size has ${size.length} dims but stride has ${stride.length}`);
   }

@@ -5,13 +5,15 @@
 // 'shape': (2, 3), }" padded with spaces and "\n" so the data starts 64-byte aligned | data.
 
 import { Tensor, type Shape, numel } from '../core/tensor.js';
-import { ELEMENT_SIZE, type FileDType, decodeElements, encodeLittleEndian, gatherStrided } from './elements.js';
+import { ELEMENT_SIZE, type FileDType, checkRank, decodeElements, encodeLittleEndian, gatherStrided } from './elements.js';
 import { WeightFileError } from './errors.js';
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // "\x93NUMPY"
 const ALIGN = 64;
 /** numpy leaves room to grow the first axis in place: its repr is padded to this many digits. */
 const GROWTH_AXIS_MAX_DIGITS = 21;
+/** numpy's own limit on the header dict (np.lib.format's _MAX_HEADER_SIZE, numpy ≥ 1.24). */
+const MAX_HEADER_BYTES = 10_000;
 
 /** Type codes after the byte-order character of a descr such as '<f4'. */
 const TYPE_CODES: Readonly<Record<string, FileDType>> = {
@@ -39,6 +41,7 @@ function parseHeader(text: string): NpyHeader {
   const shape = shapeText[1].split(',').map((d) => d.trim()).filter((d) => d !== '')
     .map((d) => (/^\d+L?$/.test(d) ? parseInt(d, 10) : bad(`invalid dimension '${d}'`)));
   if (!shape.every(Number.isSafeInteger)) bad('dimension too large');
+  checkRank(shape.length, 'npy');
   // '<' little, '>' big, '|' single-byte, '=' native (every host we run on is little-endian).
   return { dtype, littleEndian: descr[1] !== '>', fortranOrder: fortran[1] === 'True', shape };
 }
@@ -58,6 +61,9 @@ export function readNpy(bytes: Uint8Array): Tensor {
   const headerLength = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
   const dataStart = prefix + headerLength;
   if (dataStart > bytes.length) throw new WeightFileError(`npy: header length ${headerLength} exceeds the file`);
+  if (headerLength > MAX_HEADER_BYTES) {
+    throw new WeightFileError(`npy: header of ${headerLength} bytes is longer than numpy's limit of ${MAX_HEADER_BYTES}`);
+  }
   // v1/v2 headers are latin-1, v3 UTF-8; the fields we read are ASCII either way.
   const header = parseHeader(new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(bytes.subarray(prefix, dataStart)));
 

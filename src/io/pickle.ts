@@ -7,6 +7,14 @@
 // Array, dict → Map, set/frozenset → Set. An allowlisted global becomes a PickleGlobal;
 // REDUCE / NEWOBJ on it call its factory with the argument tuple. BUILD never calls
 // anything: the state is recorded and can be read back with getPickleState().
+//
+// Work is bounded by the input: every opcode reads at least one byte and does work in
+// proportion to the bytes it reads or the items it pops, except where a memoised value is
+// handed on again (a factory's arguments, a persistent id). Those are charged by their size
+// against WORK_PER_BYTE · length, so a short pickle cannot pass one long list to a thousand calls.
+// Memory is bounded too: a one-byte opcode can make a container (an empty dict costs V8 about
+// 200 bytes and 2 µs), so a pickle may make at most one per BYTES_PER_CONTAINER bytes of its file,
+// and its stack may hold at most STACK_ITEMS items (CPython's pickler pushes at most 1,000 at a time).
 
 import { WeightFileError } from './errors.js';
 
@@ -23,6 +31,11 @@ export interface UnpickleOptions {
   readonly globals: ReadonlyMap<string, PickleGlobalFactory>;
   /** Resolves persistent ids (BINPERSID / PERSID); without it they are refused. */
   readonly persistentLoad?: (pid: unknown) => unknown;
+  /**
+   * Size of the file the pickle belongs to (a torch zip's data.pkl is a small part of it): the
+   * pickle's allowances of work and containers scale with it. Default: the bytes from `start` on.
+   */
+  readonly fileBytes?: number;
 }
 
 export interface UnpickleResult {
@@ -41,6 +54,37 @@ export function getPickleState(obj: object): unknown {
 /** Python ints up to this many bytes; longer LONG1/LONG4 payloads are refused (no state dict needs them). */
 const MAX_LONG_BYTES = 64;
 
+/**
+ * Items of arguments and persistent ids a pickle may hand over per byte of input, plus a fixed
+ * allowance. A torch pickle hands over fewer than one: each call's arguments are mostly fresh.
+ */
+const WORK_PER_BYTE = 8;
+const WORK_ALLOWANCE = 1 << 20;
+
+/**
+ * Containers (dicts, lists, tuples, sets, marks, call results) a pickle may make: one per this
+ * many bytes of its file, plus a fixed allowance. A torch.save file has one per 100+ bytes (its
+ * storages' bytes count too); an all-`}` pickle of 8 MiB would otherwise take 1.7 GB and 16 s.
+ */
+const BYTES_PER_CONTAINER = 16;
+const CONTAINER_ALLOWANCE = 1 << 16;
+
+/** Items the stack may hold, counting those below its MARKs: this many, or one per 8 bytes of the file. */
+const STACK_ITEMS = 1 << 20;
+
+/** EMPTY_DICT/LIST/TUPLE/SET, MARK, TUPLE1-3, DICT, FROZENSET, REDUCE, NEWOBJ(_EX), OBJ, INST, (BIN)PERSID. */
+const MAKES_CONTAINER = new Uint8Array(256);
+for (const code of [0x7d, 0x5d, 0x29, 0x8f, 0x28, 0x85, 0x86, 0x87, 0x64, 0x91, 0x52, 0x81, 0x92, 0x6f, 0x69, 0x51, 0x50]) {
+  MAKES_CONTAINER[code] = 1;
+}
+
+/** The items a factory may look at without recursing: a container's length, a string's or bytes' length. */
+function shallowSize(value: unknown): number {
+  if (Array.isArray(value) || typeof value === 'string' || value instanceof Uint8Array) return 1 + value.length;
+  if (value instanceof Map || value instanceof Set) return 1 + value.size;
+  return 1;
+}
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Unpickles one pickle starting at `start`. */
@@ -57,10 +101,31 @@ class Unpickler {
   /** Opcode being executed and where, for error messages. */
   private opcodeName = '';
   private opcodeAt = 0;
+  /** Work the rest of this pickle may do on values handed on again (see WORK_PER_BYTE). */
+  private workLeft: number;
+  /** Containers the rest of this pickle may make (see BYTES_PER_CONTAINER). */
+  private containersLeft: number;
+  /** Items in the stacks saved by MARK, and how many the stacks may hold together (see STACK_ITEMS). */
+  private itemsBelow = 0;
+  private readonly stackLimit: number;
 
   constructor(private readonly bytes: Uint8Array, private readonly options: UnpickleOptions, start: number) {
     this.pos = start;
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const size = options.fileBytes ?? bytes.length - start;
+    this.workLeft = WORK_PER_BYTE * size + WORK_ALLOWANCE;
+    this.containersLeft = Math.floor(size / BYTES_PER_CONTAINER) + CONTAINER_ALLOWANCE;
+    this.stackLimit = Math.max(STACK_ITEMS, size / 8);
+  }
+
+  /** Charges the work of looking at `values` once more; fails when the pickle has used up its share. */
+  private charge(values: readonly unknown[]): void {
+    let work = 1;
+    for (const value of values) work += shallowSize(value);
+    this.workLeft -= work;
+    if (this.workLeft < 0) {
+      this.fail(`more work than a ${this.options.fileBytes ?? this.bytes.length}-byte file can ask for (the same values passed to calls over and over)`);
+    }
   }
 
   private fail(message: string): never {
@@ -125,6 +190,7 @@ class Unpickler {
   // --- the stack -------------------------------------------------------------------------
 
   private push(value: unknown): void {
+    if (this.stack.length + this.itemsBelow >= this.stackLimit) this.fail(`stack of more than ${this.stackLimit} items`);
     this.stack.push(value);
   }
 
@@ -140,6 +206,7 @@ class Unpickler {
 
   private mark(): void {
     this.metastack.push(this.stack);
+    this.itemsBelow += this.stack.length;
     this.stack = [];
   }
 
@@ -148,6 +215,7 @@ class Unpickler {
     const items = this.stack;
     const below = this.metastack.pop();
     if (below === undefined) this.fail('no MARK to pop to');
+    this.itemsBelow -= below.length;
     this.stack = below;
     return items;
   }
@@ -196,12 +264,14 @@ class Unpickler {
   private call(callable: unknown, args: unknown): unknown {
     if (!(callable instanceof PickleGlobal)) this.fail(`cannot call ${describe(callable)}`);
     if (!Array.isArray(args)) this.fail(`arguments to ${callable.name} are ${describe(args)}, not a tuple`);
+    this.charge(args);
     return callable.factory(args);
   }
 
   private persistent(pid: unknown): unknown {
     const load = this.options.persistentLoad;
     if (load === undefined) this.fail('persistent id found but no persistent_load was supplied');
+    this.charge(Array.isArray(pid) ? pid : [pid]);
     return load(pid);
   }
 
@@ -224,6 +294,9 @@ class Unpickler {
       this.opcodeAt = this.pos;
       const code = bytes[this.pos++];
       this.opcodeName = OPCODE_NAMES.get(code) ?? `0x${code.toString(16).padStart(2, '0')}`;
+      if (MAKES_CONTAINER[code] && --this.containersLeft < 0) {
+        this.fail(`more containers than a ${this.options.fileBytes ?? bytes.length}-byte file can hold (one per ${BYTES_PER_CONTAINER} bytes, beyond the first ${CONTAINER_ALLOWANCE})`);
+      }
       switch (code) {
         case 0x80: { // PROTO
           const version = this.u8();

@@ -7,7 +7,7 @@
 // the tensors tile it exactly (no gaps, no overlap), all little-endian and row-major.
 
 import { Tensor, numel, shapeToString } from '../core/tensor.js';
-import { ELEMENT_SIZE, type FileDType, type ReadOptions, decodeElements, encodeLittleEndian } from './elements.js';
+import { ELEMENT_SIZE, type FileDType, type ReadOptions, checkRank, decodeElements, encodeLittleEndian } from './elements.js';
 import { WeightFileError } from './errors.js';
 
 const DTYPES: Readonly<Record<string, FileDType>> = {
@@ -17,6 +17,13 @@ const DTYPES: Readonly<Record<string, FileDType>> = {
 
 /** The reference implementation's limit on header size. */
 const MAX_HEADER_BYTES = 100_000_000;
+
+/**
+ * The shortest valid entry, `"":{"dtype":"I8","shape":[],"data_offsets":[0,0]},`, spends 17 bytes
+ * per object or array; a header with more '{' and '[' than one per this many bytes is refused
+ * before JSON.parse builds them (each costs V8 ~100 bytes: 100 MB of `[` would take gigabytes).
+ */
+const BYTES_PER_JSON_CONTAINER = 16;
 
 const METADATA_KEY = '__metadata__';
 
@@ -36,7 +43,9 @@ function parseEntry(name: string, info: unknown): Entry {
   const { dtype, shape, data_offsets: offsets } = info as Record<string, unknown>;
   if (typeof dtype !== 'string' || !Object.hasOwn(DTYPES, dtype)) return bad(`unsupported dtype ${JSON.stringify(dtype)}`);
   const isIndex = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
-  if (!Array.isArray(shape) || !shape.every(isIndex)) return bad(`invalid shape ${JSON.stringify(shape)}`);
+  if (!Array.isArray(shape)) return bad(`invalid shape ${JSON.stringify(shape)}`);
+  checkRank(shape.length, `safetensors: tensor '${name}'`);
+  if (!shape.every(isIndex)) return bad(`invalid shape ${JSON.stringify(shape)}`);
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isIndex) || offsets[0] > offsets[1]) {
     return bad(`invalid data_offsets ${JSON.stringify(offsets)}`);
   }
@@ -61,6 +70,12 @@ export function readSafetensors(bytes: Uint8Array, options: ReadOptions = {}): M
     throw new WeightFileError(`safetensors: header length ${headerLength} exceeds the ${bytes.length}-byte file`);
   }
   const dataStart = 8 + Number(headerLength);
+  let containers = 0;
+  for (let i = 8; i < dataStart; i++) if (bytes[i] === 0x7b || bytes[i] === 0x5b) containers++; // '{', '['
+  if (containers > Number(headerLength) / BYTES_PER_JSON_CONTAINER + 64) {
+    throw new WeightFileError(`safetensors: a ${headerLength}-byte header with ${containers} objects and arrays ` +
+      `(a valid one has at most one per ${BYTES_PER_JSON_CONTAINER} bytes)`);
+  }
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, dataStart)));

@@ -2,6 +2,11 @@
 // pre-1.6 stream — through the restricted unpickler, materialising every tensor view as
 // a contiguous Tensor (float types → float32, integer and bool types → int64).
 //
+// What a file of n bytes may cost is bounded by n: the zip directory and every record are checked
+// against the archive (zip.ts), the pickle's work and containers against the file (pickle.ts), the copies
+// that views need — torch loads `torch.zeros(1).expand(2**28)` as a 1-element view, we copy it out —
+// against ReadOptions.expansionLimit (4n + 64 MiB by default), before anything is allocated.
+//
 // Zip layout:     <root>/data.pkl      the pickle; tensors reduce to _rebuild_tensor_v2
 //                                      over persistent ids ('storage', type, key, location, numel)
 //                 <root>/data/<key>    raw storage bytes, byte order from <root>/byteorder
@@ -11,13 +16,14 @@
 //                 main pickle with ids ('storage', type, root_key, location, numel, view_metadata),
 //                 pickle([storage keys]), then per key: int64 element count + raw bytes.
 
-import { unzipSync } from 'fflate';
-import { Tensor, type TensorData, numel } from '../core/tensor.js';
+import { Tensor, type TensorData, numel, shapeToString } from '../core/tensor.js';
 import {
-  ELEMENT_SIZE, type FileDType, type ReadOptions, checkStridedView, decodeElements, gatherStrided, isContiguous,
+  ELEMENT_SIZE, type FileDType, type ReadOptions, checkStridedView, decodeElements, defaultExpansionLimit,
+  gatherStrided, isContiguous,
 } from './elements.js';
 import { WeightFileError } from './errors.js';
 import { PickleGlobal, type PickleGlobalFactory, unpickle } from './pickle.js';
+import { readZipDirectory, readZipRecord } from './zip.js';
 
 const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
 const LEGACY_PROTOCOL_VERSION = 1001;
@@ -98,7 +104,7 @@ export const STATE_DICT_GLOBALS: ReadonlyMap<string, PickleGlobalFactory> = new 
 
 /** The ('storage', type, key, location, numel[, view_metadata]) tuple as a StorageRef. */
 function storageFromPersistentId(pid: unknown, dtypes: Map<string, FileDType>): StorageRef {
-  if (!Array.isArray(pid) || pid.length < 5) throw new WeightFileError('persistent id is not a storage tuple');
+  if (!Array.isArray(pid) || pid.length < 5 || pid.length > 6) throw new WeightFileError('persistent id is not a storage tuple');
   const [kind, type, key, , , viewMetadata] = pid.map((item) =>
     item instanceof Uint8Array ? new TextDecoder().decode(item) : item); // Python 2 files store str as bytes
   if (kind !== 'storage') throw new WeightFileError(`unsupported persistent id '${String(kind)}' (only storages)`);
@@ -121,13 +127,38 @@ function storageFromPersistentId(pid: unknown, dtypes: Map<string, FileDType>): 
   return new StorageRef(key, dtype, start as number, length as number);
 }
 
+function formatBytes(bytes: number): string {
+  if (!Number.isFinite(bytes)) return 'unbounded bytes';
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let k = 0;
+  while (bytes >= 1024 && k < units.length - 1) bytes /= 1024, k++;
+  return `${k === 0 ? bytes : bytes.toFixed(bytes < 10 ? 1 : 0)} ${units[k]}`;
+}
+
+/** What a file may still grow into (ReadOptions.expansionLimit), charged before each allocation it pays for. */
+class ExpansionBudget {
+  private left: number;
+
+  constructor(private readonly fileBytes: number, private readonly limit: number) {
+    this.left = limit;
+  }
+
+  charge(bytes: number, what: string): void {
+    if (!(bytes <= this.left)) {
+      throw new WeightFileError(`${what} needs ${formatBytes(bytes)}, beyond the ${formatBytes(this.limit)} ` +
+        `a ${this.fileBytes}-byte file may expand into (ReadOptions.expansionLimit, by default 4 × the file's size + 64 MiB)`);
+    }
+    this.left -= bytes;
+  }
+}
+
 /**
  * Replaces every TensorView reachable through lists, tuples and dicts (dict values) by a
  * contiguous Tensor. Iterative, and each container is visited once, so deep or cyclic
  * pickles cannot overflow the stack or loop. `storage(key)` decodes a whole storage.
  */
-function materialise(root: unknown, storage: (key: string) => TensorData): unknown {
-  if (root instanceof TensorView) return toTensor(root, '<root>', storage(root.storage.key), true);
+function materialise(root: unknown, storage: (key: string) => TensorData, budget: ExpansionBudget): unknown {
+  if (root instanceof TensorView) return toTensor(root, '<root>', storage(root.storage.key), true, budget);
 
   // 1. Find every place a TensorView sits, with a path for error messages.
   const slots: { view: TensorView; path: string; set: (tensor: Tensor) => void }[] = [];
@@ -163,7 +194,7 @@ function materialise(root: unknown, storage: (key: string) => TensorData): unkno
     let tensor = tensors.get(view);
     if (tensor === undefined) {
       const exclusive = viewsOfStorage.get(view.storage.key)!.size === 1;
-      tensor = toTensor(view, path, storage(view.storage.key), exclusive);
+      tensor = toTensor(view, path, storage(view.storage.key), exclusive, budget);
       tensors.set(view, tensor);
     }
     set(tensor);
@@ -171,8 +202,11 @@ function materialise(root: unknown, storage: (key: string) => TensorData): unkno
   return root;
 }
 
-/** One view of decoded storage `data` as a contiguous Tensor; `exclusive`: no other view needs `data`. */
-function toTensor(view: TensorView, path: string, data: TensorData, exclusive: boolean): Tensor {
+/**
+ * One view of decoded storage `data` as a contiguous Tensor; `exclusive`: no other view needs
+ * `data`. Any copy is charged to `budget` first: its size is the view's, not the storage's.
+ */
+function toTensor(view: TensorView, path: string, data: TensorData, exclusive: boolean, budget: ExpansionBudget): Tensor {
   const { start } = view.storage;
   const length = view.storage.length ?? data.length - start;
   if (start + length > data.length) {
@@ -185,6 +219,8 @@ function toTensor(view: TensorView, path: string, data: TensorData, exclusive: b
   if (exclusive && offset === 0 && numel(size) === data.length && isContiguous(size, stride)) {
     return new Tensor(data, size); // the common case: saves a copy of every weight
   }
+  budget.charge(numel(size) * data.BYTES_PER_ELEMENT, `tensor '${path}': copying its view (size ${shapeToString(size)}, ` +
+    `stride ${shapeToString(stride)}) of a ${length}-element storage`);
   try {
     return new Tensor(gatherStrided(data, offset, size, stride), size);
   } catch (error) {
@@ -194,9 +230,13 @@ function toTensor(view: TensorView, path: string, data: TensorData, exclusive: b
   }
 }
 
-/** Decodes each storage once, on first use, so views sharing a storage share the work. */
+/**
+ * Decodes each storage once, on first use, so views sharing a storage share the work. `bytesOf`
+ * says whether the bytes are the reader's own (then tensors may be views of them).
+ */
 function storageDecoder(
-  dtypes: ReadonlyMap<string, FileDType>, bytesOf: (key: string) => Uint8Array, littleEndian: boolean, copy: boolean,
+  dtypes: ReadonlyMap<string, FileDType>, bytesOf: (key: string) => { bytes: Uint8Array; owned: boolean },
+  littleEndian: boolean, copy: boolean,
 ): (key: string) => TensorData {
   const decoded = new Map<string, TensorData>();
   return (key) => {
@@ -204,49 +244,51 @@ function storageDecoder(
     if (data === undefined) {
       const dtype = dtypes.get(key);
       if (dtype === undefined) throw new WeightFileError(`storage '${key}' has no type`);
-      data = decodeElements(bytesOf(key), dtype, littleEndian, copy);
+      const { bytes, owned } = bytesOf(key);
+      data = decodeElements(bytes, dtype, littleEndian, copy && !owned);
       decoded.set(key, data);
     }
     return data;
   };
 }
 
-function loadZip(bytes: Uint8Array): unknown {
-  let files: Record<string, Uint8Array>;
-  try {
-    files = unzipSync(bytes);
-  } catch (error) {
-    throw new WeightFileError(`corrupt or truncated zip archive: ${(error as Error).message}`, { cause: error });
-  }
-  const pickles = Object.keys(files).filter((name) => /^[^/]+\/data\.pkl$/.test(name));
+function loadZip(bytes: Uint8Array, options: ReadOptions): unknown {
+  const records = readZipDirectory(bytes);
+  const pickles = [...records.keys()].filter((name) => /^[^/]+\/data\.pkl$/.test(name));
   if (pickles.length !== 1) {
     throw new WeightFileError(pickles.length === 0
       ? 'zip archive has no <root>/data.pkl: not a torch.save file'
       : `zip archive has ${pickles.length} data.pkl records`);
   }
   const root = pickles[0].slice(0, -'data.pkl'.length);
-  const file = (name: string): Uint8Array | undefined =>
-    (Object.hasOwn(files, root + name) ? files[root + name] : undefined);
+  const budget = new ExpansionBudget(bytes.length, options.expansionLimit ?? defaultExpansionLimit(bytes.length));
+  /** A record's bytes; owned: inflated into an array of our own rather than a view of `bytes`. */
+  const file = (name: string): { bytes: Uint8Array; owned: boolean } | undefined => {
+    const record = records.get(root + name);
+    if (record === undefined) return undefined;
+    if (record.method !== 0) budget.charge(record.size, `inflating zip record '${record.name}'`);
+    return { bytes: readZipRecord(bytes, record), owned: record.method !== 0 };
+  };
 
   const byteorder = file('byteorder');
-  const order = byteorder === undefined ? 'little' : new TextDecoder().decode(byteorder).trim();
+  const order = byteorder === undefined ? 'little' : new TextDecoder().decode(byteorder.bytes).trim();
   if (order !== 'little' && order !== 'big') throw new WeightFileError(`unknown byteorder '${order}'`);
 
   const dtypes = new Map<string, FileDType>();
-  const { value } = unpickle(file('data.pkl')!, {
+  const { value } = unpickle(file('data.pkl')!.bytes, {
     globals: STATE_DICT_GLOBALS,
     persistentLoad: (pid) => storageFromPersistentId(pid, dtypes),
+    fileBytes: bytes.length,
   });
-  const bytesOf = (key: string): Uint8Array => {
+  const bytesOf = (key: string): { bytes: Uint8Array; owned: boolean } => {
     const data = file(`data/${key}`);
     if (data === undefined) throw new WeightFileError(`storage '${key}' is missing from the zip archive`);
     return data;
   };
-  // The unzipped records are this function's own copies: tensors may be views of them.
-  return materialise(value, storageDecoder(dtypes, bytesOf, order === 'little', false));
+  return materialise(value, storageDecoder(dtypes, bytesOf, order === 'little', options.copy ?? true), budget);
 }
 
-function loadLegacy(bytes: Uint8Array, copy: boolean): unknown {
+function loadLegacy(bytes: Uint8Array, options: ReadOptions): unknown {
   const noGlobals = { globals: new Map<string, PickleGlobalFactory>() };
   const magic = unpickle(bytes, noGlobals);
   if (magic.value !== LEGACY_MAGIC) throw new WeightFileError('not a torch file: legacy magic number missing');
@@ -283,12 +325,13 @@ function loadLegacy(bytes: Uint8Array, copy: boolean): unknown {
     storages.set(key, bytes.subarray(pos + 8, pos + 8 + Number(byteLength)));
     pos += 8 + Number(byteLength);
   }
-  const bytesOf = (key: string): Uint8Array => {
+  const bytesOf = (key: string): { bytes: Uint8Array; owned: boolean } => {
     const data = storages.get(key);
     if (data === undefined) throw new WeightFileError(`storage '${key}' is missing from the file`);
-    return data;
+    return { bytes: data, owned: false };
   };
-  return materialise(main.value, storageDecoder(dtypes, bytesOf, littleEndian, copy));
+  const budget = new ExpansionBudget(bytes.length, options.expansionLimit ?? defaultExpansionLimit(bytes.length));
+  return materialise(main.value, storageDecoder(dtypes, bytesOf, littleEndian, options.copy ?? true), budget);
 }
 
 export function isTorchZip(bytes: Uint8Array): boolean {
@@ -305,8 +348,8 @@ export function isTorchLegacy(bytes: Uint8Array): boolean {
  * and every tensor as a contiguous Tensor. Throws WeightFileError for anything else.
  */
 export function loadTorchFile(bytes: Uint8Array, options: ReadOptions = {}): unknown {
-  if (isTorchZip(bytes)) return loadZip(bytes);
-  if (isTorchLegacy(bytes)) return loadLegacy(bytes, options.copy ?? true);
+  if (isTorchZip(bytes)) return loadZip(bytes, options);
+  if (isTorchLegacy(bytes)) return loadLegacy(bytes, options);
   throw new WeightFileError('not a torch file (neither a torch.save zip archive nor a legacy torch pickle)');
 }
 

@@ -16,4 +16,4 @@ export {
   centerCrop,
   toTensor,
 } from './transforms.js';
-export { ImageFileError, decodeImage, readImage } from './decode.js';
+export { ImageFileError, type DecodeOptions, decodeImage, defaultMaxPixels, readImage } from './decode.js';

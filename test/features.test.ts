@@ -43,15 +43,7 @@ function noHooksLeft(model: ResNet): boolean {
   return [...model.modules()].every((m) => !m.hasForwardHooks());
 }
 
-test('forwardHead(forwardFeatures(x)) is forward(x)', () => {
-  for (const name of ['resnet18', 'resnet50'] as const) {
-    const model = filledModel(name);
-    const x = deterministicInput([2, 3, 64, 64]);
-    assert.equal(maxAbsDiff(model.forwardHead(model.forwardFeatures(x)), model.forward(x)), 0, name);
-  }
-});
-
-test('every top-level output in one pass equals the module-by-module run; layer4 and fc equal the fused forward', () => {
+test('every top-level output in one pass equals the module-by-module run; fc equals the planned forward', () => {
   for (const name of ['resnet18', 'resnext50_32x4d'] as const) {
     const model = filledModel(name);
     const x = deterministicInput([2, 3, 64, 64]);
@@ -59,7 +51,7 @@ test('every top-level output in one pass equals the module-by-module run; layer4
     assert.deepEqual([...features.keys()], ALL);
     assert.ok(noHooksLeft(model), 'hooks removed');
     const unfused = (() => {
-      // BN folding off everywhere: hook every module for the reference run.
+      // Nothing fused: every module hooked, each call a plan of its own without folding.
       const removers = [...model.modules()].map((m) => m.registerForwardHook(() => undefined));
       try {
         return moduleByModule(model, x);
@@ -68,7 +60,6 @@ test('every top-level output in one pass equals the module-by-module run; layer4
       }
     })();
     for (const key of ALL) assertCloseToReference(features.get(key)!, unfused.get(key)!, 1e-5, `${name} ${key}`);
-    assertCloseToReference(features.get('layer4')!, model.forwardFeatures(x), 1e-5, `${name} layer4 vs forwardFeatures`);
     assertCloseToReference(features.get('fc')!, model.forward(x), 1e-5, `${name} fc vs forward`);
     assert.deepEqual(features.get('avgpool')!.shape, [2, model.fc.inFeatures, 1, 1]);
   }

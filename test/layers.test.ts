@@ -1,5 +1,5 @@
 // Keeps the layering of src/ visible and enforced: each folder imports only from the folders
-// below it (core → backends → ops → nn → models → tools → cli), never upwards.
+// below it (core → backends → ops → plan → nn → models → tools → cli), never upwards.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,20 +9,22 @@ import { repoRoot } from './helpers/paths.js';
 
 /**
  * What each folder of src/ may import. Formats (io), image preprocessing and the weight
- * descriptors only need tensors, so they sit low; models may use them to load weights.
+ * descriptors only need tensors, so they sit low; models may use them to load weights. The
+ * inference plan works on traced ops, below the modules that run it in eval mode.
  */
 const ALLOWED: Record<string, string[]> = {
   core: [],
   backends: ['core'],
   ops: ['core', 'backends'],
-  nn: ['core', 'backends', 'ops'],
+  plan: ['core', 'backends', 'ops'],
+  nn: ['core', 'backends', 'ops', 'plan'],
   io: ['core'],
   preprocess: ['core', 'io'],
   weights: ['core', 'io', 'preprocess'],
-  models: ['core', 'backends', 'ops', 'nn', 'io', 'weights', 'preprocess'],
-  tools: ['core', 'backends', 'ops', 'nn', 'io', 'weights', 'preprocess', 'models'],
-  cli: ['core', 'backends', 'ops', 'nn', 'io', 'weights', 'preprocess', 'models', 'tools'],
-  web: ['core', 'backends', 'ops', 'nn', 'io', 'weights', 'preprocess', 'models', 'tools'],
+  models: ['core', 'backends', 'ops', 'plan', 'nn', 'io', 'weights', 'preprocess'],
+  tools: ['core', 'backends', 'ops', 'plan', 'nn', 'io', 'weights', 'preprocess', 'models'],
+  cli: ['core', 'backends', 'ops', 'plan', 'nn', 'io', 'weights', 'preprocess', 'models', 'tools'],
+  web: ['core', 'backends', 'ops', 'plan', 'nn', 'io', 'weights', 'preprocess', 'models', 'tools'],
 };
 
 const src = join(repoRoot, 'src');

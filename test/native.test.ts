@@ -36,8 +36,11 @@ test('native backend: a weight changed in place is packed again', { skip }, () =
   const weight = random([6, 4, 3, 3]);
   const p: Conv2dParams = { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 };
   backend.conv2d(x, weight, null, p, 5, 5);
-  weight.f32.fill(0.5);
-  assertCloseToReference(backend.conv2d(x, weight, null, p, 5, 5), ref.conv2d(x, weight, null, p, 5, 5), REL_TOL, 'repacked');
+  weight.fill_(0.5);
+  assertCloseToReference(backend.conv2d(x, weight, null, p, 5, 5), ref.conv2d(x, weight, null, p, 5, 5), REL_TOL, 'repacked after fill_');
+  weight.f32[17] = -3; // a write into data, announced
+  weight.bumpVersion();
+  assertCloseToReference(backend.conv2d(x, weight, null, p, 5, 5), ref.conv2d(x, weight, null, p, 5, 5), REL_TOL, 'repacked after bumpVersion');
 });
 
 test('native backend: a weight packed with a folded scale or another stride is never mistaken for itself', { skip }, () => {
@@ -57,7 +60,7 @@ test('native backend: a released output is reused for the next output of its siz
   const other = backend.relu(x);
   assert.notEqual(other.data, again.data, 'released once, handed out once');
   assert.notEqual(other.data, x.data);
-  // A model's forward pass releases its blocks' intermediates and stays right.
+  // A model's planned forward pass releases its activations after their last use and stays right.
   const model = filled('resnet50');
   const input = deterministicInput([1, 3, 64, 64]);
   const expected = withBackend('ref', () => model.forward(input));
@@ -66,7 +69,7 @@ test('native backend: a released output is reused for the next output of its siz
   }
 });
 
-test('native backend: a forward pass frees block inputs it owns, never a tensor a hook saw', { skip }, () => {
+test('native backend: a planned forward pass releases its own activations, never a tensor a hook saw', { skip }, () => {
   const model = filled('resnet18');
   const input = deterministicInput([1, 3, 64, 64]);
   const expected = withBackend('ref', () => model.forward(input));

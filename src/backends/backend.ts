@@ -68,7 +68,7 @@ export interface Backend {
   /**
    * x (N, C, H, W), weight (O, C/groups, kh, kw), bias (O) or null → (N, O, OH, OW), with the
    * epilogue applied. A backend may cache work derived from `weight` (packing) keyed by the
-   * tensor object: weights passed here are treated as immutable.
+   * tensor object, its version (Tensor.version) and the scale array's identity.
    */
   conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, params: Conv2dParams, outH: number, outW: number, epilogue?: ConvEpilogue): Tensor;
   /** y[n,c,h,w] = x[n,c,h,w] * scale[c] + shift[c]; batch norm in both modes reduces to this. */
@@ -83,10 +83,10 @@ export interface Backend {
   /** x (N, I), weight (O, I), bias (O) or null → (N, O). */
   linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor;
   /**
-   * Optional: `t`, an output of this backend, will never be read again (an intermediate of a
-   * fused forward pass that nobody else can see). A backend whose outputs live in its own
-   * memory (wasm) frees it now instead of when the garbage collector finds it; anything else is
-   * ignored.
+   * Optional: `t`, an output of this backend, will never be read again (an activation of an
+   * inference plan after its last use, src/plan). A backend may hand its memory out again for
+   * a later output (native recycles the array; wasm frees the block now instead of when the
+   * garbage collector finds it); anything else is ignored.
    */
   release?(t: Tensor): void;
 }

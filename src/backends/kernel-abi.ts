@@ -1,6 +1,6 @@
 // What the backends built on csrc/kernels.h (native and wasm) share about its C API: the
-// rk_conv2d_shape fields, what a packed weight depends on, and the guard against weights
-// changed in place after packing.
+// rk_conv2d_shape fields and what a packed weight depends on (besides the weight tensor's
+// version, Tensor.version).
 
 import type { Tensor } from '../core/tensor.js';
 import type { Conv2dParams } from './backend.js';
@@ -23,17 +23,4 @@ export function convShapeFields(x: Tensor, weight: Tensor, p: Conv2dParams, outH
  */
 export function packingKey(shape: ArrayLike<number>, layout: number): string {
   return `${layout}:${[1, 4, 7, 8, 9, 10, 13, 14, 15].map((field) => shape[field]).join(',')}`;
-}
-
-/** 16 evenly spaced elements: a cheap guard against a weight changed in place after packing. */
-export function weightSamples(data: Float32Array): Float32Array {
-  const count = Math.min(16, data.length);
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) out[i] = data[Math.floor((i * (data.length - 1)) / Math.max(1, count - 1))];
-  return out;
-}
-
-export function sameSamples(a: Float32Array, b: Float32Array): boolean {
-  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return false;
-  return true;
 }

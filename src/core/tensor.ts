@@ -1,6 +1,12 @@
 // The tensor every layer of resnet-ts passes around: a dense, contiguous, row-major
 // (C order) array with a shape and a dtype. Views with strides exist only inside the
 // file readers, which materialise them into contiguous tensors.
+//
+// Every tensor carries a version (torch's `_version`): a stamp that changes whenever the
+// library writes into its data in place (copy_, fill_, set_, the initialisers, BatchNorm's
+// running statistics, loadStateDict). Caches derived from a tensor's values (packed weights,
+// BatchNorm folded into a convolution) key on (tensor, version): they know, they do not guess.
+// Code that writes into `tensor.data` itself calls `tensor.bumpVersion()` afterwards.
 
 export type DType = 'float32' | 'int64';
 
@@ -22,6 +28,17 @@ export function shapesEqual(a: Shape, b: Shape): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
+/**
+ * The source of version stamps. One clock for all tensors, so that a stamp is never reused:
+ * a tensor that adopts another's counter (set_) can never show a stamp a cache saw before.
+ */
+let versionClock = 0;
+
+/** A version counter, shared by a tensor and its reshaped views (they write the same data). */
+interface VersionCounter {
+  stamp: number;
+}
+
 function checkShape(shape: Shape): void {
   for (const d of shape) {
     if (!Number.isInteger(d) || d < 0) throw new RangeError(`invalid tensor shape ${shapeToString(shape)}`);
@@ -34,6 +51,7 @@ export class Tensor {
   readonly data: TensorData;
   /** A meta tensor has a shape and no data: summaries run the network on these to get shapes for free. */
   readonly isMeta: boolean;
+  #version: VersionCounter;
 
   constructor(data: TensorData, shape: Shape, meta = false) {
     checkShape(shape);
@@ -45,6 +63,26 @@ export class Tensor {
     this.data = data;
     this.shape = Object.freeze([...shape]);
     this.dtype = data instanceof BigInt64Array ? 'int64' : 'float32';
+    this.#version = { stamp: ++versionClock };
+  }
+
+  /**
+   * Changes whenever the library writes into this tensor's data in place (and for its reshaped
+   * views, which share the data). Equal versions mean unchanged values, as long as writes
+   * through `data` are followed by bumpVersion().
+   */
+  get version(): number {
+    return this.#version.stamp;
+  }
+
+  /**
+   * Marks the data as changed: call it after writing into `data` directly (the library's own
+   * in-place writes do it), so that caches keyed on the version (packed weights, folded
+   * BatchNorm) are rebuilt.
+   */
+  bumpVersion(): this {
+    this.#version.stamp = ++versionClock;
+    return this;
   }
 
   static zeros(shape: Shape, dtype: DType = 'float32'): Tensor {
@@ -93,7 +131,9 @@ export class Tensor {
     if (numel(resolved) !== this.size) {
       throw new RangeError(`cannot reshape tensor of shape ${shapeToString(this.shape)} to ${shapeToString(shape)}`);
     }
-    return new Tensor(this.data, resolved, this.isMeta);
+    const view = new Tensor(this.data, resolved, this.isMeta);
+    view.#version = this.#version;
+    return view;
   }
 
   clone(): Tensor {
@@ -116,7 +156,7 @@ export class Tensor {
     } else {
       this.data.set(src.data);
     }
-    return this;
+    return this.bumpVersion();
   }
 
   /**
@@ -130,13 +170,16 @@ export class Tensor {
       );
     }
     (this as { data: TensorData }).data = src.data;
-    return this;
+    // From now on both write the same data: one counter, moved on so that no cache of either
+    // tensor's old values matches.
+    this.#version = src.#version;
+    return this.bumpVersion();
   }
 
   fill_(value: number): this {
     if (this.data instanceof BigInt64Array) this.data.fill(BigInt(value));
     else this.data.fill(value);
-    return this;
+    return this.bumpVersion();
   }
 
   /** The single value of a one-element tensor, as a number. */

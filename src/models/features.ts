@@ -3,9 +3,10 @@
 // (conv1, bn1, relu, maxpool), the stages (layer1 … layer4), avgpool and fc, or any deeper
 // module by its state-dict path ('layer3.1', 'layer2.0.downsample').
 //
-// Each requested module gets a forward hook and nothing else does, so every other block keeps
-// its eval-mode BatchNorm folding. The pass stops as soon as the last stage that holds a
-// requested module has run: asking for layer1 costs the stem and layer1, not the whole net.
+// Each requested module gets a forward hook and nothing else does: in eval mode the model's
+// inference plan then computes exactly those outputs as tensors and fuses everything else as
+// usual. The pass stops as soon as the last stage that holds a requested module has run:
+// asking for layer1 costs the stem and layer1, not the whole net.
 
 import type { Tensor } from '../core/tensor.js';
 import { Bottleneck, type BasicBlock, type ResNet } from './resnet.js';
@@ -40,7 +41,7 @@ export function extractFeatures(model: ResNet, x: Tensor, names: readonly string
       removers.push(modules.get(name)!.registerForwardHook((_m, _input, output) => void outputs.set(name, output)));
     }
     // The stopper sits on a requested module or on the stage (a Sequential) holding one; a
-    // hook on a Sequential leaves its blocks' folding alone.
+    // hook on a Sequential leaves its blocks' fusion alone.
     removers.push(modules.get(lastStage)!.registerForwardHook(() => {
       throw new FeaturesComplete();
     }));

@@ -8,7 +8,6 @@ import * as F from '../ops/functional.js';
 import { constant_, kaimingNormal_, deferInit, isInitSkipped } from '../nn/init.js';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, ReLU, Sequential } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
-import { canFold, convBnFused } from '../nn/fuse.js';
 
 /** Builds the normalisation layer for a number of channels; BatchNorm2d by default. */
 export type NormLayer = (numFeatures: number) => Module;
@@ -23,26 +22,6 @@ export function conv3x3(inPlanes: number, outPlanes: number, stride = 1, groups 
 /** 1x1 convolution */
 export function conv1x1(inPlanes: number, outPlanes: number, stride = 1): Conv2d {
   return new Conv2d(inPlanes, outPlanes, 1, { stride, bias: false });
-}
-
-/**
- * The shortcut branch of a block. In eval mode a torchvision downsample (1×1 conv + BN) runs as
- * one convolution with the BN folded in.
- */
-function shortcut(downsample: Module | null, x: Tensor): { identity: Tensor; internal: boolean } {
-  if (!downsample) return { identity: x, internal: false };
-  if (shortcutFusible(downsample)) {
-    const [conv, norm] = (downsample as Sequential).layers;
-    return { identity: convBnFused(conv as Conv2d, norm as BatchNorm2d, x), internal: true };
-  }
-  return { identity: downsample.call(x), internal: false };
-}
-
-/** A downsample that runs as one fused convolution (so no hook or other module sees its input). */
-function shortcutFusible(downsample: Module): boolean {
-  if (!(downsample instanceof Sequential) || downsample.length !== 2 || downsample.hasForwardHooks()) return false;
-  const [conv, norm] = downsample.layers;
-  return canFold(conv, norm);
 }
 
 /** The blocks' shared constructor signature, so ResNet can build either kind. */
@@ -104,8 +83,7 @@ export class BasicBlock extends Module implements Block {
   }
 
   forward(x: Tensor): Tensor {
-    if (this.fusible()) return this.forwardFused(x);
-    const identity = this.downsample ? this.downsample.call(x) : x;
+    let identity = x;
 
     let out = this.conv1.call(x);
     out = this.bn1.call(out);
@@ -114,25 +92,14 @@ export class BasicBlock extends Module implements Block {
     out = this.conv2.call(out);
     out = this.bn2.call(out);
 
+    if (this.downsample) identity = this.downsample.call(x);
+
     out = F.add(out, identity);
-    return this.relu.call(out);
+    out = this.relu.call(out);
+
+    return out;
   }
 
-  /** Eval mode with BN foldable and no hooks inside: forward runs as fused convolutions. */
-  fusible(): boolean {
-    return canFold(this.conv1, this.bn1) && canFold(this.conv2, this.bn2) && !this.relu.hasForwardHooks();
-  }
-
-  /** Eval mode: BN folded into each conv; the residual add and the last ReLU in conv2's epilogue. */
-  private forwardFused(x: Tensor): Tensor {
-    const { identity, internal } = shortcut(this.downsample, x);
-    const out = convBnFused(this.conv1, this.bn1 as BatchNorm2d, x, { relu: true });
-    const y = convBnFused(this.conv2, this.bn2 as BatchNorm2d, out, { residual: identity, relu: true });
-    // Nobody else can hold these (no hooks inside a fused block): free them now.
-    F.release(out);
-    if (internal) F.release(identity);
-    return y;
-  }
 }
 
 /**
@@ -185,8 +152,7 @@ export class Bottleneck extends Module implements Block {
   }
 
   forward(x: Tensor): Tensor {
-    if (this.fusible()) return this.forwardFused(x);
-    const identity = this.downsample ? this.downsample.call(x) : x;
+    let identity = x;
 
     let out = this.conv1.call(x);
     out = this.bn1.call(out);
@@ -199,27 +165,14 @@ export class Bottleneck extends Module implements Block {
     out = this.conv3.call(out);
     out = this.bn3.call(out);
 
+    if (this.downsample) identity = this.downsample.call(x);
+
     out = F.add(out, identity);
-    return this.relu.call(out);
+    out = this.relu.call(out);
+
+    return out;
   }
 
-  /** Eval mode with BN foldable and no hooks inside: forward runs as fused convolutions. */
-  fusible(): boolean {
-    return canFold(this.conv1, this.bn1) && canFold(this.conv2, this.bn2) && canFold(this.conv3, this.bn3) && !this.relu.hasForwardHooks();
-  }
-
-  /** Eval mode: BN folded into each conv; the residual add and the last ReLU in conv3's epilogue. */
-  private forwardFused(x: Tensor): Tensor {
-    const { identity, internal } = shortcut(this.downsample, x);
-    const out1 = convBnFused(this.conv1, this.bn1 as BatchNorm2d, x, { relu: true });
-    const out2 = convBnFused(this.conv2, this.bn2 as BatchNorm2d, out1, { relu: true });
-    F.release(out1);
-    const y = convBnFused(this.conv3, this.bn3 as BatchNorm2d, out2, { residual: identity, relu: true });
-    // Nobody else can hold these (no hooks inside a fused block): free them now.
-    F.release(out2);
-    if (internal) F.release(identity);
-    return y;
-  }
 }
 
 export interface ResNetOptions {
@@ -329,70 +282,21 @@ export class ResNet extends Module {
     return new Sequential(...layers);
   }
 
-  /** The stem and the four stages: (N, 3, H, W) → (N, 512·expansion, H/32, W/32). */
-  forwardFeatures(x: Tensor): Tensor {
-    return this.features(x).x;
-  }
+  forward(x: Tensor): Tensor {
+    x = this.conv1.call(x);
+    x = this.bn1.call(x);
+    x = this.relu.call(x);
+    x = this.maxpool.call(x);
 
-  /**
-   * forwardFeatures, and whether the features tensor is this model's own (no hook saw it), so
-   * that forward may free it after the head.
-   */
-  private features(x: Tensor): { x: Tensor; owned: boolean } {
-    if (x.ndim !== 4 || x.shape[1] !== 3) {
-      throw new F.ShapeError(`ResNet expects an (N, 3, H, W) input, got shape [${x.shape.join(', ')}]`);
-    }
-    if (canFold(this.conv1, this.bn1) && !this.relu.hasForwardHooks()) {
-      const stem = convBnFused(this.conv1, this.bn1, x, { relu: true }); // eval mode: BN folded into conv1
-      x = this.maxpool.call(stem);
-      if (!this.maxpool.hasForwardHooks()) F.release(stem); // seen by nobody else
-    } else {
-      x = this.conv1.call(x);
-      x = this.bn1.call(x);
-      x = this.relu.call(x);
-      x = this.maxpool.call(x);
-    }
-    let owned = !this.maxpool.hasForwardHooks();
-    for (const stage of [this.layer1, this.layer2, this.layer3, this.layer4]) ({ x, owned } = runStage(stage, x, owned));
-    return { x, owned };
-  }
+    x = this.layer1.call(x);
+    x = this.layer2.call(x);
+    x = this.layer3.call(x);
+    x = this.layer4.call(x);
 
-  /** Global average pool and the classifier: features → (N, numClasses) logits. */
-  forwardHead(x: Tensor): Tensor {
     x = this.avgpool.call(x);
     x = F.flatten(x, 1);
-    return this.fc.call(x);
-  }
+    x = this.fc.call(x);
 
-  forward(x: Tensor): Tensor {
-    const features = this.features(x);
-    const logits = this.forwardHead(features.x);
-    if (features.owned && !this.avgpool.hasForwardHooks()) F.release(features.x);
-    return logits;
+    return x;
   }
-}
-
-/**
- * Runs one stage (a Sequential of blocks). In inference (every block fused), each block's input
- * is freed as soon as the block has run, when it is ours: made by the previous block or stage,
- * and seen by no hook (a hook could keep it). The backends then hand the same few arrays out
- * again, so a forward pass keeps its activations in warm memory and allocates almost nothing
- * (fresh arrays cost page faults and garbage collections, whose helper threads take cores
- * from the kernels). `owned` says whether x is ours; the result says the same of the output.
- */
-function runStage(stage: Sequential, x: Tensor, owned: boolean): { x: Tensor; owned: boolean } {
-  if (stage.hasForwardHooks()) return { x: stage.call(x), owned: false };
-  for (const block of stage.layers) {
-    const free =
-      owned &&
-      !block.hasForwardHooks() &&
-      (block instanceof BasicBlock || block instanceof Bottleneck) &&
-      block.fusible() &&
-      (!block.downsample || shortcutFusible(block.downsample));
-    const y = block.call(x);
-    if (free) F.release(x);
-    x = y;
-    owned = !block.hasForwardHooks();
-  }
-  return { x, owned };
 }

@@ -27,13 +27,13 @@ export function calculateGain(nonlinearity: Nonlinearity, param = 0.01): number 
 export function uniform_(t: Tensor, low: number, high: number, generator: Generator = getDefaultGenerator()): Tensor {
   const data = t.f32;
   for (let i = 0; i < data.length; i++) data[i] = generator.uniform(low, high);
-  return t;
+  return t.bumpVersion();
 }
 
 export function normal_(t: Tensor, mean: number, std: number, generator: Generator = getDefaultGenerator()): Tensor {
   const data = t.f32;
   for (let i = 0; i < data.length; i++) data[i] = mean + std * generator.normal();
-  return t;
+  return t.bumpVersion();
 }
 
 export function constant_(t: Tensor, value: number): Tensor {

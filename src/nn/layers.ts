@@ -118,6 +118,7 @@ export class BatchNorm2d extends Module {
     if (this.training && this.numBatchesTracked) {
       const count = this.numBatchesTracked.data as BigInt64Array;
       count[0] += 1n;
+      this.numBatchesTracked.bumpVersion();
     }
     return F.batchNorm2d(x, {
       runningMean: this.runningMean,

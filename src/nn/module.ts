@@ -1,8 +1,11 @@
 // The Module base class, as torch.nn.Module: named parameters, buffers and child modules in
 // registration order, train/eval mode, and state dicts whose keys are torch's dotted names
 // (`layer1.0.downsample.0.weight`). Those names are our wire format for weight files.
+// In eval mode a module's forward runs as an inference plan (src/plan) traced from it.
 
 import { Tensor, shapeToString, shapesEqual } from '../core/tensor.js';
+import { isTracing, recordScope, trace, type Trace } from '../ops/trace.js';
+import { Plan } from '../plan/index.js';
 
 export type StateDict = Map<string, Tensor>;
 
@@ -23,15 +26,8 @@ export class StateDictError extends Error {
 /** Buffers that torch lets a state dict omit (BatchNorm checkpoints from before torch 0.4.1). */
 const OPTIONAL_BUFFER_SUFFIX = 'num_batches_tracked';
 
-let epoch = 0;
-
-/**
- * A counter bumped whenever any module's tensors may have been replaced or its mode changed
- * (loadStateDict, train, eval); caches derived from parameters (folded BatchNorm) compare it.
- */
-export function stateEpoch(): number {
-  return epoch;
-}
+/** Inference plans a module keeps, one per input shape and set of hooked modules, most recent first. */
+const PLANS_PER_MODULE = 8;
 
 /** Called after a module's forward with its input and output (torch's forward hooks). */
 export type ForwardHook = (module: Module, input: Tensor, output: Tensor) => void;
@@ -43,15 +39,67 @@ export abstract class Module {
   readonly #children = new Map<string, Module>();
 
   readonly #forwardHooks = new Set<ForwardHook>();
+  /** Plans by `${input shape}|${indices of hooked modules}`, with the modules they were traced from. */
+  readonly #plans = new Map<string, { modules: Module[]; plan: Plan }>();
+
+  constructor() {
+    // `forward` is what a subclass defines, as in torch. Every call of it, direct or through
+    // call(), comes here first: when this module and every module inside it are in eval mode,
+    // the pass runs from the module's inference plan (src/plan: BatchNorm folded, fused
+    // epilogues, activations reused), traced from the subclass's forward on the first call for
+    // each input shape. Train mode, and the tracing pass itself, run the subclass's forward.
+    const self = this as { forward: (x: Tensor) => Tensor };
+    const defined = self.forward;
+    self.forward = (x: Tensor): Tensor => this.#forward(defined, x);
+  }
 
   /** The computation; parents invoke children through `call`, which also runs the hooks. */
   abstract forward(x: Tensor): Tensor;
 
   /** Runs forward and then the forward hooks, as calling a torch module does. */
   call(x: Tensor): Tensor {
+    if (isTracing()) {
+      // Hooks run when the plan runs, on real tensors; the trace notes where they will.
+      recordScope({ kind: 'enter', scope: this, input: x });
+      const out = this.forward(x);
+      recordScope({ kind: 'exit', scope: this, hooked: this.hasForwardHooks(), input: x, output: out });
+      return out;
+    }
     const out = this.forward(x);
-    for (const hook of this.#forwardHooks) hook(this, x, out);
+    this.#runHooks(x, out);
     return out;
+  }
+
+  #runHooks(input: Tensor, output: Tensor): void {
+    for (const hook of this.#forwardHooks) hook(this, input, output);
+  }
+
+  #forward(defined: (x: Tensor) => Tensor, x: Tensor): Tensor {
+    if (this.training || isTracing()) return defined.call(this, x);
+    const modules = [...this.modules()];
+    if (modules.some((m) => m.training)) return defined.call(this, x);
+    return this.#plan(defined, x, modules).run(x, (scope, input, output) => (scope as Module).#runHooks(input, output));
+  }
+
+  /**
+   * The plan for x's shape. Which modules are hooked is part of the key (a hooked module's
+   * output must exist as a tensor, so less is fused); the module list is checked too (a module
+   * added since). Versions of the tensors cover the rest: the plan reads parameters and
+   * buffers when it runs, and its caches key on their versions.
+   */
+  #plan(defined: (x: Tensor) => Tensor, x: Tensor, modules: Module[]): Plan {
+    const hooked = modules.flatMap((m, i) => (i > 0 && m.hasForwardHooks() ? [i] : [])); // own hooks run in call()
+    const key = `${x.shape.join(',')}|${hooked.join(',')}`;
+    const cached = this.#plans.get(key);
+    this.#plans.delete(key);
+    if (cached && cached.modules.length === modules.length && cached.modules.every((m, i) => m === modules[i])) {
+      this.#plans.set(key, cached);
+      return cached.plan;
+    }
+    const plan = new Plan(trace(x.shape, (meta) => defined.call(this, meta)));
+    if (this.#plans.size >= PLANS_PER_MODULE) this.#plans.delete(this.#plans.keys().next().value!);
+    this.#plans.set(key, { modules, plan });
+    return plan;
   }
 
   hasForwardHooks(): boolean {
@@ -182,13 +230,11 @@ export abstract class Module {
       if (options.assign && value.dtype === target.dtype) target.set_(value);
       else target.copy_(value);
     }
-    epoch++;
     return result;
   }
 
   train(mode = true): this {
     for (const m of this.modules()) m.training = mode;
-    epoch++;
     return this;
   }
 
@@ -212,6 +258,21 @@ export abstract class Module {
     const lines = [...this.#children].map(([name, child]) => `(${name}): ${String(child).replace(/\n/g, '\n  ')}`);
     const head = `${this.typeName}(${this.extraRepr()}`;
     return lines.length === 0 ? `${head})` : `${head}\n  ${lines.join('\n  ')}\n)`;
+  }
+}
+
+/**
+ * The trace of `module`'s eval-mode pass on a meta input of `inputShape` (as its inference plan
+ * sees it; the module's own call included), every module's mode restored afterwards. Shape
+ * errors of the pass are thrown as the ops throw them.
+ */
+export function traceEval(module: Module, inputShape: readonly number[]): Trace {
+  const modes = [...module.modules()].map((m) => [m, m.training] as const);
+  try {
+    module.eval();
+    return trace(inputShape, (x) => module.call(x));
+  } finally {
+    for (const [m, training] of modes) m.training = training;
   }
 }
 

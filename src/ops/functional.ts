@@ -4,6 +4,9 @@
 
 import { Tensor, shapeToString, shapesEqual } from '../core/tensor.js';
 import { getBackend, type Conv2dParams, type ConvEpilogue, type Pool2dParams } from '../backends/index.js';
+import { recordOp, type BatchNormArgs } from './trace.js';
+
+export type { BatchNormArgs } from './trace.js';
 
 export type Pair = readonly [number, number];
 
@@ -55,26 +58,17 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, params: C
   if (epilogue?.residual && !shapesEqual(epilogue.residual.shape, outShape)) {
     throw new ShapeError(`conv2d: residual ${describe(epilogue.residual)} does not match the output ${shapeToString(outShape)}`);
   }
-  if (batch === 0) return Tensor.zeros(outShape);
-  return getBackend().conv2d(x, weight, bias, params, outH, outW, epilogue);
+  const output = batch === 0 ? Tensor.zeros(outShape) : getBackend().conv2d(x, weight, bias, params, outH, outW, epilogue);
+  return recordOp({ kind: 'conv2d', x, weight, bias, params, epilogue, output });
 }
 
 /**
  * Tells the backend that `t` will never be read again, so it may free t's memory now (see
- * Backend.release). Only for intermediates no caller, hook or user can hold.
+ * Backend.release). Only for intermediates no caller, hook or user can hold (the inference
+ * plan's, by liveness).
  */
 export function release(t: Tensor): void {
   getBackend().release?.(t);
-}
-
-export interface BatchNormArgs {
-  runningMean: Tensor | null;
-  runningVar: Tensor | null;
-  weight: Tensor | null;
-  bias: Tensor | null;
-  training: boolean;
-  momentum: number;
-  eps: number;
 }
 
 /**
@@ -112,6 +106,8 @@ export function batchNorm2d(x: Tensor, args: BatchNormArgs): Tensor {
         rm[c] = (1 - m) * rm[c] + m * moments.mean[c];
         rv[c] = (1 - m) * rv[c] + m * moments.variance[c] * unbiased;
       }
+      args.runningMean.bumpVersion();
+      args.runningVar.bumpVersion();
     }
   } else {
     mean = args.runningMean!.f32;
@@ -126,11 +122,11 @@ export function batchNorm2d(x: Tensor, args: BatchNormArgs): Tensor {
     scale[c] = (w ? w[c] : 1) * invStd;
     shift[c] = (b ? b[c] : 0) - mean[c] * scale[c];
   }
-  return backend.channelAffine(x, scale, shift);
+  return recordOp({ kind: 'batchNorm2d', x, args, output: backend.channelAffine(x, scale, shift) });
 }
 
 export function relu(x: Tensor): Tensor {
-  return getBackend().relu(x);
+  return recordOp({ kind: 'relu', x, output: getBackend().relu(x) });
 }
 
 /** The residual add: elementwise a + b of equal shapes. */
@@ -138,7 +134,7 @@ export function add(a: Tensor, b: Tensor): Tensor {
   if (!shapesEqual(a.shape, b.shape)) {
     throw new ShapeError(`add: shapes ${describe(a)} and ${describe(b)} differ`);
   }
-  return getBackend().add(a, b);
+  return recordOp({ kind: 'add', a, b, output: getBackend().add(a, b) });
 }
 
 export function maxPool2d(x: Tensor, params: Pool2dParams): Tensor {
@@ -153,7 +149,7 @@ export function maxPool2d(x: Tensor, params: Pool2dParams): Tensor {
   if (outH < 1 || outW < 1) {
     throw new ShapeError(`max_pool2d: given input size ${channels}×${height}×${width}, the output size ${channels}×${outH}×${outW} is too small`);
   }
-  return getBackend().maxPool2d(x, params, outH, outW);
+  return recordOp({ kind: 'maxPool2d', x, params, output: getBackend().maxPool2d(x, params, outH, outW) });
 }
 
 export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor {
@@ -161,13 +157,13 @@ export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor {
   const [outH, outW] = outputSize;
   if (x.shape[2] < 1 || x.shape[3] < 1) throw new ShapeError(`adaptive_avg_pool2d: empty input ${describe(x)}`);
   if (!(outH >= 1 && outW >= 1)) throw new RangeError(`adaptive_avg_pool2d: invalid output size ${outH}×${outW}`);
-  return getBackend().adaptiveAvgPool2d(x, outH, outW);
+  return recordOp({ kind: 'adaptiveAvgPool2d', x, outputSize, output: getBackend().adaptiveAvgPool2d(x, outH, outW) });
 }
 
 /** torch.flatten(x, startDim): collapses dimensions startDim.. into one. */
 export function flatten(x: Tensor, startDim = 1): Tensor {
   const kept = x.shape.slice(0, startDim);
-  return x.reshape([...kept, -1]);
+  return recordOp({ kind: 'flatten', x, startDim, output: x.reshape([...kept, -1]) });
 }
 
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
@@ -177,5 +173,5 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
     throw new ShapeError(`linear: input ${describe(x)} has ${x.shape[1]} features but weight ${describe(weight)} expects ${inFeatures}`);
   }
   if (bias && bias.shape[0] !== outFeatures) throw new ShapeError(`linear: bias ${describe(bias)} does not match weight ${describe(weight)}`);
-  return getBackend().linear(x, weight, bias);
+  return recordOp({ kind: 'linear', x, weight, bias, output: getBackend().linear(x, weight, bias) });
 }

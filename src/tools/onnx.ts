@@ -1,19 +1,19 @@
-// Exports a ResNet as an ONNX model (opset 17, IR version 8) written from the module tree:
-// each module type states the ONNX nodes it computes, with torch's module paths as node
-// and value names, so the graph reads like `resnet summary --depth 3`. The input is
+// Exports a ResNet as an ONNX model (opset 17, IR version 8) written from the trace of its
+// eval-mode pass (the one its inference plan is built from): each op becomes ONNX nodes, with
+// torch's module paths as node and value names, so the graph reads like `resnet summary --depth 3`. The input is
 // float32 (N, 3, H, W) with N, H and W symbolic; the output is (N, numClasses) logits.
 // Eval-mode semantics: BatchNorm uses its running statistics, folded into the convolution
-// before it by default (the same folding as nn/fuse.ts), or kept as BatchNormalization.
+// before it by default (the inference plan's folding, plan/fold.ts), or kept as BatchNormalization.
 //
 // Encoded with protobufjs from the subset of onnx.proto below (field numbers as in
 // https://github.com/onnx/onnx/blob/main/onnx/onnx.proto; fields we never write are left out).
 
 import protobuf from 'protobufjs';
 import type { Tensor } from '../core/tensor.js';
-import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Identity, Linear, MaxPool2d, ReLU, Sequential } from '../nn/layers.js';
-import type { Module } from '../nn/module.js';
-import { foldedConvWeights } from '../nn/fuse.js';
-import { BasicBlock, Bottleneck, ResNet } from '../models/resnet.js';
+import type { BatchNormArgs, Trace, TracedOp } from '../ops/trace.js';
+import { foldedWeights } from '../plan/index.js';
+import { traceEval, type Module } from '../nn/module.js';
+import type { ResNet } from '../models/resnet.js';
 import { encodeLittleEndian } from '../io/elements.js';
 
 const ONNX_PROTO = `
@@ -197,117 +197,126 @@ export interface OnnxExportOptions {
 
 const join = (prefix: string, name: string): string => (prefix ? `${prefix}.${name}` : name);
 
-/** Writes the ONNX nodes of each module type; `emit` returns the name of the module's output value. */
+type ConvOp = TracedOp & { kind: 'conv2d' };
+
+/**
+ * Writes the ONNX nodes of a traced eval-mode pass (nn/module.ts traceEval, the trace the
+ * inference plan is built from), one op at a time, each named after the module that runs it:
+ * a leaf module's path ('layer1.0.conv1'), or for an op a module runs itself, its path and the
+ * op ('layer1.0.add', 'flatten'). A convolution whose output only a BatchNorm reads is written
+ * with that BatchNorm folded in, when folding.
+ */
 class OnnxWriter {
+  /** Value names by the meta tensors of the trace. */
+  private readonly values = new Map<Tensor, string>();
+
   constructor(private readonly graph: GraphBuilder, private readonly fold: boolean) {}
 
-  emit(module: Module, name: string, x: string): string {
-    if (module instanceof ResNet) return this.resnet(module, name, x);
-    if (module instanceof BasicBlock || module instanceof Bottleneck) return this.block(module, name, x);
-    if (module instanceof Sequential) return this.sequential(module, name, x);
-    if (module instanceof Conv2d) return this.conv(module, name, x);
-    if (module instanceof BatchNorm2d) return this.batchNorm(module, name, x);
-    if (module instanceof ReLU) return this.graph.node('Relu', name, [x]);
-    if (module instanceof Identity) return x;
-    if (module instanceof MaxPool2d) {
-      return this.graph.node('MaxPool', name, [x], {
-        kernel_shape: module.kernelSize,
-        strides: module.stride,
-        pads: [...module.padding, ...module.padding],
-        dilations: module.dilation,
-      });
+  /** Writes the pass; returns the name of its output value. */
+  write(model: Module, traced: Trace, input: string): string {
+    const names = new Map<object, { path: string; leaf: boolean }>();
+    for (const [path, m] of model.namedModules()) names.set(m, { path, leaf: m.namedChildren().next().done === true });
+    // A convolution whose output is read by one op only, a BatchNorm that folds: written as one
+    // Conv where the BatchNorm ran.
+    const reads = new Map<Tensor, TracedOp[]>();
+    for (const e of traced.events) {
+      if (e.kind === 'enter' || e.kind === 'exit') continue;
+      for (const t of e.kind === 'add' ? [e.a, e.b] : [e.x]) reads.set(t, [...(reads.get(t) ?? []), e]);
     }
-    if (module instanceof AdaptiveAvgPool2d) {
-      // Only the 1×1 output has an ONNX op that takes any H and W.
-      if (module.outputSize[0] !== 1 || module.outputSize[1] !== 1) {
-        throw new RangeError(`${name}: ONNX export supports AdaptiveAvgPool2d to 1×1 only, got ${module.outputSize.join('×')}`);
-      }
-      return this.graph.node('GlobalAveragePool', name, [x]);
-    }
-    if (module instanceof Flatten) return this.graph.node('Flatten', name, [x], { axis: module.startDim });
-    if (module instanceof Linear) {
-      const inputs = [x, this.graph.initializer(`${name}.weight`, module.weight)];
-      if (module.bias) inputs.push(this.graph.initializer(`${name}.bias`, module.bias));
-      return this.graph.node('Gemm', name, inputs, { transB: 1 }); // y = x·Wᵀ + b
-    }
-    throw new TypeError(`${name || 'model'}: no ONNX export for ${module.typeName}`);
-  }
-
-  /** ResNet.forward: stem, four stages, then avgpool → flatten → fc. */
-  private resnet(model: ResNet, name: string, x: string): string {
-    x = this.convNorm(model.conv1, join(name, 'conv1'), model.bn1, join(name, 'bn1'), x);
-    x = this.emit(model.relu, join(name, 'relu'), x);
-    x = this.emit(model.maxpool, join(name, 'maxpool'), x);
-    for (const stage of ['layer1', 'layer2', 'layer3', 'layer4'] as const) x = this.emit(model[stage], join(name, stage), x);
-    x = this.emit(model.avgpool, join(name, 'avgpool'), x);
-    x = this.graph.node('Flatten', join(name, 'flatten'), [x], { axis: 1 });
-    return this.emit(model.fc, join(name, 'fc'), x);
-  }
-
-  /** BasicBlock / Bottleneck.forward: relu(bn(conv(…relu(bn(conv(x))))) + shortcut(x)). */
-  private block(block: BasicBlock | Bottleneck, name: string, x: string): string {
-    const identity = block.downsample ? this.emit(block.downsample, join(name, 'downsample'), x) : x;
-    const pairs: [Conv2d, string, Module, string][] = [[block.conv1, 'conv1', block.bn1, 'bn1'], [block.conv2, 'conv2', block.bn2, 'bn2']];
-    if (block instanceof Bottleneck) pairs.push([block.conv3, 'conv3', block.bn3, 'bn3']);
-    let out = x;
-    pairs.forEach(([conv, convName, norm, normName], i) => {
-      out = this.convNorm(conv, join(name, convName), norm, join(name, normName), out);
-      if (i < pairs.length - 1) out = this.emit(block.relu, join(name, 'relu'), out);
-    });
-    out = this.graph.node('Add', join(name, 'add'), [out, identity]);
-    return this.emit(block.relu, join(name, 'relu'), out);
-  }
-
-  /** Runs the layers in order; a Conv2d followed by a BatchNorm2d (a downsample) is folded as a pair. */
-  private sequential(sequential: Sequential, name: string, x: string): string {
-    const layers = sequential.layers;
-    for (let i = 0; i < layers.length; i++) {
-      const layer = layers[i];
-      const next = layers[i + 1];
-      if (layer instanceof Conv2d && next !== undefined && this.canFold(next)) {
-        x = this.convNorm(layer, join(name, String(i)), next, join(name, String(i + 1)), x);
-        i++;
-      } else {
-        x = this.emit(layer, join(name, String(i)), x);
+    const foldInto = new Map<TracedOp, { conv: ConvOp; name: string }>();
+    this.values.set(traced.input, input);
+    const calls: object[] = [];
+    for (const e of traced.events) {
+      if (e.kind === 'enter') calls.push(e.scope);
+      else if (e.kind === 'exit') calls.pop();
+      else {
+        const scope = names.get(calls.at(-1)!) ?? { path: '', leaf: false };
+        const name = scope.leaf ? scope.path : join(scope.path, e.kind === 'add' ? 'add' : e.kind);
+        const [reader, ...others] = reads.get(e.output) ?? [];
+        const into = foldInto.get(e);
+        if (into && e.kind === 'batchNorm2d') this.values.set(e.output, this.foldedConv(into.conv, into.name, e.args));
+        else if (e.kind === 'conv2d' && !e.epilogue && others.length === 0 && reader?.kind === 'batchNorm2d' && this.canFold(reader.args)) {
+          foldInto.set(reader, { conv: e, name });
+        } else this.values.set(e.output, this.op(e, name));
       }
     }
-    return x;
+    return this.value(traced.output);
   }
 
-  private canFold(norm: Module): norm is BatchNorm2d {
-    return this.fold && norm instanceof BatchNorm2d && norm.runningMean !== null && norm.runningVar !== null;
+  private value(t: Tensor): string {
+    const name = this.values.get(t);
+    if (name === undefined) throw new TypeError(`ONNX export: the pass used a tensor ${t} that no exported op computed`);
+    return name;
   }
 
-  /** conv → norm, as one Conv with the BatchNorm folded in, or as Conv → BatchNormalization. */
-  private convNorm(conv: Conv2d, convName: string, norm: Module, normName: string, x: string): string {
-    if (!this.canFold(norm)) return this.emit(norm, normName, this.conv(conv, convName, x));
-    const { weight, bias } = foldedConvWeights(conv, norm);
-    const inputs = [x, this.graph.initializer(`${convName}.weight_folded`, weight), this.graph.initializer(`${convName}.bias_folded`, bias)];
-    return this.graph.node('Conv', convName, inputs, this.convAttributes(conv));
+  private op(op: TracedOp, name: string): string {
+    switch (op.kind) {
+      case 'conv2d':
+        if (op.epilogue) throw new TypeError(`${name}: no ONNX export for a convolution with a fused epilogue`);
+        return this.conv(op, name);
+      case 'batchNorm2d':
+        return this.batchNorm(op.args, name, this.value(op.x));
+      case 'relu':
+        return this.graph.node('Relu', name, [this.value(op.x)]);
+      case 'add':
+        return this.graph.node('Add', name, [this.value(op.a), this.value(op.b)]);
+      case 'maxPool2d':
+        return this.graph.node('MaxPool', name, [this.value(op.x)], {
+          kernel_shape: op.params.kernel,
+          strides: op.params.stride,
+          pads: [...op.params.padding, ...op.params.padding],
+          dilations: op.params.dilation,
+        });
+      case 'adaptiveAvgPool2d':
+        // Only the 1×1 output has an ONNX op that takes any H and W.
+        if (op.outputSize[0] !== 1 || op.outputSize[1] !== 1) {
+          throw new RangeError(`${name}: ONNX export supports AdaptiveAvgPool2d to 1×1 only, got ${op.outputSize.join('×')}`);
+        }
+        return this.graph.node('GlobalAveragePool', name, [this.value(op.x)]);
+      case 'flatten':
+        return this.graph.node('Flatten', name, [this.value(op.x)], { axis: op.startDim });
+      case 'linear': {
+        const inputs = [this.value(op.x), this.graph.initializer(`${name}.weight`, op.weight)];
+        if (op.bias) inputs.push(this.graph.initializer(`${name}.bias`, op.bias));
+        return this.graph.node('Gemm', name, inputs, { transB: 1 }); // y = x·Wᵀ + b
+      }
+    }
   }
 
-  private conv(conv: Conv2d, name: string, x: string): string {
-    const inputs = [x, this.graph.initializer(`${name}.weight`, conv.weight)];
+  private canFold(bn: BatchNormArgs): boolean {
+    return this.fold && bn.runningMean !== null && bn.runningVar !== null;
+  }
+
+  /** conv → BatchNorm as one Conv with the BatchNorm folded in (plan/fold.ts's arithmetic). */
+  private foldedConv(conv: ConvOp, name: string, bn: BatchNormArgs): string {
+    const { weight, bias } = foldedWeights(conv.weight, conv.bias, bn);
+    const inputs = [this.value(conv.x), this.graph.initializer(`${name}.weight_folded`, weight), this.graph.initializer(`${name}.bias_folded`, bias)];
+    return this.graph.node('Conv', name, inputs, this.convAttributes(conv));
+  }
+
+  private conv(conv: ConvOp, name: string): string {
+    const inputs = [this.value(conv.x), this.graph.initializer(`${name}.weight`, conv.weight)];
     if (conv.bias) inputs.push(this.graph.initializer(`${name}.bias`, conv.bias));
     return this.graph.node('Conv', name, inputs, this.convAttributes(conv));
   }
 
-  private convAttributes(conv: Conv2d): Record<string, AttributeValue> {
+  private convAttributes(conv: ConvOp): Record<string, AttributeValue> {
+    const [, , kh, kw] = conv.weight.shape;
     return {
-      kernel_shape: conv.kernelSize,
-      strides: conv.stride,
-      pads: [...conv.padding, ...conv.padding], // [top, left, bottom, right]
-      dilations: conv.dilation,
-      group: conv.groups,
+      kernel_shape: [kh, kw],
+      strides: conv.params.stride,
+      pads: [...conv.params.padding, ...conv.params.padding], // [top, left, bottom, right]
+      dilations: conv.params.dilation,
+      group: conv.params.groups,
     };
   }
 
   /** Eval-mode BatchNormalization over the running statistics. */
-  private batchNorm(bn: BatchNorm2d, name: string, x: string): string {
+  private batchNorm(bn: BatchNormArgs, name: string, x: string): string {
     if (!bn.runningMean || !bn.runningVar) {
       throw new RangeError(`${name}: BatchNorm2d without running statistics normalises by batch statistics, which ONNX inference cannot express`);
     }
-    const c = bn.numFeatures;
+    const c = bn.runningMean.shape[0];
     const inputs = [
       x,
       bn.weight ? this.graph.initializer(`${name}.weight`, bn.weight) : this.graph.initializer(`${name}.weight`, new Float32Array(c).fill(1), [c]),
@@ -340,7 +349,8 @@ export const ONNX_OUTPUT_NAME = 'logits';
 export function exportOnnx(model: ResNet, options: OnnxExportOptions = {}): Uint8Array {
   const graph = new GraphBuilder([ONNX_INPUT_NAME, ONNX_OUTPUT_NAME]);
   const writer = new OnnxWriter(graph, options.foldBatchNorm ?? true);
-  const last = writer.emit(model, '', ONNX_INPUT_NAME);
+  // Traced at one size; no op of the pass depends on N, H or W, so the graph takes any.
+  const last = writer.write(model, traceEval(model, [1, 3, 224, 224]), ONNX_INPUT_NAME);
   // Rename the last node's output to the graph output.
   const lastNode = graph.nodes.at(-1);
   if (!lastNode || lastNode.output[0] !== last) throw new Error('the model produced no ONNX nodes');

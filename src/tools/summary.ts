@@ -1,10 +1,11 @@
 // The per-layer picture every ResNet explainer draws: each module's output shape,
-// parameter count and multiply-accumulates, traced from the model itself by running it on
-// data-less (meta) tensors, so it costs nothing even for the largest builders.
+// parameter count and multiply-accumulates, read from the trace of an eval-mode pass on
+// data-less (meta) tensors (ops/trace.ts, the trace inference plans are built from), so it
+// costs nothing even for the largest builders.
 
 import { Tensor, shapeToString } from '../core/tensor.js';
-import { withBackend } from '../backends/index.js';
-import { Module } from '../nn/module.js';
+import type { TracedOp } from '../ops/trace.js';
+import { Module, traceEval } from '../nn/module.js';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, Sequential } from '../nn/layers.js';
 import { BasicBlock, Bottleneck } from '../models/resnet.js';
 
@@ -34,13 +35,13 @@ export interface ModelSummary {
   totalMacs: number;
 }
 
-/** Multiply-accumulates of one call of a leaf layer (bias additions are not counted). */
-function leafMacs(module: Module, output: Tensor): number {
-  if (module instanceof Conv2d) {
-    const [kh, kw] = module.kernelSize;
-    return output.size * (module.inChannels / module.groups) * kh * kw;
+/** Multiply-accumulates of one op (bias additions are not counted). */
+function opMacs(op: TracedOp): number {
+  if (op.kind === 'conv2d') {
+    const [, groupChannels, kh, kw] = op.weight.shape; // (O, C/groups, kh, kw)
+    return op.output.size * groupChannels * kh * kw;
   }
-  if (module instanceof Linear) return output.size * module.inFeatures;
+  if (op.kind === 'linear') return op.output.size * op.weight.shape[1]; // (O, I)
   return 0;
 }
 
@@ -80,26 +81,17 @@ function describeLayer(module: Module): string {
 
 /** Traces `model` in eval mode on an input of `inputShape` (N, C, H, W) and tabulates every module. */
 export function summarize(model: Module, inputShape: readonly number[]): ModelSummary {
-  const outputs = new Map<Module, Tensor>();
-  const ownMacs = new Map<Module, number>();
-  const removers: (() => void)[] = [];
-  for (const m of model.modules()) {
-    removers.push(
-      m.registerForwardHook((module, _input, output) => {
-        outputs.set(module, output);
-        ownMacs.set(module, (ownMacs.get(module) ?? 0) + leafMacs(module, output));
-      }),
-    );
+  const traced = traceEval(model, inputShape);
+  // Each module's last output, and the MACs of the ops each module runs itself (not in a child).
+  const outputs = new Map<object, Tensor>();
+  const ownMacs = new Map<object, number>();
+  const calls: object[] = [];
+  for (const e of traced.events) {
+    if (e.kind === 'enter') calls.push(e.scope);
+    else if (e.kind === 'exit') outputs.set(calls.pop()!, e.output);
+    else if (calls.length > 0) ownMacs.set(calls.at(-1)!, (ownMacs.get(calls.at(-1)!) ?? 0) + opMacs(e));
   }
-  const wasTraining = model.training;
-  let output: Tensor;
-  try {
-    model.eval();
-    output = withBackend('meta', () => model.call(Tensor.meta(inputShape)));
-  } finally {
-    for (const remove of removers) remove();
-    model.train(wasTraining);
-  }
+  const output = traced.output;
 
   const layers: LayerSummary[] = [];
   const visit = (module: Module, name: string, depth: number): { params: number; macs: number } => {

@@ -7,7 +7,7 @@
 import { Tensor } from '../../core/tensor.js';
 import { type Backend, type Conv2dParams, type ConvEpilogue, type Pool2dParams } from '../backend.js';
 import { createReferenceBackend } from '../ref/kernels.js';
-import { convShapeFields, packingKey, sameSamples, weightSamples } from '../kernel-abi.js';
+import { convShapeFields, packingKey } from '../kernel-abi.js';
 
 /** One build of the kernels inside the addon (see csrc/native/addon.c for the argument lists). */
 interface NativeKernels {
@@ -100,8 +100,8 @@ export function nativeAvailable(): boolean {
 const RECYCLE_BYTES = 64 * 2 ** 20;
 
 /**
- * Output arrays, recycled: an output the model releases (Backend.release: a fused block's
- * intermediates) is handed out again for the next output of its size, so a forward pass keeps
+ * Output arrays, recycled: an output the inference plan releases (Backend.release: an activation
+ * after its last use) is handed out again for the next output of its size, so a forward pass keeps
  * writing the same few, cache-warm arrays instead of fresh memory.
  */
 class OutputArrays {
@@ -139,12 +139,12 @@ function convGeometry(x: Tensor, weight: Tensor, p: Conv2dParams, outH: number, 
   return Int32Array.from(convShapeFields(x, weight, p, outH, outW));
 }
 
-/** A packed weight, what it was packed for (geometry, scale), and a few samples of the weight it came from. */
+/** A packed weight, what it was packed for (geometry, scale), and the version of the weight it came from. */
 interface Packed {
   key: string;
   scale: Float64Array | null;
   data: Float32Array;
-  samples: Float32Array;
+  version: number;
 }
 
 /** RESNET_NATIVE_ISA's names (avx512 | avx2 | portable) for the builds' own ISA names. */
@@ -181,17 +181,17 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
   const ref = createReferenceBackend();
   const outputs = new OutputArrays();
   const output = (n: number): Float32Array => outputs.take(n);
-  // Weight tensor → its packing, for the geometry and layout it was packed for (packingKey).
+  // Weight tensor → its packing, for the geometry and layout it was packed for (packingKey), the
+  // scale folded in, and the weight's version (a write in place packs it again).
   const packs = new WeakMap<Tensor, Packed>();
 
   function packed(weight: Tensor, geometry: Int32Array, scale: Float64Array | null): Float32Array {
     const key = packingKey(geometry, k.conv2dPacking(geometry));
-    const w = weight.f32;
     const hit = packs.get(weight);
-    if (hit && hit.key === key && hit.scale === scale && sameSamples(hit.samples, weightSamples(w))) return hit.data;
+    if (hit && hit.key === key && hit.scale === scale && hit.version === weight.version) return hit.data;
     const data = new Float32Array(k.conv2dPackedFloats(geometry));
-    k.conv2dPack(geometry, w, scale, data);
-    packs.set(weight, { key, scale, data, samples: weightSamples(w) });
+    k.conv2dPack(geometry, weight.f32, scale, data);
+    packs.set(weight, { key, scale, data, version: weight.version });
     return data;
   }
 

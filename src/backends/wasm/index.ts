@@ -12,7 +12,7 @@
 // arrays instead (correct, slower; warned once). Views of the shared memory have one caveat:
 // `t.f32.subarray(...)` does not keep the block alive; copy with slice().
 // Inputs that live elsewhere (a user's tensor) are copied in for the call. Packed weights are
-// cached per weight tensor (weights are immutable by the Backend contract), up to
+// cached per weight tensor and its version (Tensor.version), up to
 // `weightCacheBytes`, least recently used dropped first: those are freed deterministically.
 //
 // Threads. Every kernel call is split into (tid, nthreads) slices run by the calling thread and
@@ -24,7 +24,7 @@
 import { Tensor } from '../../core/tensor.js';
 import { registerBackend, type Backend, type ChannelMoments, type Conv2dParams, type ConvEpilogue, type Pool2dParams } from '../backend.js';
 import { createReferenceBackend } from '../ref/kernels.js';
-import { convShapeFields, packingKey, sameSamples, weightSamples } from '../kernel-abi.js';
+import { convShapeFields, packingKey } from '../kernel-abi.js';
 import { Heap } from './heap.js';
 import { Kernel, RK_RELU, readIsa, type KernelExports } from './kernels.js';
 import {
@@ -59,12 +59,12 @@ const MIN_ELEMENTS_PER_SLICE = 1 << 16;
 /** int32 fields of rk_conv2d_shape. */
 const CONV_SHAPE_FIELDS = 16;
 
-/** A packed weight and the samples of the weight it was packed from (see #packedWeight). */
+/** A packed weight and the version of the weight it was packed from (see #packedWeight). */
 interface Packed {
   geometry: string;
   address: number;
   bytes: number;
-  samples: Float32Array;
+  version: number;
   /** The ConvEpilogue.scale folded into it. */
   scale: Float64Array | null;
 }
@@ -374,9 +374,8 @@ export class WasmBackend implements Backend {
 
   /**
    * The address of `weight` prepared by `prepare` for `geometry`, kept in wasm memory until the
-   * weight tensor is collected or the cache is over weightCacheBytes. Weights are immutable by
-   * contract; should one change in place anyway (loadStateDict copies into parameters), sampled
-   * elements notice and it is prepared again.
+   * weight tensor is collected or the cache is over weightCacheBytes; prepared again when the
+   * weight's version has changed (written in place: loadStateDict, copy_, ...) or the scale differs.
    */
   #cached(weight: Tensor, geometry: string, prepare: (address: number) => void, floats: number, scale: Float64Array | null = null): number {
     let entries = this.#prepared.get(weight);
@@ -385,25 +384,25 @@ export class WasmBackend implements Backend {
       this.#prepared.set(weight, entries);
       this.#weightsFreed.register(weight, entries);
     }
-    const samples = weightSamples(weight.f32);
+    const version = weight.version;
     let entry = entries.find((e) => e.geometry === geometry);
     if (entry) {
       // Most recently used goes last.
       this.#preparedByUse.delete(entry);
       this.#preparedByUse.set(entry, entries);
-      if (entry.scale === scale && sameSamples(entry.samples, samples)) return entry.address;
+      if (entry.scale === scale && entry.version === version) return entry.address;
     } else {
       const bytes = floats * 4;
       for (const [old, owner] of this.#preparedByUse) {
         if (this.#preparedBytes + bytes <= this.#weightCacheBytes) break;
         this.#evict(old, owner);
       }
-      entry = { geometry, address: this.#heap.alloc(bytes), bytes, samples, scale };
+      entry = { geometry, address: this.#heap.alloc(bytes), bytes, version, scale };
       entries.push(entry);
       this.#preparedByUse.set(entry, entries);
       this.#preparedBytes += bytes;
     }
-    entry.samples = samples;
+    entry.version = version;
     entry.scale = scale;
     prepare(entry.address);
     return entry.address;

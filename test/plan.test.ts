@@ -66,6 +66,8 @@ function poolingBackend(): Backend & { fresh: number } {
   const backend: Backend & { fresh: number } = {
     name: 'pooling',
     fresh: 0,
+    setThreads: () => {},
+    getThreads: () => 1,
     conv2d: (...args) => pooled(ref.conv2d(...args)),
     channelAffine: (...args) => pooled(ref.channelAffine(...args)),
     channelMoments: (x) => ref.channelMoments(x),

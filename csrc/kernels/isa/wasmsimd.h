@@ -1,11 +1,7 @@
 /* Part of the kernels translation unit (csrc/kernels.c includes it; never compiled alone): WebAssembly SIMD128 (optionally relaxed), 4 floats a vector. */
 #include <wasm_simd128.h>
 
-#define MR 4
-#define NR 8
-#define KC 256
-#define MC (MR * 16)
-#define NC (NR * 12)
+#include "blocking-4x8.h"
 
 #define VL 4
 typedef v128_t vec;

@@ -113,11 +113,11 @@ export class Plan {
     );
     const readerOf = new Map<Tensor, Node>();
     for (const n of nodes) if (n) for (const t of opInputs(n.op)) readerOf.set(t, n);
-    const private_ = (t: Tensor): boolean => readers.get(t) === 1 && !observed.has(t);
+    const readOnceUnseen = (t: Tensor): boolean => readers.get(t) === 1 && !observed.has(t);
     for (const n of nodes) {
       if (!n || n.absorbed || n.op.kind !== 'conv2d' || n.op.epilogue) continue;
       const next = (): Node | undefined => {
-        const reader = private_(n.output) ? readerOf.get(n.output) : undefined;
+        const reader = readOnceUnseen(n.output) ? readerOf.get(n.output) : undefined;
         return reader?.absorbed ? undefined : reader; // an add another convolution has taken
       };
       let m = next();

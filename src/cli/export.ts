@@ -6,33 +6,12 @@
 import { writeFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { Option, type Command } from 'commander';
-import type { Tensor } from '../core/tensor.js';
-import { StateDictError } from '../nn/module.js';
 import type { ResNet } from '../models/resnet.js';
-import { loadWeights, resolveWeights } from '../weights/load.js';
 import { exportOnnx } from '../tools/onnx.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { writeTorchStateDict } from '../io/torch-writer.js';
 import { formatScaled } from '../tools/summary.js';
-import type { CommandContext } from './preprocess.js';
-
-/** The model options main.ts parses (addModelOptions) and builds from (buildModel). */
-export interface ModelFlags {
-  numClasses?: number;
-  groups?: number;
-  widthPerGroup?: number;
-  replaceStrideWithDilation?: [boolean, boolean, boolean];
-  zeroInitResidual?: boolean;
-}
-
-/** What main.ts lends a command that builds a model: its exit codes, argument parsers and model options. */
-export interface ModelCommandContext extends CommandContext {
-  readonly exit: { readonly usage: number; readonly file: number; readonly stateDict: number; readonly input: number };
-  readonly parseArch: (value: string) => string;
-  readonly addModelOptions: (command: Command) => Command;
-  /** getModel with the flags; a bad combination is a usage error. */
-  readonly buildModel: (arch: string, flags: ModelFlags) => ResNet;
-}
+import { buildModelWithWeights, type ModelCommandContext, type ModelFlags } from './model.js';
 
 const FORMATS = ['onnx', 'safetensors', 'pth'] as const;
 type ExportFormat = (typeof FORMATS)[number];
@@ -56,38 +35,6 @@ function encode(model: ResNet, arch: string, format: ExportFormat, keepBatchNorm
     case 'pth':
       return writeTorchStateDict(model.stateDict());
   }
-}
-
-/**
- * The model with the weights a builder's `weights` option takes (file, URL or torchvision name),
- * in eval mode. Loaded here rather than through getModel so that each failure keeps its exit
- * code and the class count can come from the file.
- */
-export async function buildModelWithWeights(arch: string, opts: ModelFlags & { weights: string }, context: ModelCommandContext): Promise<ResNet> {
-  let source;
-  try {
-    source = resolveWeights(arch, opts.weights);
-  } catch (e) {
-    throw context.error((e as Error).message, context.exit.usage); // a weight name the architecture lacks
-  }
-  let stateDict: Map<string, Tensor>;
-  try {
-    stateDict = await loadWeights(source, { progress: process.stderr.isTTY });
-  } catch (e) {
-    throw context.error((e as Error).message, context.exit.file); // the loaders' messages name the file or URL
-  }
-  // A fine-tuned classifier exports without --num-classes: fc.weight says how many.
-  const fcWeight = stateDict.get('fc.weight');
-  const numClasses = opts.numClasses ?? (fcWeight?.ndim === 2 ? fcWeight.shape[0] : undefined);
-  const model = context.buildModel(arch, { ...opts, numClasses });
-  try {
-    model.loadStateDict(stateDict);
-  } catch (e) {
-    if (e instanceof StateDictError) throw context.error(e.message.replace(/\n\t/g, ' '), context.exit.stateDict);
-    throw e;
-  }
-  model.eval();
-  return model;
 }
 
 async function exportCommand(arch: string, opts: ExportFlags, context: ModelCommandContext): Promise<void> {

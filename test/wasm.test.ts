@@ -17,7 +17,7 @@ import { convOutputSize } from '../src/ops/functional.js';
 import { getModel } from '../src/models/builders.js';
 import { assertCloseToReference } from './helpers/compare.js';
 import { checkPackingFollowsScaleAndGeometry } from './helpers/packing.js';
-import { deterministicInput, deterministicStateDict } from './helpers/fill.js';
+import { deterministicInput, filledModel } from './helpers/fill.js';
 
 const KERNEL_TOL = 1e-5;
 const MODEL_TOL = 1e-4;
@@ -320,10 +320,7 @@ test('after dispose() the backend runs on the calling thread alone', () => {
 
 /** ResNet-18, eval, formula weights and input; the logits on `backend` against the reference. */
 function checkResnet18(backend: string, what: string): void {
-  const model = getModel('resnet18');
-  const shapes = [...model.stateDict()].map(([key, t]) => [key, t.shape] as const);
-  model.loadStateDict(deterministicStateDict(shapes), { strict: true });
-  model.eval();
+  const model = filledModel(() => getModel('resnet18')).eval();
   const input = deterministicInput([1, 3, 224, 224]);
   const expected = withBackend('ref', () => model.forward(input));
   const actual = withBackend(backend, () => model.forward(input));

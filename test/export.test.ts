@@ -217,7 +217,7 @@ test('resnet export: bad arguments exit 2, bad files 3, weights that do not fit 
     [['export', 'resnet18', '--weights', 'IMAGENET1K_V9', '-o', join(work, 'x.pth')], 2, /no weights 'IMAGENET1K_V9'; available: IMAGENET1K_V1, DEFAULT/],
     [['export', 'resnet18', '--weights', join(work, 'missing.pth'), '-o', join(work, 'x.pth')], 3, /missing\.pth: file not found/],
     [['export', 'resnet18', '--weights', weights, '-o', join(work, 'no-such-dir', 'x.pth')], 3, /cannot write output/],
-    [['export', 'resnet34', '--weights', weights, '-o', join(work, 'x.pth')], 4, /Missing key\(s\).*layer1\.2\.conv1\.weight/],
+    [['export', 'resnet34', '--weights', weights, '-o', join(work, 'x.pth')], 4, /does not fit resnet34: 80 missing \(layer1\.2\.conv1\.weight, .*--json lists every key/],
   ];
   for (const [args, status, message] of cases) {
     const r = resnet(...args);
@@ -225,5 +225,10 @@ test('resnet export: bad arguments exit 2, bad files 3, weights that do not fit 
     assert.match(r.stderr, message);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   }
+  const json = resnet('export', 'resnet34', '--weights', weights, '-o', join(work, 'x.pth'), '--json');
+  assert.equal(json.status, 4);
+  const details = JSON.parse(json.stdout);
+  assert.equal(details.missingKeys.length, 80);
+  assert.deepEqual([details.unexpectedKeys, details.mismatchedKeys], [[], []]);
 });
 

@@ -23,6 +23,7 @@ interface ExportFlags extends ModelFlags {
   format?: ExportFormat;
   output: string;
   keepBatchnorm?: boolean;
+  json?: boolean;
 }
 
 /** The file's bytes in `format`; the model is in eval mode with its weights loaded. */
@@ -52,7 +53,8 @@ async function exportCommand(arch: string, opts: ExportFlags, context: ModelComm
   } catch (e) {
     throw context.error(`cannot write output '${opts.output}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, context.exit.file);
   }
-  process.stderr.write(`${arch}: ${format}, ${formatScaled(bytes.length)}B, written to ${opts.output}\n`);
+  if (opts.json) process.stdout.write(`${JSON.stringify({ arch, format, bytes: bytes.length, output: opts.output })}\n`);
+  else process.stderr.write(`${arch}: ${format}, ${formatScaled(bytes.length)}B, written to ${opts.output}\n`);
 }
 
 /** Adds `export` to the `resnet` program. */
@@ -64,7 +66,8 @@ export function registerExportCommand(program: Command, context: ModelCommandCon
     .requiredOption('--weights <file|url|name>', 'state dict: .pth or .safetensors file, http(s) URL, or torchvision weights name (IMAGENET1K_V1, DEFAULT, …)')
     .requiredOption('-o, --output <file>', 'where to write the model')
     .addOption(new Option('--format <format>', 'output format (default: from the extension of --output)').choices(FORMATS))
-    .option('--keep-batchnorm', 'ONNX: BatchNormalization nodes instead of folding BatchNorm into the convolutions');
+    .option('--keep-batchnorm', 'ONNX: BatchNormalization nodes instead of folding BatchNorm into the convolutions')
+    .option('--json', 'print a JSON line describing the file written (on a state dict that does not fit: every key)');
   return context
     .addModelOptions(command)
     .addHelpText('after', context.exitHelp)

@@ -47,3 +47,15 @@ test('classify: a missing image exits 3, an unknown weights name exits 2', () =>
   const badName = spawnSync(process.execPath, [bin, 'classify', photos[0], '--arch', 'resnet18', '--weights', 'IMAGENET1K_V2'], { encoding: 'utf8' });
   assert.equal(badName.status, 2, badName.stderr);
 });
+
+test('classify without network suggests --weights <file> (exit 3)', () => {
+  // An empty cache and a host that cannot resolve (.invalid, RFC 2606): what an offline machine sees.
+  const home = mkdtempSync(join(tmpdir(), 'resnet-home-'));
+  const r = spawnSync(
+    process.execPath,
+    [join(repoRoot, 'bin', 'resnet.js'), 'classify', photos[0], '--arch', 'resnet18', '--weights', 'https://weights.invalid/resnet18-f37072fd.pth'],
+    { encoding: 'utf8', env: { ...process.env, RESNET_TS_HOME: home } },
+  );
+  assert.equal(r.status, 3, r.stderr);
+  assert.match(r.stderr, /resnet: cannot download https:\/\/weights\.invalid\/resnet18-f37072fd\.pth: .*; without network access, pass --weights <file>/);
+});

@@ -7,7 +7,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { getModel } from '../src/index.js';
+import { availableParallelism } from 'node:os';
+import { getModel, listBackends } from '../src/index.js';
 import { readNpy, writeNpy } from '../src/io/npy.js';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 import { deterministicInput, deterministicStateDict } from './helpers/fill.js';
@@ -64,8 +65,22 @@ test('run writes the logits that torch computes for the same weights and input',
   const out = join(work, 'y.npy');
   const r = resnet('run', 'resnet18', '--weights', weightsPath, '--input', inputPath, '--output', out, '--json');
   assert.equal(r.status, 0, r.stderr);
-  assert.deepEqual(JSON.parse(r.stdout).output, [2, 1000]);
+  const report = JSON.parse(r.stdout);
+  assert.deepEqual(report.output, [2, 1000]);
+  // The backend that ran, not 'auto': the first of native, wasm that this machine has.
+  assert.equal(report.backend, listBackends().includes('native') ? 'native' : 'wasm');
   assertCloseToReference(readNpy(readFileSync(out)), expected, 1e-4, 'resnet run resnet18');
+});
+
+test('run takes the class count from fc.weight, as classify and export do', () => {
+  const tenClasses = join(work, 'resnet18-10.safetensors');
+  const shapes = [...getModel('resnet18', { numClasses: 10 }).stateDict()].map(([k, t]) => [k, t.shape] as const);
+  writeFileSync(tenClasses, writeSafetensors(deterministicStateDict(shapes)));
+  const out = join(work, 'y10.npy');
+  const r = resnet('run', 'resnet18', '--weights', tenClasses, '--input', inputPath, '--output', out, '--backend', 'ref', '--json');
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).backend, 'ref');
+  assert.deepEqual(readNpy(readFileSync(out)).shape, [2, 10]);
 });
 
 test('bad arguments exit 2 with a one-line message', () => {
@@ -96,13 +111,63 @@ test('missing, corrupt and hostile weight files exit 3', () => {
   assert.match(r.stderr, /os\.system|posix\.system/);
 });
 
-test('a state dict that does not fit exits 4 and names the keys', () => {
+test('a state dict that does not fit exits 4 with the counts and first keys on one line, every key with --json', () => {
   const r = resnet('run', 'resnet18', '--num-classes', '10', '--weights', weightsPath, '--input', inputPath, '--output', join(work, 'o.npy'));
   assert.equal(r.status, 4, r.stderr);
-  assert.match(r.stderr, /size mismatch for fc\.weight/);
+  assert.equal(
+    r.stderr,
+    'resnet: the state dict does not fit resnet18: 2 of another shape, file vs model (fc.weight [1000, 512] vs [10, 512], ' +
+      'fc.bias [1000] vs [10]); --json lists every key\n',
+  );
   const wrongArch = resnet('run', 'resnet34', '--weights', weightsPath, '--input', inputPath, '--output', join(work, 'o.npy'));
   assert.equal(wrongArch.status, 4);
-  assert.match(wrongArch.stderr, /Missing key\(s\) in state_dict: "layer1\.2\.conv1\.weight"/);
+  assert.match(wrongArch.stderr, /^resnet: the state dict does not fit resnet34: 80 missing \(layer1\.2\.conv1\.weight, layer1\.2\.bn1\.weight, layer1\.2\.bn1\.bias, …\); --json/);
+  // resnet18's weights in a resnet50: torch's message runs to 7,734 characters; ours is one short line.
+  const args = ['run', 'resnet50', '--weights', weightsPath, '--input', inputPath, '--output', join(work, 'o.npy')];
+  const wide = resnet(...args);
+  assert.equal(wide.status, 4);
+  assert.equal(wide.stderr.trim().split('\n').length, 1);
+  assert.ok(wide.stderr.length < 600, `${wide.stderr.length} characters`);
+  assert.match(wide.stderr, /165 missing \(.*, …\); 24 of another shape/);
+  assert.equal(wide.stdout, '');
+  const json = resnet(...args, '--json');
+  assert.equal(json.status, 4);
+  const details = JSON.parse(json.stdout);
+  const model = new Set(getModel('resnet50').stateDict().keys());
+  const file = new Set(getModel('resnet18').stateDict().keys());
+  assert.deepEqual(details.missingKeys, [...model].filter((k) => !file.has(k) && !k.endsWith('num_batches_tracked')));
+  assert.deepEqual(details.unexpectedKeys, [...file].filter((k) => !model.has(k)));
+  assert.equal(details.mismatchedKeys.length, 24);
+  assert.deepEqual(details.mismatchedKeys[0], { key: 'layer1.0.conv1.weight', expected: [64, 64, 1, 1], got: [64, 64, 3, 3] });
+  assert.equal(details.error, json.stderr.replace(/^resnet: /, '').trim());
+});
+
+test('--backend native where the addon does not load says why (exit 2)', () => {
+  // Without process.getBuiltinModule the addon cannot be required: as on a machine where it did not build.
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'data:text/javascript,delete process.getBuiltinModule', bin, 'run', 'resnet18', '--backend', 'native', '--weights', weightsPath, '--input', inputPath, '--output', join(work, 'o.npy')],
+    { encoding: 'utf8' },
+  );
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /^resnet: --backend native is not available here: native backend: the addon .* is not built or does not load .*getBuiltinModule/);
+});
+
+test('bench --threads above the core count runs, with a warning on stderr', () => {
+  const threads = availableParallelism() + 3;
+  const r = resnet('bench', 'resnet18', '--backend', 'ref', '--input', '3x32x32', '--threads', String(threads), '--warmup', '0', '--iterations', '1', '--json');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, new RegExp(`^resnet: warning: --threads ${threads} is more than the ${availableParallelism()} cores here`));
+  assert.equal(JSON.parse(r.stdout).iterations, 1);
+  const within = resnet('bench', 'resnet18', '--backend', 'ref', '--input', '3x32x32', '--threads', '1', '--warmup', '0', '--iterations', '1', '--json');
+  assert.doesNotMatch(within.stderr, /warning/);
+});
+
+test('npx resnet prints no npm warning (no unknown keys in the project\'s npm config)', { skip: spawnSync('npm', ['--version']).status === 0 ? false : 'npm not on PATH' }, () => {
+  const r = spawnSync('npm', ['exec', '--offline', '--no', '--', 'resnet', '--version'], { cwd: repoRoot, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), '0.1.0');
+  assert.equal(r.stderr, '');
 });
 
 test('an input the model cannot take exits 5', () => {

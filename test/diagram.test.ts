@@ -14,6 +14,10 @@ import { getModel, listModels, type BuilderOptions } from '../src/models/builder
 import { drawDiagram } from '../src/tools/diagram.js';
 import { formatCount, summarize } from '../src/tools/summary.js';
 import { repoRoot } from './helpers/paths.js';
+import { uninitialised } from './helpers/fill.js';
+import { collectGarbageAfterEachTest } from './helpers/memory.js';
+
+collectGarbageAfterEachTest();
 
 interface Box {
   kind: string;
@@ -81,7 +85,7 @@ function textExtent(t: Box['texts'][number]): [number, number] {
 }
 
 function checkDiagram(name: string, options: BuilderOptions = {}, input = [3, 224, 224]): Box[] {
-  const model = getModel(name, { ...options, seed: 0 });
+  const model = uninitialised(() => getModel(name, options)); // the drawing needs shapes only
   const svg = drawDiagram(model, input, { title: name });
   const { root, boxes, viewBox } = parseSvg(svg);
   const [vx, vy, vw, vh] = viewBox;

@@ -19,10 +19,13 @@ import { readNpy, writeNpy } from '../src/io/npy.js';
 import { readWeights } from '../src/io/weights.js';
 import { writeSafetensors } from '../src/io/safetensors.js';
 import { IMAGENET_WEIGHTS } from '../src/weights/imagenet.generated.js';
-import { deterministicInput, deterministicStateDict } from './helpers/fill.js';
+import { deterministicInput, filledModel } from './helpers/fill.js';
 import { assertCloseToReference, maxAbsDiff } from './helpers/compare.js';
 import { repoRoot } from './helpers/paths.js';
 import { runTorchPython, torchUnavailable } from './helpers/torch-python.js';
+import { collectGarbageAfterEachTest } from './helpers/memory.js';
+
+collectGarbageAfterEachTest();
 
 const work = mkdtempSync(join(tmpdir(), 'resnet-export-'));
 
@@ -39,10 +42,8 @@ function assertSameTensor(actual: Tensor, expected: Tensor, what: string): void 
 }
 
 /** A model in eval mode with the fill formula's weights (BN statistics far from 0 and 1). */
-function filledModel(name: ModelName, numClasses?: number): ResNet {
-  const model = getModel(name, { numClasses });
-  model.loadStateDict(deterministicStateDict([...model.stateDict()].map(([k, t]) => [k, t.shape] as const)));
-  return model.eval();
+function filledEvalModel(name: ModelName, numClasses?: number): ResNet {
+  return filledModel(() => getModel(name, { numClasses })).eval();
 }
 
 /** Two sizes (one not square) at batch 1 and 3: the ONNX input's N, H and W are symbolic. */
@@ -72,17 +73,17 @@ async function assertOnnxMatches(model: ResNet, bytes: Uint8Array, what: string,
 }
 
 test('ONNX resnet18 (BatchNorm folded): onnxruntime gives our logits at two sizes, batch 1 and 3', async () => {
-  const model = filledModel('resnet18');
+  const model = filledEvalModel('resnet18');
   await assertOnnxMatches(model, exportOnnx(model), 'resnet18', INPUT_SHAPES);
 });
 
 test('ONNX resnet18 with BatchNormalization nodes and 10 classes', async () => {
-  const model = filledModel('resnet18', 10);
+  const model = filledEvalModel('resnet18', 10);
   await assertOnnxMatches(model, exportOnnx(model, { foldBatchNorm: false }), 'resnet18 BN nodes', [INPUT_SHAPES[1], INPUT_SHAPES[2]]);
 });
 
 test('ONNX resnext50_32x4d (grouped convolutions): onnxruntime gives our logits at two sizes, batch 1 and 3', async () => {
-  const model = filledModel('resnext50_32x4d');
+  const model = filledEvalModel('resnext50_32x4d');
   await assertOnnxMatches(model, exportOnnx(model), 'resnext50_32x4d', INPUT_SHAPES);
 });
 
@@ -92,7 +93,7 @@ test('ONNX resnet50 with replaceStrideWithDilation: dilated convolutions export'
 });
 
 test('ONNX export is deterministic and leaves the model untouched', () => {
-  const model = filledModel('resnet18');
+  const model = filledEvalModel('resnet18');
   const before = [...model.stateDict()].map(([k, t]) => [k, t.data.slice()] as const);
   const a = exportOnnx(model);
   assertSameBytes(exportOnnx(model), a, 'second export');
@@ -151,7 +152,7 @@ np.save(y_path, y.numpy())
 torch.save(state, resaved)
 `;
   for (const name of ['resnet18', 'resnext50_32x4d'] as const) {
-    const model = filledModel(name);
+    const model = filledEvalModel(name);
     const paths = { pth: join(work, `${name}.pth`), x: join(work, `${name}-x.npy`), y: join(work, `${name}-y.npy`), resaved: join(work, `${name}-torch.pth`) };
     const x = deterministicInput([2, 3, 64, 64]);
     writeFileSync(paths.pth, writeTorchStateDict(model.stateDict()));
@@ -175,7 +176,7 @@ function resnet(...args: string[]): { status: number | null; stdout: string; std
 }
 
 test('resnet export writes onnx, safetensors and pth from a weights file; the class count comes from fc.weight', async () => {
-  const model = filledModel('resnet18', 10);
+  const model = filledEvalModel('resnet18', 10);
   const weights = join(work, 'r18-10.safetensors');
   writeFileSync(weights, writeSafetensors(model.stateDict()));
   for (const [file, format] of [['m.onnx', undefined], ['m.safetensors', undefined], ['m.pth', undefined], ['m.bin', 'pth']] as const) {
@@ -194,7 +195,7 @@ test('resnet export writes onnx, safetensors and pth from a weights file; the cl
 });
 
 test("resnet export --weights IMAGENET1K_V1 takes torchvision's weights by name (here from the cache)", () => {
-  const model = filledModel('resnet18');
+  const model = filledEvalModel('resnet18');
   const checkpoints = join(work, 'home', 'checkpoints');
   mkdirSync(checkpoints, { recursive: true });
   writeFileSync(join(checkpoints, IMAGENET_WEIGHTS.resnet18.IMAGENET1K_V1.fileName), writeTorchStateDict(model.stateDict()));
@@ -216,7 +217,7 @@ test('resnet export: bad arguments exit 2, bad files 3, weights that do not fit 
     [['export', 'resnet18', '--weights', 'IMAGENET1K_V9', '-o', join(work, 'x.pth')], 2, /no weights 'IMAGENET1K_V9'; available: IMAGENET1K_V1, DEFAULT/],
     [['export', 'resnet18', '--weights', join(work, 'missing.pth'), '-o', join(work, 'x.pth')], 3, /missing\.pth: file not found/],
     [['export', 'resnet18', '--weights', weights, '-o', join(work, 'no-such-dir', 'x.pth')], 3, /cannot write output/],
-    [['export', 'resnet34', '--weights', weights, '-o', join(work, 'x.pth')], 4, /Missing key\(s\).*layer1\.2\.conv1\.weight/],
+    [['export', 'resnet34', '--weights', weights, '-o', join(work, 'x.pth')], 4, /does not fit resnet34: 80 missing \(layer1\.2\.conv1\.weight, .*--json lists every key/],
   ];
   for (const [args, status, message] of cases) {
     const r = resnet(...args);
@@ -224,5 +225,10 @@ test('resnet export: bad arguments exit 2, bad files 3, weights that do not fit 
     assert.match(r.stderr, message);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   }
+  const json = resnet('export', 'resnet34', '--weights', weights, '-o', join(work, 'x.pth'), '--json');
+  assert.equal(json.status, 4);
+  const details = JSON.parse(json.stdout);
+  assert.equal(details.missingKeys.length, 80);
+  assert.deepEqual([details.unexpectedKeys, details.mismatchedKeys], [[], []]);
 });
 

@@ -14,14 +14,15 @@ import type { BasicBlock, ResNet } from '../src/models/resnet.js';
 import { extractFeatures, featureInfo } from '../src/models/features.js';
 import { readNpy, writeNpy } from '../src/io/npy.js';
 import { writeTorchStateDict } from '../src/io/torch-writer.js';
-import { deterministicInput, deterministicStateDict } from './helpers/fill.js';
+import { deterministicInput, filledModel } from './helpers/fill.js';
 import { assertCloseToReference, maxAbsDiff } from './helpers/compare.js';
 import { runTorchPython, torchUnavailable } from './helpers/torch-python.js';
+import { collectGarbageAfterEachTest } from './helpers/memory.js';
 
-function filledModel(name: ModelName): ResNet {
-  const model = getModel(name);
-  model.loadStateDict(deterministicStateDict([...model.stateDict()].map(([k, t]) => [k, t.shape] as const)));
-  return model.eval();
+collectGarbageAfterEachTest();
+
+function filledEvalModel(name: ModelName): ResNet {
+  return filledModel(() => getModel(name)).eval();
 }
 
 const ALL = ['conv1', 'bn1', 'relu', 'maxpool', 'layer1', 'layer2', 'layer3', 'layer4', 'avgpool', 'fc'];
@@ -45,7 +46,7 @@ function noHooksLeft(model: ResNet): boolean {
 
 test('every top-level output in one pass equals the module-by-module run; fc equals the planned forward', () => {
   for (const name of ['resnet18', 'resnext50_32x4d'] as const) {
-    const model = filledModel(name);
+    const model = filledEvalModel(name);
     const x = deterministicInput([2, 3, 64, 64]);
     const features = extractFeatures(model, x, ALL);
     assert.deepEqual([...features.keys()], ALL);
@@ -66,7 +67,7 @@ test('every top-level output in one pass equals the module-by-module run; fc equ
 });
 
 test('deeper modules by their state-dict path; a repeated module gives its last call', () => {
-  const model = filledModel('resnet18');
+  const model = filledEvalModel('resnet18');
   const x = deterministicInput([1, 3, 64, 64]);
   const f = extractFeatures(model, x, ['layer2.0.downsample', 'layer3.1', 'layer2.0', 'layer1.1.relu', 'layer1']);
   assert.deepEqual([...f.keys()], ['layer2.0.downsample', 'layer3.1', 'layer2.0', 'layer1.1.relu', 'layer1']);
@@ -78,7 +79,7 @@ test('deeper modules by their state-dict path; a repeated module gives its last 
 });
 
 test('the pass stops after the last stage asked for', () => {
-  const model = filledModel('resnet50');
+  const model = filledEvalModel('resnet50');
   let later = 0;
   const removers = [model.layer3, model.layer4, model.fc].map((m) => m.registerForwardHook(() => void later++));
   const f = extractFeatures(model, deterministicInput([1, 3, 64, 64]), ['layer1', 'layer2.1.conv2']);
@@ -115,7 +116,7 @@ test("featureInfo: timm's channels and reductions, equal to the traced feature m
 
 test("torchvision's create_feature_extractor gives the same maps", { skip: torchUnavailable() }, () => {
   const work = mkdtempSync(join(tmpdir(), 'resnet-features-'));
-  const model = filledModel('resnet18');
+  const model = filledEvalModel('resnet18');
   const x = deterministicInput([2, 3, 64, 64]);
   const nodes = ['relu', 'layer1', 'layer2', 'layer3', 'layer4', 'avgpool', 'fc'];
   writeFileSync(join(work, 'w.pth'), writeTorchStateDict(model.stateDict()));

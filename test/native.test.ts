@@ -14,7 +14,10 @@ import { getModel, type ResNet } from '../src/index.js';
 import type { Module } from '../src/nn/module.js';
 import { assertCloseToReference } from './helpers/compare.js';
 import { checkPackingFollowsScaleAndGeometry } from './helpers/packing.js';
-import { deterministicInput, deterministicStateDict } from './helpers/fill.js';
+import { deterministicInput, filledModel } from './helpers/fill.js';
+import { collectGarbageAfterEachTest } from './helpers/memory.js';
+
+collectGarbageAfterEachTest();
 
 const REL_TOL = 1e-5;
 const MODEL_REL_TOL = 1e-4;
@@ -106,11 +109,7 @@ test('native backend: threads are settable and the ISA is named', { skip }, () =
 });
 
 function filled(name: string): ResNet {
-  const model = getModel(name);
-  const shapes = [...model.stateDict()].map(([key, t]) => [key, t.shape] as const);
-  model.loadStateDict(deterministicStateDict(shapes), { strict: true });
-  model.eval();
-  return model;
+  return filledModel(() => getModel(name)).eval();
 }
 
 function forward(model: ResNet, backend: string | Backend, x: Tensor): Tensor {

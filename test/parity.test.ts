@@ -12,8 +12,11 @@ import { withBackend } from '../src/backends/index.js';
 import type { Tensor } from '../src/core/tensor.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { assertCloseToReference } from './helpers/compare.js';
-import { deterministicInput, deterministicStateDict, deterministicTensor, fnv1a32 } from './helpers/fill.js';
+import { deterministicInput, deterministicTensor, filledModel, fnv1a32, uninitialised } from './helpers/fill.js';
 import { fixturePath } from './helpers/paths.js';
+import { collectGarbageAfterEachTest } from './helpers/memory.js';
+
+collectGarbageAfterEachTest();
 
 /** One case as make_parity.py wrote it: a torchvision builder or a custom Bottleneck ResNet, with torchvision's kwargs. */
 interface ParityCase {
@@ -92,12 +95,6 @@ function stateDictRows(model: ResNet): KeyRow[] {
   return [...model.stateDict()].map(([key, t]) => [key, [...t.shape], t.dtype]);
 }
 
-/** The model with every parameter and buffer replaced by the formula (strict: all keys must match). */
-function filled(model: ResNet): ResNet {
-  const shapes = [...model.stateDict()].map(([key, t]) => [key, t.shape] as const);
-  model.loadStateDict(deterministicStateDict(shapes), { strict: true });
-  return model;
-}
 
 function fixture(tensors: Map<string, Tensor>, key: string): Tensor {
   const t = tensors.get(key);
@@ -127,21 +124,26 @@ for (const [name, rows] of Object.entries(keys)) {
   test(`state-dict keys, shapes and dtypes of ${name} equal torchvision's, in order`, () => {
     const c = manifest.cases.find((k) => k.name === name);
     assert.ok(c, `no case named ${name} in manifest.json`);
-    assert.deepEqual(stateDictRows(build(c)), rows);
+    assert.deepEqual(stateDictRows(uninitialised(() => build(c))), rows);
   });
 }
 
 // One test per case, so a failure names the builder, options and input; a subtest per backend.
 for (const c of manifest.cases) {
   test(`eval logits of ${c.fixture} ${JSON.stringify(c.options)} match torch`, async (t) => {
-    const model = filled(build(c));
-    model.eval();
+    // The test runner keeps every subtest's function, and with it what the function can reach:
+    // the model is dropped at the end, or every case's weights would stay alive to the end.
+    let model: ResNet | null = filledModel(() => build(c)).eval();
     const input = deterministicInput(c.input);
-    for (const backend of BACKENDS) {
-      await t.test(backend, () => {
-        const logits = withBackend(backend, () => model.forward(input));
-        assertCloseToReference(logits, fixture(evalLogits, c.fixture), REL_TOL, `${c.fixture} logits on ${backend}`);
-      });
+    try {
+      for (const backend of BACKENDS) {
+        await t.test(backend, () => {
+          const logits = withBackend(backend, () => model!.forward(input));
+          assertCloseToReference(logits, fixture(evalLogits, c.fixture), REL_TOL, `${c.fixture} logits on ${backend}`);
+        });
+      }
+    } finally {
+      model = null;
     }
   });
 }
@@ -153,7 +155,7 @@ for (const backend of BACKENDS) {
 }
 
 function checkTrainMode(): void {
-  const model = filled(getModel(manifest.train.builder));
+  const model = filledModel(() => getModel(manifest.train.builder));
   model.train();
   const logits = model.forward(deterministicInput(manifest.train.input));
   assertCloseToReference(logits, fixture(trainFixture, 'logits'), REL_TOL, 'train logits');

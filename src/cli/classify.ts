@@ -10,7 +10,7 @@ import type { RgbImage } from '../preprocess/image.js';
 import { IMAGENET_CATEGORIES } from '../weights/imagenet.generated.js';
 import { resolveWeights } from '../weights/load.js';
 import { ShapeError } from '../ops/functional.js';
-import { buildModelWithWeights, type ModelCommandContext, type ModelFlags } from './export.js';
+import { buildModelWithWeights, type ModelCommandContext, type ModelFlags } from './model.js';
 
 interface ClassifyFlags extends ModelFlags {
   arch: string;

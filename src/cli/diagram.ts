@@ -5,7 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { ShapeError } from '../ops/functional.js';
 import { drawDiagram } from '../tools/diagram.js';
-import type { ModelCommandContext, ModelFlags } from './export.js';
+import type { ModelCommandContext, ModelFlags } from './model.js';
 
 export interface DiagramCommandContext extends ModelCommandContext {
   /** "3x224x224" → [3, 224, 224]. */

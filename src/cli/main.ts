@@ -7,19 +7,18 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { Tensor, shapeToString } from '../core/tensor.js';
-import { listBackends, setBackend } from '../backends/index.js';
+import { AUTO_ORDER, listBackends, nativeUnavailableReason, setBackend, type Backend } from '../backends/index.js';
 import { ShapeError } from '../ops/functional.js';
-import { StateDictError } from '../nn/module.js';
 import { getModel, isModelName, listModels, type BuilderOptions } from '../models/builders.js';
 import { formatSummary, summarize } from '../tools/summary.js';
 import { benchmarkModel, formatProgress, type BenchProgress } from '../tools/bench.js';
 import { readNpy, writeNpy } from '../io/npy.js';
-import { loadWeightsFile } from '../io/weights.js';
 import { WeightFileError } from '../io/errors.js';
 import { registerPreprocessCommand } from './preprocess.js';
 import { registerExportCommand } from './export.js';
 import { registerDiagramCommand } from './diagram.js';
 import { registerClassifyCommand } from './classify.js';
+import { buildModelWithWeights, type ModelCommandContext, type ModelFlags } from './model.js';
 import { parsePositiveInt } from './args.js';
 
 /** Exit codes: each says what kind of failure it was. */
@@ -38,7 +37,8 @@ export const EXIT = {
 } as const;
 
 class CliError extends Error {
-  constructor(message: string, readonly exitCode: number) {
+  /** What --json prints on stdout besides the one-line message (e.g. every mismatched key). */
+  constructor(message: string, readonly exitCode: number, readonly details?: Record<string, unknown>) {
     super(message);
   }
 }
@@ -83,14 +83,6 @@ function parseArch(value: string): string {
   return value;
 }
 
-interface ModelFlags {
-  numClasses?: number;
-  groups?: number;
-  widthPerGroup?: number;
-  replaceStrideWithDilation?: [boolean, boolean, boolean];
-  zeroInitResidual?: boolean;
-}
-
 function addModelOptions(command: Command): Command {
   return command
     .option('--num-classes <n>', 'number of output classes', parsePositiveInt('--num-classes'))
@@ -116,17 +108,41 @@ function buildModel(arch: string, flags: ModelFlags) {
 }
 
 /**
- * --backend on every command that computes: a registered backend or 'auto' (native, else wasm,
- * else ref); RESNET_BACKEND sets it when the flag is absent, as it does for the library.
+ * --backend on every command that computes: 'auto' (native, else wasm, else ref) or one of
+ * those, built here or not (selectBackend says why one is missing); RESNET_BACKEND sets it when
+ * the flag is absent, as it does for the library.
  */
 function addBackendOption(command: Command): Command {
   return command.addOption(
     new Option('--backend <name>', 'compute backend')
-      .choices(['auto', ...listBackends().filter((b) => b !== 'meta')])
+      .choices(['auto', ...AUTO_ORDER])
       .default('auto')
       .env('RESNET_BACKEND'),
   );
 }
+
+/** The backend --backend names, started; one this installation lacks is a usage error that says why. */
+function selectBackend(name: string): Backend {
+  if (name !== 'auto' && !listBackends().includes(name)) {
+    const reason = name === 'native' ? nativeUnavailableReason() : undefined;
+    throw new CliError(`--backend ${name} is not available here${reason ? `: ${reason}` : ''}`, EXIT.usage);
+  }
+  try {
+    return setBackend(name);
+  } catch (e) {
+    throw new CliError(`--backend ${name} does not start: ${(e as Error).message}`, EXIT.usage);
+  }
+}
+
+/** A context for the commands in other files: exit codes, errors, and the model options. */
+const MODEL_CONTEXT: ModelCommandContext = {
+  exitHelp: EXIT_HELP,
+  exit: EXIT,
+  error: (message, exitCode, details) => new CliError(message, exitCode, details),
+  parseArch,
+  addModelOptions,
+  buildModel,
+};
 
 async function readInputFile(path: string): Promise<Tensor> {
   let bytes: Uint8Array;
@@ -163,26 +179,12 @@ async function runCommand(
   arch: string,
   opts: ModelFlags & { weights: string; input: string; output: string; backend: string; json?: boolean },
 ): Promise<void> {
-  setBackend(opts.backend);
-  const model = buildModel(arch, opts);
-  let stateDict;
-  try {
-    stateDict = await loadWeightsFile(opts.weights);
-  } catch (e) {
-    // The loader's messages already name the file.
-    throw new CliError((e as Error).message, EXIT.file);
-  }
-  try {
-    model.loadStateDict(stateDict);
-  } catch (e) {
-    if (e instanceof StateDictError) throw new CliError(e.message.replace(/\n\t/g, ' '), EXIT.stateDict);
-    throw e;
-  }
+  const backend = selectBackend(opts.backend);
+  const model = await buildModelWithWeights(arch, opts, MODEL_CONTEXT);
   const x = await readInputFile(opts.input);
   if (x.dtype !== 'float32' || x.ndim !== 4) {
     throw new CliError(`input '${opts.input}' must be a float NCHW array, got ${x.dtype} of shape ${shapeToString(x.shape)}`, EXIT.input);
   }
-  model.eval();
   const start = performance.now();
   let y: Tensor;
   try {
@@ -198,7 +200,7 @@ async function runCommand(
     throw new CliError(`cannot write output '${opts.output}': ${(e as Error).message}`, EXIT.file);
   }
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ arch, backend: opts.backend, input: x.shape, output: y.shape, outputFile: opts.output, ms })}\n`);
+    process.stdout.write(`${JSON.stringify({ arch, backend: backend.name, input: x.shape, output: y.shape, outputFile: opts.output, ms })}\n`);
   } else {
     process.stderr.write(`${arch}: ${shapeToString(x.shape)} → ${shapeToString(y.shape)} in ${ms.toFixed(0)} ms, written to ${opts.output}\n`);
   }
@@ -214,6 +216,11 @@ async function benchCommand(
   arch: string,
   opts: { batch: number; threads: number; backend: string; input: [number, number, number]; warmup: number; iterations?: number; json?: boolean },
 ): Promise<void> {
+  const cores = availableParallelism();
+  if (opts.threads > cores) {
+    // Accepted (oversubscribing is a fair thing to measure), but rarely what was meant.
+    process.stderr.write(`resnet: warning: --threads ${opts.threads} is more than the ${cores} cores here; threads will share cores\n`);
+  }
   const label = `${arch} batch ${opts.batch} on ${opts.backend}`;
   let result;
   try {
@@ -273,10 +280,10 @@ export function buildProgram(): Command {
         .command('run')
         .description('run a model in eval mode on an NCHW float32 .npy tensor and write the output .npy')
         .argument('<arch>', `architecture: ${listModels().join(', ')}`, parseArch)
-        .requiredOption('--weights <file>', 'state dict: .pth (zip or legacy torch.save) or .safetensors')
+        .requiredOption('--weights <file|url|name>', 'state dict: .pth (zip or legacy torch.save) or .safetensors file, http(s) URL, or torchvision weights name')
         .requiredOption('--input <x.npy>', 'input tensor (N, 3, H, W)')
-        .requiredOption('--output <y.npy>', 'where to write the output (N, numClasses)')
-        .option('--json', 'print a JSON line describing the run'),
+        .requiredOption('--output <y.npy>', 'where to write the output (N, numClasses; numClasses from fc.weight unless given)')
+        .option('--json', 'print a JSON line describing the run (on a state dict that does not fit: every key)'),
     ),
   )
     .addHelpText('after', EXIT_HELP)
@@ -297,10 +304,10 @@ export function buildProgram(): Command {
     .addHelpText('after', EXIT_HELP)
     .action(benchCommand);
 
-  registerPreprocessCommand(program, { exitHelp: EXIT_HELP, exit: EXIT, error: (message, exitCode) => new CliError(message, exitCode) });
-  registerExportCommand(program, { exitHelp: EXIT_HELP, exit: EXIT, error: (message, exitCode) => new CliError(message, exitCode), parseArch, addModelOptions, buildModel });
-  registerClassifyCommand(program, { exitHelp: EXIT_HELP, exit: EXIT, error: (message, exitCode) => new CliError(message, exitCode), parseArch, addModelOptions, buildModel });
-  registerDiagramCommand(program, { exitHelp: EXIT_HELP, exit: EXIT, error: (message, exitCode) => new CliError(message, exitCode), parseArch, parseInputShape, addModelOptions, buildModel });
+  registerPreprocessCommand(program, MODEL_CONTEXT);
+  registerExportCommand(program, MODEL_CONTEXT);
+  registerClassifyCommand(program, MODEL_CONTEXT);
+  registerDiagramCommand(program, { ...MODEL_CONTEXT, parseInputShape });
 
   for (const command of program.commands) command.exitOverride();
   return program;
@@ -319,6 +326,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (e instanceof CliError) {
       process.stderr.write(`resnet: ${e.message}\n`);
+      if (e.details) process.stdout.write(`${JSON.stringify({ error: e.message, exitCode: e.exitCode, ...e.details })}\n`);
       return e.exitCode;
     }
     if (e instanceof WeightFileError) {

@@ -13,8 +13,11 @@ import { ImageClassification, ImageFileError, readImage } from '../preprocess/in
 export interface CommandContext {
   readonly exitHelp: string;
   readonly exit: { readonly file: number };
-  /** An error that main() prints as one line on stderr before exiting with `exitCode`. */
-  readonly error: (message: string, exitCode: number) => Error;
+  /**
+   * An error that main() prints as one line on stderr before exiting with `exitCode`; `details`,
+   * if any, go to stdout as one JSON line (for --json).
+   */
+  readonly error: (message: string, exitCode: number, details?: Record<string, unknown>) => Error;
 }
 
 async function preprocessCommand(image: string, opts: { resize: number; crop: number; output: string }, context: CommandContext): Promise<void> {

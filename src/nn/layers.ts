@@ -51,7 +51,7 @@ export class Conv2d extends Module {
     this.stride = pair(options.stride ?? 1);
     this.padding = pair(options.padding ?? 0);
     this.dilation = pair(options.dilation ?? 1);
-    for (const v of [...this.kernelSize, ...this.stride, ...this.dilation]) checkPositiveInt(v, 'kernel size, stride and dilation');
+    F.checkWindowArgs('Conv2d', this.kernelSize, this.stride, this.padding, this.dilation);
     this.weight = this.addParameter('weight', Tensor.zeros([outChannels, inChannels / this.groups, ...this.kernelSize]));
     this.bias = options.bias ?? true ? this.addParameter('bias', Tensor.zeros([outChannels])) : null;
     if (!isInitDeferred()) this.resetParameters(options.generator);
@@ -166,6 +166,7 @@ export class MaxPool2d extends Module {
     this.stride = pair(options.stride ?? kernelSize);
     this.padding = pair(options.padding ?? 0);
     this.dilation = pair(options.dilation ?? 1);
+    F.checkWindowArgs('MaxPool2d', this.kernelSize, this.stride, this.padding, this.dilation);
   }
 
   forward(x: Tensor): Tensor {

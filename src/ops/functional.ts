@@ -1,8 +1,11 @@
 // The ops layer: every tensor operation the network uses, with its argument and shape
 // checks and its output-size arithmetic, dispatched to the current backend. Modules call
-// only these functions, so this is where autograd will record its tape.
+// only these functions, so this is where autograd will record its tape. Arguments are
+// checked here, once, before any backend sees them: every backend then fails alike (a
+// ShapeError or RangeError with the same message), and backends hold no checks of their own.
+// An output with no elements (batch 0) is made here too, as torch returns one.
 
-import { Tensor, shapeToString, shapesEqual } from '../core/tensor.js';
+import { Tensor, numel, shapeToString, shapesEqual, type Shape } from '../core/tensor.js';
 import { getBackend, type Conv2dParams, type ConvEpilogue, type Pool2dParams } from '../backends/index.js';
 import { recordOp, type BatchNormArgs } from './trace.js';
 
@@ -23,6 +26,34 @@ function expect4d(x: Tensor, op: string): void {
   if (x.dtype !== 'float32') throw new TypeError(`${op}: expected a float32 input, got ${x.dtype}`);
 }
 
+function describePair(p: Pair): string {
+  return `${p[0]}×${p[1]}`;
+}
+
+function isPair(p: Pair, valid: (v: number) => boolean): boolean {
+  return Array.isArray(p) && p.length === 2 && p.every((v) => Number.isSafeInteger(v) && valid(v));
+}
+
+/**
+ * The window arguments of a convolution or pooling, as torch checks them: kernel, stride and
+ * dilation positive integers, padding a non-negative integer, each a (height, width) pair.
+ * The layers' constructors call this too, so a bad argument fails where it is given.
+ */
+export function checkWindowArgs(op: string, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair): void {
+  if (!isPair(kernel, (v) => v >= 1)) throw new ShapeError(`${op}: kernel size must be positive integers, got ${describePair(kernel)}`);
+  if (!isPair(stride, (v) => v >= 1)) throw new RangeError(`${op}: stride must be positive integers, got ${describePair(stride)}`);
+  if (!isPair(padding, (v) => v >= 0)) throw new RangeError(`${op}: padding must be non-negative integers, got ${describePair(padding)}`);
+  if (!isPair(dilation, (v) => v >= 1)) throw new RangeError(`${op}: dilation must be positive integers, got ${describePair(dilation)}`);
+}
+
+/**
+ * An output of `shape` with no elements (a batch of 0), made here so that no backend is asked
+ * for one; null when there is work to do. Meta tensors go to the meta backend as ever.
+ */
+function emptyOutput(x: Tensor, shape: Shape): Tensor | null {
+  return numel(shape) === 0 && !x.isMeta ? Tensor.zeros(shape) : null;
+}
+
 /** torch's output-size formula for convolution and pooling (floor mode). */
 export function convOutputSize(input: number, kernel: number, stride: number, padding: number, dilation: number): number {
   return Math.floor((input + 2 * padding - dilation * (kernel - 1) - 1) / stride) + 1;
@@ -34,9 +65,15 @@ export function convOutputSize(input: number, kernel: number, stride: number, pa
  */
 export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, params: Conv2dParams, epilogue?: ConvEpilogue): Tensor {
   expect4d(x, 'conv2d');
+  if (weight.ndim !== 4) throw new ShapeError(`conv2d: expected a 4-D (O, C/groups, kh, kw) weight, got shape ${describe(weight)}`);
   const [batch, channels, height, width] = x.shape;
   const [outChannels, groupChannels, kh, kw] = weight.shape;
   const { groups } = params;
+  checkWindowArgs('conv2d', [kh, kw], params.stride, params.padding, params.dilation);
+  if (!Number.isSafeInteger(groups) || groups < 1) throw new RangeError(`conv2d: groups must be a positive integer, got ${groups}`);
+  if (outChannels === 0 || groupChannels === 0 || outChannels % groups !== 0) {
+    throw new ShapeError(`conv2d: weight ${describe(weight)} does not split into ${groups} groups of output and input channels`);
+  }
   if (channels !== groupChannels * groups) {
     throw new ShapeError(
       `conv2d: given groups=${groups}, weight of size ${describe(weight)}, expected input ${describe(x)} ` +
@@ -58,7 +95,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, params: C
   if (epilogue?.residual && !shapesEqual(epilogue.residual.shape, outShape)) {
     throw new ShapeError(`conv2d: residual ${describe(epilogue.residual)} does not match the output ${shapeToString(outShape)}`);
   }
-  const output = batch === 0 ? Tensor.zeros(outShape) : getBackend().conv2d(x, weight, bias, params, outH, outW, epilogue);
+  const output = emptyOutput(x, outShape) ?? getBackend().conv2d(x, weight, bias, params, outH, outW, epilogue);
   return recordOp({ kind: 'conv2d', x, weight, bias, params, epilogue, output });
 }
 
@@ -85,6 +122,9 @@ export function batchNorm2d(x: Tensor, args: BatchNormArgs): Tensor {
       throw new ShapeError(`batch_norm: ${name} of shape ${describe(t)} does not match ${channels} channels of input ${describe(x)}`);
     }
   }
+  // No values (batch 0): nothing to normalise, and torch leaves the running statistics alone.
+  const empty = emptyOutput(x, x.shape);
+  if (empty) return recordOp({ kind: 'batchNorm2d', x, args, output: empty });
   const backend = getBackend();
   let mean: ArrayLike<number>;
   let variance: ArrayLike<number>;
@@ -126,7 +166,7 @@ export function batchNorm2d(x: Tensor, args: BatchNormArgs): Tensor {
 }
 
 export function relu(x: Tensor): Tensor {
-  return recordOp({ kind: 'relu', x, output: getBackend().relu(x) });
+  return recordOp({ kind: 'relu', x, output: emptyOutput(x, x.shape) ?? getBackend().relu(x) });
 }
 
 /** The residual add: elementwise a + b of equal shapes. */
@@ -134,13 +174,14 @@ export function add(a: Tensor, b: Tensor): Tensor {
   if (!shapesEqual(a.shape, b.shape)) {
     throw new ShapeError(`add: shapes ${describe(a)} and ${describe(b)} differ`);
   }
-  return recordOp({ kind: 'add', a, b, output: getBackend().add(a, b) });
+  return recordOp({ kind: 'add', a, b, output: emptyOutput(a, a.shape) ?? getBackend().add(a, b) });
 }
 
 export function maxPool2d(x: Tensor, params: Pool2dParams): Tensor {
   expect4d(x, 'max_pool2d');
-  const [, channels, height, width] = x.shape;
+  const [batch, channels, height, width] = x.shape;
   const [kh, kw] = params.kernel;
+  checkWindowArgs('max_pool2d', params.kernel, params.stride, params.padding, params.dilation);
   if (params.padding[0] * 2 > kh || params.padding[1] * 2 > kw) {
     throw new RangeError(`max_pool2d: padding ${params.padding.join('×')} should be at most half of kernel ${kh}×${kw}`);
   }
@@ -149,29 +190,37 @@ export function maxPool2d(x: Tensor, params: Pool2dParams): Tensor {
   if (outH < 1 || outW < 1) {
     throw new ShapeError(`max_pool2d: given input size ${channels}×${height}×${width}, the output size ${channels}×${outH}×${outW} is too small`);
   }
-  return recordOp({ kind: 'maxPool2d', x, params, output: getBackend().maxPool2d(x, params, outH, outW) });
+  const output = emptyOutput(x, [batch, channels, outH, outW]) ?? getBackend().maxPool2d(x, params, outH, outW);
+  return recordOp({ kind: 'maxPool2d', x, params, output });
 }
 
 export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor {
   expect4d(x, 'adaptive_avg_pool2d');
   const [outH, outW] = outputSize;
   if (x.shape[2] < 1 || x.shape[3] < 1) throw new ShapeError(`adaptive_avg_pool2d: empty input ${describe(x)}`);
-  if (!(outH >= 1 && outW >= 1)) throw new RangeError(`adaptive_avg_pool2d: invalid output size ${outH}×${outW}`);
-  return recordOp({ kind: 'adaptiveAvgPool2d', x, outputSize, output: getBackend().adaptiveAvgPool2d(x, outH, outW) });
+  if (!isPair(outputSize, (v) => v >= 1)) throw new RangeError(`adaptive_avg_pool2d: output size must be positive integers, got ${describePair(outputSize)}`);
+  const output = emptyOutput(x, [x.shape[0], x.shape[1], outH, outW]) ?? getBackend().adaptiveAvgPool2d(x, outH, outW);
+  return recordOp({ kind: 'adaptiveAvgPool2d', x, outputSize, output });
 }
 
-/** torch.flatten(x, startDim): collapses dimensions startDim.. into one. */
+/**
+ * torch.flatten(x, startDim): collapses dimensions startDim.. into one, whose size is their
+ * product (not -1: in a batch of 0 that would be anything, as torch's reshape says).
+ */
 export function flatten(x: Tensor, startDim = 1): Tensor {
-  const kept = x.shape.slice(0, startDim);
-  return recordOp({ kind: 'flatten', x, startDim, output: x.reshape([...kept, -1]) });
+  if (!Number.isSafeInteger(startDim) || startDim < 0 || startDim >= Math.max(x.ndim, 1)) {
+    throw new RangeError(`flatten: start dimension ${startDim} is out of range for shape ${describe(x)}`);
+  }
+  return recordOp({ kind: 'flatten', x, startDim, output: x.reshape([...x.shape.slice(0, startDim), numel(x.shape.slice(startDim))]) });
 }
 
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
   if (x.ndim !== 2) throw new ShapeError(`linear: expected a 2-D (N, features) input, got shape ${describe(x)}`);
+  if (weight.ndim !== 2) throw new ShapeError(`linear: expected a 2-D (out, in) weight, got shape ${describe(weight)}`);
   const [outFeatures, inFeatures] = weight.shape;
   if (x.shape[1] !== inFeatures) {
     throw new ShapeError(`linear: input ${describe(x)} has ${x.shape[1]} features but weight ${describe(weight)} expects ${inFeatures}`);
   }
-  if (bias && bias.shape[0] !== outFeatures) throw new ShapeError(`linear: bias ${describe(bias)} does not match weight ${describe(weight)}`);
-  return recordOp({ kind: 'linear', x, weight, bias, output: getBackend().linear(x, weight, bias) });
+  if (bias && (bias.ndim !== 1 || bias.shape[0] !== outFeatures)) throw new ShapeError(`linear: bias ${describe(bias)} does not match weight ${describe(weight)}`);
+  return recordOp({ kind: 'linear', x, weight, bias, output: emptyOutput(x, [x.shape[0], outFeatures]) ?? getBackend().linear(x, weight, bias) });
 }

@@ -11,6 +11,8 @@
 //   num_batches_tracked        int64 0                      input [N,C,H,W]    u, key "input/NxCxHxW"
 
 import { Tensor, numel, shapeToString } from '../../src/core/tensor.js';
+import { skipInit } from '../../src/nn/init.js';
+import type { Module } from '../../src/nn/module.js';
 
 export function fnv1a32(s: string): number {
   let h = 0x811c9dc5;
@@ -67,4 +69,31 @@ export function deterministicStateDict(entries: Iterable<readonly [string, reado
 /** A model input by the formula: u under the key "input/NxCxHxW". */
 export function deterministicInput(shape: readonly number[]): Tensor {
   return new Tensor(fillUniform(`input/${shape.join('x')}`, new Float32Array(numel(shape)), 1, 0), shape);
+}
+
+/**
+ * A model built without its random initialisation (parameters stay zero, in memory the kernel
+ * has not yet touched): for a test that needs only its structure and shapes (summaries,
+ * diagrams), or that replaces every tensor next (filledModel). Drawing the initialisation of
+ * wide_resnet101_2's 127 M parameters costs seconds and touches 0.5 GB.
+ */
+export function uninitialised<M>(build: () => M): M {
+  const end = skipInit();
+  try {
+    return build();
+  } finally {
+    end();
+  }
+}
+
+/**
+ * The model `build` makes, with every parameter and buffer filled by the formula (strict: all
+ * keys must match): built uninitialised, and taking the formula's tensors as its own (assign),
+ * so the weights exist once.
+ */
+export function filledModel<M extends Module>(build: () => M): M {
+  const model = uninitialised(build);
+  const shapes = [...model.stateDict()].map(([key, t]) => [key, t.shape] as const);
+  model.loadStateDict(deterministicStateDict(shapes), { strict: true, assign: true });
+  return model;
 }

@@ -86,14 +86,19 @@ function loadAddon(): NativeAddon {
   );
 }
 
-/** Whether the addon is built and loads on this machine. */
-export function nativeAvailable(): boolean {
+/** Why the addon does not load on this machine (not built, or fails to load); undefined where it loads. */
+export function nativeUnavailableReason(): string | undefined {
   try {
     loadAddon();
-    return true;
-  } catch {
-    return false;
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
   }
+}
+
+/** Whether the addon is built and loads on this machine. */
+export function nativeAvailable(): boolean {
+  return nativeUnavailableReason() === undefined;
 }
 
 /** Released outputs kept for reuse, at most this many bytes in all. */

@@ -5,12 +5,16 @@
 // Memory. Tensors this backend returns live in the wasm memory: their data is a Float32Array
 // view of it, so the next op reads its input where the last one wrote it, with no copy in
 // either direction (copying outputs out into fresh arrays runs at ~2.3 GB/s here, ~17 ms of
-// ResNet-50's ~40 MB of activations per forward). A block is freed once the garbage collector
-// has collected its view and the event loop has turned (FinalizationRegistry); V8 does not see
-// the wasm memory behind a view, so that can take many forward passes, and a synchronous loop
-// frees nothing. Past `residentLimitBytes` of held blocks, outputs are copied out to ordinary
-// arrays instead (correct, slower; warned once). Views of the shared memory have one caveat:
-// `t.f32.subarray(...)` does not keep the block alive; copy with slice().
+// ResNet-50's ~40 MB of activations per forward). A block is freed by release() (a fused
+// forward pass releases every intermediate), or else once the garbage collector has collected
+// its view and the event loop has turned (FinalizationRegistry); V8 does not see the wasm memory
+// behind a view, so that can take many forward passes, and a synchronous loop frees nothing.
+// So outputs of at most `SMALL_OUTPUT_BYTES` are copied out to ordinary arrays, which V8 frees
+// as any other: those are a model's last outputs (pooled features, logits), the ones a caller
+// keeps and nobody releases, and a loop of forward passes would otherwise hold every one of them
+// in wasm memory until it yields (6 KB a ResNet-18 forward). Past `residentLimitBytes` of held
+// blocks, all outputs are copied out (correct, slower; warned once). Views of the shared memory
+// have one caveat: `t.f32.subarray(...)` does not keep the block alive; copy with slice().
 // Inputs that live elsewhere (a user's tensor) are copied in for the call. Packed weights are
 // cached per weight tensor and its version (Tensor.version), up to
 // `weightCacheBytes`, least recently used dropped first: those are freed deterministically.
@@ -55,6 +59,13 @@ export interface WasmBackendOptions {
 /** Multiply-adds (or elements, for the elementwise kernels) worth giving a thread of their own. */
 const MIN_MACS_PER_SLICE = 1 << 18;
 const MIN_ELEMENTS_PER_SLICE = 1 << 16;
+
+/**
+ * Outputs up to this size are copied out of wasm memory (see the top of the file): 64 KiB take
+ * ~30 µs to copy, and ResNet's activations are larger (2048×7×7 floats at 224×224) but its
+ * logits and pooled features smaller, up to a batch of 16.
+ */
+export const SMALL_OUTPUT_BYTES = 64 * 1024;
 
 /** int32 fields of rk_conv2d_shape. */
 const CONV_SHAPE_FIELDS = 16;
@@ -304,10 +315,15 @@ export class WasmBackend implements Backend {
     return this.#heap.alloc(size * 4);
   }
 
-  /** Wraps an output block as a tensor: a view that keeps it resident, or a copy if over the limit. */
+  /** Wraps an output block as a tensor: a view that keeps it resident, or a copy if small or over the limit. */
   #result(address: number, shape: readonly number[]): Tensor {
     const size = shape.reduce((a, b) => a * b, 1);
     const view = this.#heap.f32(address, size);
+    if (view.byteLength <= SMALL_OUTPUT_BYTES) {
+      const copy = view.slice();
+      this.#heap.free(address);
+      return new Tensor(copy, shape);
+    }
     if (this.#residentBytes + view.byteLength > this.#residentLimitBytes) {
       if (!this.#warnedOverLimit && this.#residentLimitBytes > 0) {
         this.#warnedOverLimit = true;

@@ -164,7 +164,9 @@ test('bench --threads above the core count runs, with a warning on stderr', () =
 });
 
 test('npx resnet prints no npm warning (no unknown keys in the project\'s npm config)', { skip: spawnSync('npm', ['--version']).status === 0 ? false : 'npm not on PATH' }, () => {
-  const r = spawnSync('npm', ['exec', '--offline', '--no', '--', 'resnet', '--version'], { cwd: repoRoot, encoding: 'utf8' });
+  // npm's own once-a-week update check is no warning of ours, and may wait on the network: off.
+  const env = { ...process.env, npm_config_update_notifier: 'false' };
+  const r = spawnSync('npm', ['exec', '--offline', '--no', '--', 'resnet', '--version'], { cwd: repoRoot, encoding: 'utf8', env });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.trim(), '0.1.0');
   assert.equal(r.stderr, '');

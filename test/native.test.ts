@@ -5,6 +5,9 @@
 // parity tests against torch. Skipped, with the reason shown, where the addon is not built.
 
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { repoRoot } from './helpers/paths.js';
 import assert from 'node:assert/strict';
 import { Tensor, type Shape } from '../src/core/tensor.js';
 import { Generator } from '../src/core/rng.js';
@@ -125,3 +128,26 @@ for (const [name, input] of [['resnet18', [1, 3, 224, 224]], ['resnext50_32x4d',
     assertCloseToReference(actual, expected, MODEL_REL_TOL, `${name} logits`);
   });
 }
+
+test('RESNET_NATIVE_ISA forces a build; one the CPU cannot run is a usage error, not a fallback', { skip }, () => {
+  const bin = join(repoRoot, 'bin', 'resnet.js');
+  const bench = (isa: string) =>
+    spawnSync(process.execPath, [bin, 'bench', 'resnet18', '--input', '3x32x32', '--iterations', '1', '--warmup', '0', '--json'], {
+      encoding: 'utf8',
+      env: { ...process.env, RESNET_NATIVE_ISA: isa, RESNET_BACKEND: 'auto' },
+    });
+  const portable = bench('portable');
+  assert.equal(portable.status, 0, portable.stderr);
+  const result = JSON.parse(portable.stdout.trim());
+  assert.equal(result.backend, 'native');
+  assert.ok(['scalar', 'neon'].includes(result.isa), result.isa);
+  for (const isa of createNativeBackend().isas()) {
+    const name = isa === 'avx512f' ? 'avx512' : isa === 'avx2-fma' ? 'avx2' : 'portable';
+    const r = bench(name);
+    assert.equal(JSON.parse(r.stdout.trim()).isa, isa, `RESNET_NATIVE_ISA=${name}`);
+  }
+  const bad = bench('avx9');
+  assert.equal(bad.status, 2, bad.stderr);
+  assert.match(bad.stderr, /^resnet: RESNET_NATIVE_ISA=avx9: this CPU cannot run those kernels/);
+  assert.equal(bad.stderr.trim().split('\n').length, 1, 'one line');
+});

@@ -119,6 +119,18 @@ export function listBackends(): string[] {
 /** The order `auto` tries: the native addon where it loads, else WebAssembly, else the reference. */
 export const AUTO_ORDER = ['native', 'wasm', 'ref'] as const;
 
+/**
+ * A setting the user gave a backend (RESNET_NATIVE_ISA, say) that it cannot honour. `auto`
+ * does not pass over a backend that throws this for the next one: what was asked for
+ * explicitly fails loudly.
+ */
+export class BackendSettingError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BackendSettingError';
+  }
+}
+
 /** The name 'auto' resolves to: the first backend of AUTO_ORDER that is registered and starts. */
 function createAuto(): Backend {
   const failures: string[] = [];
@@ -127,6 +139,7 @@ function createAuto(): Backend {
     try {
       return instance(name);
     } catch (error) {
+      if (error instanceof BackendSettingError) throw error;
       failures.push(`${name}: ${(error as Error).message}`);
     }
   }

@@ -7,7 +7,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { Tensor, shapeToString } from '../core/tensor.js';
-import { AUTO_ORDER, listBackends, nativeUnavailableReason, setBackend, type Backend } from '../backends/index.js';
+import { AUTO_ORDER, BackendSettingError, listBackends, nativeUnavailableReason, setBackend, type Backend } from '../backends/index.js';
 import { ShapeError } from '../ops/functional.js';
 import { getModel, isModelName, listModels, type BuilderOptions } from '../models/builders.js';
 import { formatSummary, summarize } from '../tools/summary.js';
@@ -332,6 +332,11 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof WeightFileError) {
       process.stderr.write(`resnet: ${e.message}\n`);
       return EXIT.file;
+    }
+    if (e instanceof BackendSettingError) {
+      // A setting in the environment (RESNET_NATIVE_ISA) that cannot be honoured: a usage error.
+      process.stderr.write(`resnet: ${e.message}\n`);
+      return EXIT.usage;
     }
     process.stderr.write(`resnet: internal error: ${(e as Error).stack ?? String(e)}\n`);
     return EXIT.internal;

@@ -5,7 +5,7 @@
 // weights are packed once into the micro-kernel's layout and cached per weight tensor.
 
 import { Tensor } from '../../core/tensor.js';
-import { type Backend, type Conv2dParams, type ConvEpilogue, type Pool2dParams } from '../backend.js';
+import { BackendSettingError, type Backend, type Conv2dParams, type ConvEpilogue, type Pool2dParams } from '../backend.js';
 import { createReferenceBackend } from '../ref/kernels.js';
 import { convShapeFields, packingKey } from '../kernel-abi.js';
 
@@ -169,7 +169,7 @@ function defaultIsa(native: NativeAddon): string {
   if (!forced) return native.best;
   const isa = (FORCED_ISA[forced] ?? [forced]).find((name) => name in native.variants);
   if (!isa) {
-    throw new Error(
+    throw new BackendSettingError(
       `RESNET_NATIVE_ISA=${forced}: this CPU cannot run those kernels (it runs ${Object.keys(native.variants).join(', ')}; ` +
         `the choices are ${Object.keys(FORCED_ISA).join(', ')})`,
     );

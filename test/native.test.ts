@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { Tensor, type Shape } from '../src/core/tensor.js';
 import { Generator } from '../src/core/rng.js';
 import { createReferenceBackend, withBackend, type Backend, type Conv2dParams } from '../src/backends/index.js';
-import { createNativeBackend, nativeAvailable } from '../src/backends/native/index.js';
+import { FORCED_ISA, createNativeBackend, nativeAvailable } from '../src/backends/native/index.js';
 import { getModel, type ResNet } from '../src/index.js';
 import type { Module } from '../src/nn/module.js';
 import { assertCloseToReference } from './helpers/compare.js';
@@ -142,7 +142,7 @@ test('RESNET_NATIVE_ISA forces a build; one the CPU cannot run is a usage error,
   assert.equal(result.backend, 'native');
   assert.ok(['scalar', 'neon'].includes(result.isa), result.isa);
   for (const isa of createNativeBackend().isas()) {
-    const name = isa === 'avx512f' ? 'avx512' : isa === 'avx2-fma' ? 'avx2' : 'portable';
+    const name = Object.keys(FORCED_ISA).find((n) => FORCED_ISA[n].includes(isa))!;
     const r = bench(name);
     assert.equal(JSON.parse(r.stdout.trim()).isa, isa, `RESNET_NATIVE_ISA=${name}`);
   }

@@ -206,51 +206,14 @@ RK_INLINE void f32_gemm_tile__scalar(const int MRV, const int NRV, const int IND
   {{RK_TILE_NAME(f32_gemm, RK_TILE_ISA, m, n), RK_TILE_NAME(f32_igemm, RK_TILE_ISA, m, n)}, \
    {RK_TILE_NAME(f32_gemm, RK_TILE_ISA, m, half), RK_TILE_NAME(f32_igemm, RK_TILE_ISA, m, half)}}
 
-/* gemm_tiles[mr - 1][narrow][indirect]: mr rows × (narrow ? NR_HALF : NR) columns; NR_HALF
-   serves the last, narrow pixel panel (a 7×7 plane is 3 panels of 16 and one of 1). */
-#if MR == 6 && NR == 16
-#define NR_HALF 8
-RK_DEFINE_TILE(1, 16) RK_DEFINE_TILE(1, 8)
-RK_DEFINE_TILE(2, 16) RK_DEFINE_TILE(2, 8)
-RK_DEFINE_TILE(3, 16) RK_DEFINE_TILE(3, 8)
-RK_DEFINE_TILE(4, 16) RK_DEFINE_TILE(4, 8)
-RK_DEFINE_TILE(5, 16) RK_DEFINE_TILE(5, 8)
-RK_DEFINE_TILE(6, 16) RK_DEFINE_TILE(6, 8)
-static gemm_tile_fn const gemm_tiles[MR][2][2] = {
-    RK_TILE_ROW(1, 16, 8), RK_TILE_ROW(2, 16, 8), RK_TILE_ROW(3, 16, 8),
-    RK_TILE_ROW(4, 16, 8), RK_TILE_ROW(5, 16, 8), RK_TILE_ROW(6, 16, 8),
-};
-#elif MR == 12 && NR == 32
-#define NR_HALF 16
-RK_DEFINE_TILE(1, 32) RK_DEFINE_TILE(1, 16)
-RK_DEFINE_TILE(2, 32) RK_DEFINE_TILE(2, 16)
-RK_DEFINE_TILE(3, 32) RK_DEFINE_TILE(3, 16)
-RK_DEFINE_TILE(4, 32) RK_DEFINE_TILE(4, 16)
-RK_DEFINE_TILE(5, 32) RK_DEFINE_TILE(5, 16)
-RK_DEFINE_TILE(6, 32) RK_DEFINE_TILE(6, 16)
-RK_DEFINE_TILE(7, 32) RK_DEFINE_TILE(7, 16)
-RK_DEFINE_TILE(8, 32) RK_DEFINE_TILE(8, 16)
-RK_DEFINE_TILE(9, 32) RK_DEFINE_TILE(9, 16)
-RK_DEFINE_TILE(10, 32) RK_DEFINE_TILE(10, 16)
-RK_DEFINE_TILE(11, 32) RK_DEFINE_TILE(11, 16)
-RK_DEFINE_TILE(12, 32) RK_DEFINE_TILE(12, 16)
-static gemm_tile_fn const gemm_tiles[MR][2][2] = {
-    RK_TILE_ROW(1, 32, 16), RK_TILE_ROW(2, 32, 16), RK_TILE_ROW(3, 32, 16), RK_TILE_ROW(4, 32, 16),
-    RK_TILE_ROW(5, 32, 16), RK_TILE_ROW(6, 32, 16), RK_TILE_ROW(7, 32, 16), RK_TILE_ROW(8, 32, 16),
-    RK_TILE_ROW(9, 32, 16), RK_TILE_ROW(10, 32, 16), RK_TILE_ROW(11, 32, 16), RK_TILE_ROW(12, 32, 16),
-};
-#elif MR == 4 && NR == 8
-#define NR_HALF 4
-RK_DEFINE_TILE(1, 8) RK_DEFINE_TILE(1, 4)
-RK_DEFINE_TILE(2, 8) RK_DEFINE_TILE(2, 4)
-RK_DEFINE_TILE(3, 8) RK_DEFINE_TILE(3, 4)
-RK_DEFINE_TILE(4, 8) RK_DEFINE_TILE(4, 4)
-static gemm_tile_fn const gemm_tiles[MR][2][2] = {
-    RK_TILE_ROW(1, 8, 4), RK_TILE_ROW(2, 8, 4), RK_TILE_ROW(3, 8, 4), RK_TILE_ROW(4, 8, 4),
-};
-#else
-#error "no micro-kernel table for this MR × NR"
-#endif
+/* gemm_tiles[mr - 1][narrow][indirect]: mr rows × (narrow ? NR_HALF : NR) columns, for every
+   row count of RK_TILE_ROWS (1 .. MR, listed by the ISA's blocking header); NR_HALF serves the
+   last, narrow pixel panel (a 7×7 plane is 3 panels of 16 and one of 1). */
+#define RK_TILES_OF_ROWS(m) RK_DEFINE_TILE(m, NR) RK_DEFINE_TILE(m, NR_HALF)
+RK_TILE_ROWS(RK_TILES_OF_ROWS)
+#define RK_TABLE_ROW(m) RK_TILE_ROW(m, NR, NR_HALF),
+static gemm_tile_fn const gemm_tiles[][2][2] = {RK_TILE_ROWS(RK_TABLE_ROW)};
+_Static_assert(sizeof gemm_tiles / sizeof gemm_tiles[0] == MR, "RK_TILE_ROWS must list 1 .. MR");
 
 RK_INLINE void gemm_tile(int32_t mr, int32_t nr, size_t kc, const float *a, const float *b, size_t ldb,
                          const float *const *rows, float *c, size_t ldc, int32_t accumulate, const tile_epilogue *ep) {

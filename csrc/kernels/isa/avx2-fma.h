@@ -4,6 +4,8 @@
 /* 6 rows × 2 ymm: 12 accumulators, 2 loads of B, 6 broadcasts of A. */
 #define MR 6
 #define NR 16
+#define NR_HALF 8
+#define RK_TILE_ROWS(X) X(1) X(2) X(3) X(4) X(5) X(6)
 #define KC 256
 #define MC (MR * 16)
 #define NC (NR * 12)

@@ -8,6 +8,8 @@
    row panel's A arrives from memory, not from L2 (1-4% on ResNet-50, one thread). */
 #define MR 12
 #define NR 32
+#define NR_HALF 16
+#define RK_TILE_ROWS(X) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12)
 #define RK_A_PREFETCH (MR * 16)
 #define KC 256
 #define MC (MR * 16)

@@ -153,7 +153,7 @@ interface Packed {
 }
 
 /** RESNET_NATIVE_ISA's names (avx512 | avx2 | portable) for the builds' own ISA names. */
-const FORCED_ISA: Record<string, readonly string[]> = {
+export const FORCED_ISA: Readonly<Record<string, readonly string[]>> = {
   avx512: ['avx512f'],
   avx2: ['avx2-fma'],
   portable: ['scalar', 'neon'],

@@ -57,6 +57,13 @@ export interface ChannelMoments {
   variance: Float64Array;
 }
 
+/** What batchNormBackward returns: the input's gradient and the affine parameters' (C). */
+export interface BatchNormGradients {
+  dx: Tensor;
+  dGamma: Float32Array;
+  dBeta: Float32Array;
+}
+
 export interface Backend {
   readonly name: string;
   /**
@@ -82,6 +89,37 @@ export interface Backend {
   adaptiveAvgPool2d(x: Tensor, outH: number, outW: number): Tensor;
   /** x (N, I), weight (O, I), bias (O) or null → (N, O). */
   linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor;
+  // Backward kernels (training). Each returns a new tensor or array it owns; none
+  // accumulates into an existing gradient (autograd sums). Optional: the ops layer runs the
+  // reference backend's kernel for a backend that lacks one, so every backend trains and the
+  // fast ones gain kernels one at a time.
+
+  /** Gradient of conv2d w.r.t. its input: dy (N, O, OH, OW), weight (O, C/groups, kh, kw) → dx (N, C, inH, inW). */
+  conv2dBackwardInput?(dy: Tensor, weight: Tensor, params: Conv2dParams, inH: number, inW: number): Tensor;
+  /** Gradient of conv2d w.r.t. its weight: x (N, C, H, W), dy (N, O, OH, OW) → dW (O, C/groups, kh, kw). */
+  conv2dBackwardWeight?(x: Tensor, dy: Tensor, params: Conv2dParams, kh: number, kw: number): Tensor;
+  /** Σ over n, h, w of dy (N, C, H, W) (or over n of dy (N, C)) → (C): bias gradients and BatchNorm's dβ. */
+  channelSums?(dy: Tensor): Float32Array;
+  /**
+   * Train-mode batch norm backward. x (N, C, H, W) the forward's input, dy its output's
+   * gradient, mean and invStd (C) the batch statistics the forward normalised with
+   * (invStd = 1/sqrt(var + eps)), gamma (C) or null (affine=false) →
+   * dx = gamma·invStd·(dy − mean(dy) − x̂·mean(dy·x̂)), dGamma = Σ dy·x̂, dBeta = Σ dy, with
+   * x̂ = (x − mean)·invStd and means over (N, H, W).
+   */
+  batchNormBackward?(x: Tensor, dy: Tensor, mean: Float64Array, invStd: Float64Array, gamma: Float32Array | null): BatchNormGradients;
+  /** Gradient of max pooling: each dy goes to the first maximum of its window in row-major window order (torch's argmax); x (N, C, H, W), dy (N, C, OH, OW) → dx like x. */
+  maxPool2dBackward?(x: Tensor, dy: Tensor, params: Pool2dParams): Tensor;
+  /** Gradient of adaptive average pooling: dy (N, C, OH, OW) → dx (N, C, inH, inW), each dy spread evenly over its window. */
+  adaptiveAvgPool2dBackward?(dy: Tensor, inH: number, inW: number): Tensor;
+  /** Gradient of relu from its output: dx = dy where y > 0, else 0. */
+  reluBackward?(y: Tensor, dy: Tensor): Tensor;
+  /**
+   * c = op(a) · op(b) for 2-D tensors, op transposing when asked: (M, K)·(K, N) → (M, N).
+   * Linear's backward: dx = dy · W (N, O)·(O, I); dW = dyᵀ · x (O, N)·(N, I).
+   */
+  matmul?(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tensor;
+
   /**
    * Optional: `t`, an output of this backend, will never be read again (an activation of an
    * inference plan after its last use, src/plan). A backend may hand its memory out again for

@@ -14,7 +14,7 @@ import { Tensor } from '../src/core/tensor.js';
 import { WeightFileError } from '../src/io/errors.js';
 import { readNpy, writeNpy } from '../src/io/npy.js';
 import { getPickleState, unpickle } from '../src/io/pickle.js';
-import { readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
+import { readSafetensors, readSafetensorsMetadata, writeSafetensors } from '../src/io/safetensors.js';
 import { STATE_DICT_GLOBALS, loadStateDictFromTorch, loadTorchFile } from '../src/io/torch.js';
 import { detectWeightFormat, loadWeightsFile, readWeights } from '../src/io/weights.js';
 import { fixturePath } from './helpers/paths.js';
@@ -411,6 +411,16 @@ describe('safetensors', () => {
     assert.deepEqual(header['1.num_batches_tracked'], { dtype: 'I64', shape: [], data_offsets: [512, 520] });
     assertStateDictEqual(readSafetensors(bytes), stateDict, 'round trip');
     assertStateDictEqual(readSafetensors(writeSafetensors(Object.fromEntries(stateDict))), stateDict, 'from a Record');
+  });
+
+  test('metadata is read back from the header alone; files without it give {}', () => {
+    const stateDict = new Map([['w', Tensor.from([1, 2])]]);
+    const classes = JSON.stringify(['T-shirt/top', 'Trouser', 'ünïcode "quoted"']);
+    assert.deepEqual(readSafetensorsMetadata(writeSafetensors(stateDict, { format: 'pt', classes })), { format: 'pt', classes });
+    assert.deepEqual(readSafetensorsMetadata(writeSafetensors(stateDict)), {});
+    const bad = writeSafetensors(stateDict, { format: 'pt' });
+    const text = new TextDecoder().decode(bad).replace('"format":"pt"', '"format":12  ');
+    assert.throws(() => readSafetensorsMetadata(new TextEncoder().encode(text)), /metadata 'format' is not a string/);
   });
 
   test('corrupt headers and data are rejected', () => {

@@ -4,6 +4,6 @@
 export { WeightFileError } from './errors.js';
 export type { ReadOptions } from './elements.js';
 export { loadTorchFile, loadStateDictFromTorch, STATE_DICT_GLOBALS } from './torch.js';
-export { readSafetensors, writeSafetensors } from './safetensors.js';
+export { readSafetensors, readSafetensorsMetadata, writeSafetensors } from './safetensors.js';
 export { readNpy, writeNpy } from './npy.js';
 export { readWeights, loadWeightsFile, detectWeightFormat, type WeightFileFormat } from './weights.js';

@@ -57,12 +57,8 @@ function parseEntry(name: string, info: unknown): Entry {
   return entry;
 }
 
-/**
- * Every tensor of a safetensors file, in data order (which is header order for files
- * written by writeSafetensors and by the reference implementation). Float types become
- * float32, integer and bool types int64. `__metadata__` is ignored.
- */
-export function readSafetensors(bytes: Uint8Array, options: ReadOptions = {}): Map<string, Tensor> {
+/** The parsed JSON header of a safetensors file and where its data section starts. */
+function readHeader(bytes: Uint8Array): { header: Record<string, unknown>; dataStart: number } {
   if (bytes.length < 8) throw new WeightFileError('safetensors: file is shorter than its 8-byte header length');
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLength = view.getBigUint64(0, true);
@@ -85,7 +81,34 @@ export function readSafetensors(bytes: Uint8Array, options: ReadOptions = {}): M
   if (typeof header !== 'object' || header === null || Array.isArray(header)) {
     throw new WeightFileError('safetensors: header is not a JSON object');
   }
+  return { header: header as Record<string, unknown>, dataStart };
+}
 
+/**
+ * The `__metadata__` string map of a safetensors file ({} when it has none): what a training
+ * run stores beside its weights (architecture, class names, epoch). Reads the header only.
+ */
+export function readSafetensorsMetadata(bytes: Uint8Array): Record<string, string> {
+  const metadata = readHeader(bytes).header[METADATA_KEY];
+  if (metadata === undefined) return {};
+  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
+    throw new WeightFileError('safetensors: __metadata__ is not a JSON object');
+  }
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(metadata)) {
+    if (typeof value !== 'string') throw new WeightFileError(`safetensors: metadata '${key}' is not a string`);
+    out[key] = value;
+  }
+  return out;
+}
+
+/**
+ * Every tensor of a safetensors file, in data order (which is header order for files
+ * written by writeSafetensors and by the reference implementation). Float types become
+ * float32, integer and bool types int64. `__metadata__` is ignored (readSafetensorsMetadata).
+ */
+export function readSafetensors(bytes: Uint8Array, options: ReadOptions = {}): Map<string, Tensor> {
+  const { header, dataStart } = readHeader(bytes);
   const entries = Object.entries(header)
     .filter(([name]) => name !== METADATA_KEY)
     .map(([name, info]) => parseEntry(name, info))

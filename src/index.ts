@@ -9,6 +9,7 @@ export { Module, StateDictError, type StateDict, type LoadStateDictResult } from
 export * from './nn/layers.js';
 export * as init from './nn/init.js';
 export { ResNet, BasicBlock, Bottleneck, conv1x1, conv3x3, type ResNetOptions, type NormLayer, type BlockType } from './models/resnet.js';
+export { CifarResNet, ShortcutA } from './models/resnet-cifar.js';
 export * from './models/builders.js';
 export * from './io/index.js';
 export * from './preprocess/index.js';

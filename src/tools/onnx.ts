@@ -370,7 +370,7 @@ export function exportOnnx(model: AnyResNet, options: OnnxExportOptions = {}): U
   const graph = new GraphBuilder([ONNX_INPUT_NAME, ONNX_OUTPUT_NAME]);
   const writer = new OnnxWriter(graph, options.foldBatchNorm ?? true);
   // Traced at one size; no op of the pass depends on N, H or W, so the graph takes any.
-  const last = writer.write(model, traceEval(model, [1, 3, 224, 224]), ONNX_INPUT_NAME);
+  const last = writer.write(model, traceEval(model, [1, model.conv1.inChannels, 224, 224]), ONNX_INPUT_NAME);
   // Rename the last node's output to the graph output.
   const lastNode = graph.nodes.at(-1);
   if (!lastNode || lastNode.output[0] !== last) throw new Error('the model produced no ONNX nodes');
@@ -387,7 +387,7 @@ export function exportOnnx(model: AnyResNet, options: OnnxExportOptions = {}): U
       name: options.graphName ?? 'resnet',
       node: graph.nodes,
       initializer: graph.initializers,
-      input: [{ name: ONNX_INPUT_NAME, type: tensorType(['N', 3, 'H', 'W']) }],
+      input: [{ name: ONNX_INPUT_NAME, type: tensorType(['N', model.conv1.inChannels, 'H', 'W']) }],
       output: [{ name: ONNX_OUTPUT_NAME, type: tensorType(['N', model.fc.outFeatures]) }],
     },
   });

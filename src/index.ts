@@ -13,6 +13,7 @@ export { CifarResNet, ShortcutA } from './models/resnet-cifar.js';
 export * from './models/builders.js';
 export * from './io/index.js';
 export * from './preprocess/index.js';
+export * from './data/index.js';
 export * from './weights/index.js';
 export { extractFeatures, featureInfo, type FeatureInfo } from './models/features.js';
 export { exportOnnx, ONNX_OPSET, ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, type OnnxExportOptions } from './tools/onnx.js';

@@ -17,6 +17,7 @@ import { Generator } from '../src/core/rng.js';
 import type { Pixels } from '../src/preprocess/image.js';
 import { ImageClassification } from '../src/preprocess/transforms.js';
 import { readSafetensors } from '../src/io/safetensors.js';
+import { getModelWeights } from '../src/weights/load.js';
 import {
   CenterCrop, Compose, DataLoader, FashionMNIST, FASHION_MNIST_DEBIAN_ROOT, Grayscale, ImageFolder, Normalize,
   RandomCrop, RandomHorizontalFlip, RandomResizedCrop, Resize, TensorDataset, ToTensor, crop, hflip, pixelsToTensor,
@@ -132,6 +133,11 @@ test('presetTransform is ImageClassification\'s preset, image by image', () => {
   const image = pattern(64, 48, 3);
   const one = presetTransform(preset).apply(image, new Generator(0));
   assert.equal(maxAbsDiff(one.reshape([1, 3, 32, 32]), preset.forward(image)), 0);
+  // A weights descriptor's transforms (resnet50's IMAGENET1K_V2: 232, 224) make the same preset.
+  const v2 = getModelWeights('resnet50').IMAGENET1K_V2.transforms!;
+  const big = pattern(300, 260, 3);
+  assert.equal(maxAbsDiff(presetTransform(v2).apply(big, new Generator(0)).reshape([1, 3, 224, 224]), new ImageClassification(v2).forward(big)), 0);
+  assert.equal(v2.resizeSize, 232);
 });
 
 test('transforms refuse bad arguments', () => {

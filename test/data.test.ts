@@ -20,7 +20,7 @@ import { readSafetensors } from '../src/io/safetensors.js';
 import { getModelWeights } from '../src/weights/load.js';
 import {
   CenterCrop, Compose, DataLoader, FashionMNIST, FASHION_MNIST_DEBIAN_ROOT, Grayscale, ImageFolder, Normalize,
-  RandomCrop, RandomHorizontalFlip, RandomResizedCrop, Resize, TensorDataset, ToTensor, crop, hflip, pixelsToTensor,
+  RandomCrop, RandomHorizontalFlip, RandomResizedCrop, Resize, Subset, TensorDataset, randomSplit, ToTensor, crop, hflip, pixelsToTensor,
   presetTransform, randomCropBox, randomResizedCropBox, type Batch, type Dataset, type Sample,
 } from '../src/data/index.js';
 import { maxAbsDiff } from './helpers/compare.js';
@@ -301,6 +301,20 @@ test('DataLoader random transforms: the same batches whatever the prefetch depth
   const reference = await run(data, 0);
   assert.deepEqual(await run(data, 3), reference);
   assert.deepEqual(await run(slow, 2), reference);
+});
+
+test('Subset and randomSplit: seeded, disjoint, covering; the loader takes a subset like any data set', async () => {
+  const data = indexed(20);
+  const [train, val] = randomSplit(data, [15, 5], 4);
+  assert.deepEqual([train.length, val.length], [15, 5]);
+  assert.deepEqual([...train.indices, ...val.indices].sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i));
+  assert.deepEqual([...randomSplit(data, [15, 5], 4)[1].indices], [...val.indices]);
+  assert.notDeepEqual([...randomSplit(data, [15, 5], 5)[1].indices], [...val.indices]);
+  const batches = await collect(new DataLoader(val, { batchSize: 5 }));
+  assert.deepEqual([...batches[0].images.f32.filter((_, i) => i % 4 === 0)], [...val.indices]);
+  assert.deepEqual([...batches[0].indices], [0, 1, 2, 3, 4]); // the loader's indices are the subset's
+  assert.throws(() => randomSplit(data, [15, 4]), /must be counts summing to the data set's 20/);
+  assert.throws(() => new Subset(data, [20]), /index 20 is out of range for 20 samples/);
 });
 
 test('DataLoader errors: a sample that fails rejects its batch where it is awaited; mixed sizes and missing ToTensor are named', async () => {

@@ -301,6 +301,9 @@ test('DataLoader random transforms: the same batches whatever the prefetch depth
   const reference = await run(data, 0);
   assert.deepEqual(await run(data, 3), reference);
   assert.deepEqual(await run(slow, 2), reference);
+  // Resumed inside the epoch: the remaining batches, random draws included, as uninterrupted.
+  const resumed = new DataLoader(data, { batchSize: 6, shuffle: true, seed: 3, transform: noisy });
+  assert.deepEqual((await collect(resumed.epochBatches(0, { start: 2 }))).map((b) => b.images.f32), reference.slice(2));
 });
 
 test('Subset and randomSplit: seeded, disjoint, covering; the loader takes a subset like any data set', async () => {

@@ -89,7 +89,8 @@ function addModelOptions(command: Command): Command {
     .option('--groups <n>', 'groups of the 3×3 bottleneck convolutions', parsePositiveInt('--groups'))
     .option('--width-per-group <n>', 'channels per group of the bottleneck', parsePositiveInt('--width-per-group'))
     .option('--replace-stride-with-dilation <b,b,b>', 'dilate layer2/3/4 instead of striding, e.g. false,true,true', parseBooleanTriple)
-    .option('--zero-init-residual', 'zero-initialise the last norm layer of each block');
+    .option('--zero-init-residual', 'zero-initialise the last norm layer of each block')
+    .option('--in-channels <n>', 'channels of the input images conv1 takes (default: 3, or the --input shape\'s, or the weights\')', parsePositiveInt('--in-channels'));
 }
 
 function buildModel(arch: string, flags: ModelFlags) {
@@ -99,6 +100,7 @@ function buildModel(arch: string, flags: ModelFlags) {
     widthPerGroup: flags.widthPerGroup,
     replaceStrideWithDilation: flags.replaceStrideWithDilation,
     zeroInitResidual: flags.zeroInitResidual,
+    inChannels: flags.inChannels,
   };
   try {
     return getModel(arch, options);
@@ -159,7 +161,7 @@ async function readInputFile(path: string): Promise<Tensor> {
 }
 
 async function summaryCommand(arch: string, opts: ModelFlags & { input: [number, number, number]; batch: number; json?: boolean; markdown?: boolean; depth?: number }): Promise<void> {
-  const model = buildModel(arch, opts);
+  const model = buildModel(arch, { ...opts, inChannels: opts.inChannels ?? opts.input[0] });
   const inputShape = [opts.batch, ...opts.input];
   let summary;
   try {

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import type { Tensor } from '../core/tensor.js';
 import { StateDictError, type LoadStateDictResult } from '../nn/module.js';
-import type { ResNet } from '../models/resnet.js';
+import type { AnyResNet } from '../models/builders.js';
 import { loadWeights, resolveWeights } from '../weights/load.js';
 import { DownloadError } from '../weights/errors.js';
 import type { CommandContext } from './preprocess.js';
@@ -17,6 +17,7 @@ export interface ModelFlags {
   widthPerGroup?: number;
   replaceStrideWithDilation?: [boolean, boolean, boolean];
   zeroInitResidual?: boolean;
+  inChannels?: number;
 }
 
 /** What main.ts lends a command that builds a model: its exit codes, argument parsers and model options. */
@@ -25,7 +26,7 @@ export interface ModelCommandContext extends CommandContext {
   readonly parseArch: (value: string) => string;
   readonly addModelOptions: (command: Command) => Command;
   /** getModel with the flags; a bad combination is a usage error. */
-  readonly buildModel: (arch: string, flags: ModelFlags) => ResNet;
+  readonly buildModel: (arch: string, flags: ModelFlags) => AnyResNet;
 }
 
 /** Keys of each kind a mismatch message names before "…"; --json gives them all. */
@@ -65,7 +66,7 @@ function isNetworkFailure(e: unknown): boolean {
  */
 export async function buildModelWithWeights(
   arch: string, opts: ModelFlags & { weights: string; json?: boolean }, context: ModelCommandContext,
-): Promise<ResNet> {
+): Promise<AnyResNet> {
   let source;
   try {
     source = resolveWeights(arch, opts.weights);
@@ -83,7 +84,10 @@ export async function buildModelWithWeights(
   // A fine-tuned classifier needs no --num-classes: fc.weight says how many.
   const fcWeight = stateDict.get('fc.weight');
   const numClasses = opts.numClasses ?? (fcWeight?.ndim === 2 ? fcWeight.shape[0] : undefined);
-  const model = context.buildModel(arch, { ...opts, numClasses });
+  // …and a model for grey images none either: conv1.weight says how many channels.
+  const conv1Weight = stateDict.get('conv1.weight');
+  const inChannels = opts.inChannels ?? (conv1Weight?.ndim === 4 ? conv1Weight.shape[1] : undefined);
+  const model = context.buildModel(arch, { ...opts, numClasses, inChannels });
   try {
     model.loadStateDict(stateDict);
   } catch (e) {

@@ -23,3 +23,7 @@ export * from './weights/index.js';
 export { extractFeatures, featureInfo, type FeatureInfo } from './models/features.js';
 export { writeTorchStateDict } from './io/torch-writer.js';
 export { drawDiagram, type DiagramOptions } from './tools/diagram.js';
+export {
+  ModelWorker, serveModelWorker, type ModelSpec, type WorkerResult, type MessageEndpoint,
+  type ToModelWorker, type FromModelWorker, type TensorMessage,
+} from './web/model-worker.js';

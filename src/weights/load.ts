@@ -1,5 +1,5 @@
-// Turns a builder's `weights` option — a torchvision weight name, a descriptor, a file path or
-// an http(s) URL — into a state dict. The download and its cache are the platform's
+// Turns a builder's `weights` option — a torchvision weight name, a descriptor, a file path, an
+// http(s) URL, or the file's bytes (a browser's File or Blob, an ArrayBuffer) — into a state dict. The download and its cache are the platform's
 // (src/platform): a cache directory in Node, the Cache Storage in a browser.
 
 import { platform } from '#platform';
@@ -10,8 +10,18 @@ import { loadWeightsFile, readWeights } from '../io/weights.js';
 import { IMAGENET_WEIGHTS } from './imagenet.generated.js';
 import { fileNameOf, sha256PrefixOf, type WeightsDescriptor, type WeightsName } from './descriptor.js';
 
+/** A weight file's contents: bytes, or a Blob (a File the user picked, say). */
+export type WeightsBytes = Uint8Array | ArrayBuffer | Blob;
+
 /** What the builders' `weights` option takes (`(string & {})` keeps the names' autocompletion). */
-export type WeightsSpec = WeightsName | WeightsDescriptor | (string & {});
+export type WeightsSpec = WeightsName | WeightsDescriptor | WeightsBytes | (string & {});
+
+/** A resolved `weights`: torchvision's descriptor, a path or URL, or the file's contents. */
+export type WeightsSource = WeightsDescriptor | WeightsBytes | string;
+
+function isWeightsBytes(value: unknown): value is WeightsBytes {
+  return value instanceof Uint8Array || value instanceof ArrayBuffer || (typeof Blob !== 'undefined' && value instanceof Blob);
+}
 
 /** A string that names weights rather than a file: torchvision's enum style, e.g. IMAGENET1K_V2 (a file so named needs a path: ./MODEL). */
 const WEIGHTS_NAME = /^[A-Z][A-Z0-9_]*$/;
@@ -22,10 +32,13 @@ export function getModelWeights(arch: string): Readonly<Record<string, WeightsDe
 }
 
 /**
- * The descriptor, file path or URL that `weights` stands for. A weight name the architecture
- * does not have, or another architecture's descriptor, is a RangeError.
+ * The descriptor, file path, URL or contents that `weights` stands for. A weight name the
+ * architecture does not have, or another architecture's descriptor, is a RangeError.
  */
-export function resolveWeights(arch: string, weights: WeightsSpec): WeightsDescriptor | string {
+export function resolveWeights(arch: string, weights: WeightsDescriptor | string): WeightsDescriptor | string;
+export function resolveWeights(arch: string, weights: WeightsSpec): WeightsSource;
+export function resolveWeights(arch: string, weights: WeightsSpec): WeightsSource {
+  if (isWeightsBytes(weights)) return weights;
   if (typeof weights !== 'string') {
     if (weights.arch !== arch) {
       throw new RangeError(`weights ${weights.arch}.${weights.name} are for ${weights.arch}, not ${arch}`);
@@ -45,11 +58,28 @@ export function isHttpUrl(value: string): boolean {
   return /^https?:\/\//i.test(value);
 }
 
-/** The state dict of a descriptor's file or a URL (downloaded to the cache), or of a local file (Node). */
-export async function loadWeights(source: WeightsDescriptor | string, options: { progress?: CacheOptions['progress'] } = {}): Promise<Map<string, Tensor>> {
+/** The state dict of a descriptor's file or a URL (downloaded to the cache), of a local file (Node), or of a file's contents. */
+export async function loadWeights(source: WeightsSource, options: { progress?: CacheOptions['progress'] } = {}): Promise<Map<string, Tensor>> {
+  if (isWeightsBytes(source)) return loadWeightsBytes(source);
   if (typeof source === 'string' && !isHttpUrl(source)) return loadWeightsFile(source);
   if (typeof source === 'string') return loadStateDictFromUrl(source, options);
   return loadStateDictFromUrl(source.url, { ...options, fileName: source.fileName, sha256Prefix: source.sha256Prefix });
+}
+
+/**
+ * The state dict in a weight file's contents (torch zip or legacy, or safetensors, told by
+ * content): a File from an <input type="file"> or a drop, a Blob, or bytes.
+ */
+export async function loadWeightsBytes(contents: WeightsBytes): Promise<Map<string, Tensor>> {
+  const name = typeof File !== 'undefined' && contents instanceof File ? contents.name : undefined;
+  const bytes = contents instanceof Blob ? new Uint8Array(await contents.arrayBuffer()) : contents instanceof ArrayBuffer ? new Uint8Array(contents) : contents;
+  try {
+    // Bytes read from a Blob are ours alone: tensors may be views of them rather than copies.
+    return readWeights(bytes, { copy: !(contents instanceof Blob) });
+  } catch (error) {
+    if (name !== undefined && error instanceof WeightFileError) throw new WeightFileError(`${name}: ${error.message}`, { cause: error });
+    throw error;
+  }
 }
 
 export interface CacheOptions {

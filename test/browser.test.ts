@@ -126,7 +126,10 @@ describe('in Chromium', { skip }, () => {
 
   test("ModelWorker runs the model in a Web Worker: Node's logits, and the page's timers keep running", async () => {
     const { page, errors } = await openPage(session, `${isolated.base}/`);
-    const run = await page.evaluate(([shape, classes, url]) => (globalThis as any).runInWorker(shape, classes, url, 2), [SHAPE, CLASSES, `./${weightsName}`] as const);
+    const run = await page.evaluate(
+      ([shape, classes, url, image]) => (globalThis as any).runInWorker(shape, classes, url, 2, image),
+      [SHAPE, CLASSES, `./${weightsName}`, './coffee_rgb_150x100.png'] as const,
+    );
     const broken = await page.evaluate(() => (globalThis as any).brokenWorker());
     await page.close();
     assert.deepEqual(errors, []);
@@ -134,6 +137,12 @@ describe('in Chromium', { skip }, () => {
     assert.equal(run.threads, 2);
     assert.ok(run.mainThreadFree, "the page's timer fired while the worker computed");
     assertLogitsClose(run.logits, expected.wasm, "worker vs Node's wasm backend");
+    // classify(): the PNG preprocessed in the worker is Node's tensor, and its logits are Node's.
+    const pixels = await decodeImage(readFileSync(fixturePath('preprocess', 'images', 'coffee_rgb_150x100.png')));
+    const x = new ImageClassification({ resizeSize: 80, cropSize: 64 }).forward(pixels);
+    assert.deepEqual(run.classifiedInput, [...x.f32]);
+    const model = filledModel(() => resnet18({ numClasses: CLASSES })).eval();
+    assertLogitsClose(run.classifiedLogits, withBackend('ref', () => model.forward(x)).f32, "classify in the worker vs Node's reference backend");
     assert.match(broken, /model worker failed to start/);
   });
 

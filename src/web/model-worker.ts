@@ -47,9 +47,10 @@ export type FromModelWorker =
 
 /** What both sides need of the other end: a Web Worker, its global scope, or a worker_threads Worker or parentPort. */
 export interface MessageEndpoint {
-  postMessage(message: unknown, transfer?: Transferable[]): void;
-  addEventListener?(type: 'message', listener: (event: MessageEvent) => void): void;
-  on?(event: 'message', listener: (data: unknown) => void): unknown;
+  // Loosely typed, so that the DOM's and Node's declarations of these methods both fit.
+  postMessage(message: unknown, transfer?: any[]): void;
+  addEventListener?(type: 'message', listener: (event: any) => void): void;
+  on?(event: 'message', listener: (data: any) => void): unknown;
 }
 
 /** The one adapter: Node's on('message', data), or the DOM's addEventListener('message', event). */

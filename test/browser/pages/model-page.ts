@@ -31,7 +31,9 @@ async function runSeeded(shape: number[], numClasses: number, threads: number): 
 }
 
 /** The same model in a Web Worker through ModelWorker, its weights given as the file's bytes. */
-async function runInWorker(shape: number[], numClasses: number, weightsUrl: string, threads: number): Promise<{ logits: number[]; backend: string; threads: number; mainThreadFree: boolean }> {
+async function runInWorker(
+  shape: number[], numClasses: number, weightsUrl: string, threads: number, imageUrl: string,
+): Promise<{ logits: number[]; backend: string; threads: number; mainThreadFree: boolean; classifiedInput: number[]; classifiedLogits: number[] }> {
   const worker = new ModelWorker(new Worker('./worker.js', { type: 'module' }));
   try {
     const weights = new Uint8Array(await (await fetch(weightsUrl)).arrayBuffer());
@@ -42,7 +44,12 @@ async function runInWorker(shape: number[], numClasses: number, weightsUrl: stri
     const result = await worker.forward(deterministicInput(shape), { capture: ['layer1'] });
     clearInterval(timer);
     if (result.captured.get('layer1')?.shape.length !== 4) throw new Error('layer1 was not captured');
-    return { logits: [...result.output.f32], backend: loaded.backend, threads: loaded.threads, mainThreadFree: ticks > 0 };
+    // An image file preprocessed and classified in the worker.
+    const classified = await worker.classify(await (await fetch(imageUrl)).blob(), { resizeSize: 80, cropSize: 64 });
+    return {
+      logits: [...result.output.f32], backend: loaded.backend, threads: loaded.threads, mainThreadFree: ticks > 0,
+      classifiedInput: [...classified.input!.f32], classifiedLogits: [...classified.output.f32],
+    };
   } finally {
     worker.terminate();
   }

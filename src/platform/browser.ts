@@ -6,6 +6,7 @@
 
 import { DownloadError, ImageFileError } from '../core/errors.js';
 import { canvasPixels } from './canvas.js';
+import { readResponseBody } from './response-body.js';
 import type { DecodedSamples, Platform, ThreadPort, WasmBytes, WasmVariant } from './types.js';
 import { WASM_KERNELS_BASE64 } from './wasm-kernels.generated.js';
 import { WASM_WORKER_SOURCE } from './wasm-worker.generated.js';
@@ -61,19 +62,12 @@ async function readBody(url: string, response: Response, progress: (loaded: numb
   const chunks: Uint8Array[] = [];
   let loaded = 0;
   progress(0, total);
-  const reader = response.body!.getReader();
-  for (;;) {
-    let chunk: ReadableStreamReadResult<Uint8Array>;
-    try {
-      chunk = await reader.read();
-    } catch (error) {
-      throw new DownloadError(`download of ${url} broke off after ${loaded} bytes: ${(error as Error).message}`, true, { cause: error });
-    }
-    if (chunk.done) break;
-    chunks.push(chunk.value);
-    loaded += chunk.value.length;
+  const onChunk = (chunk: Uint8Array): void => {
+    chunks.push(chunk);
+    loaded += chunk.length;
     progress(loaded, total);
-  }
+  };
+  await readResponseBody(url, response, onChunk, () => loaded);
   if (total !== undefined && loaded !== total) throw new DownloadError(`download of ${url} ended after ${loaded} of ${total} bytes`, true);
   const bytes = new Uint8Array(loaded);
   let offset = 0;

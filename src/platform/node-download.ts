@@ -10,6 +10,7 @@ import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
 import { DownloadError } from '../core/errors.js';
+import { readResponseBody } from './response-body.js';
 
 /** resnet-ts's cache root: $RESNET_TS_HOME, else $XDG_CACHE_HOME/resnet-ts, else ~/.cache/resnet-ts. */
 export function resnetHome(): string {
@@ -165,20 +166,13 @@ async function fetchInto(url: string, partial: string, received: Received, progr
   progress.start(received.size, total);
   const file = await open(partial, append ? 'a' : 'w');
   try {
-    const reader = response.body!.getReader();
-    for (;;) {
-      let chunk: ReadableStreamReadResult<Uint8Array>;
-      try {
-        chunk = await reader.read();
-      } catch (error) {
-        throw new DownloadError(`download of ${url} broke off after ${received.size} bytes: ${networkReason(error)}`, true, { cause: error });
-      }
-      if (chunk.done) break;
-      await file.write(chunk.value);
-      received.hash.update(chunk.value);
-      received.size += chunk.value.length;
+    const onChunk = async (chunk: Uint8Array): Promise<void> => {
+      await file.write(chunk);
+      received.hash.update(chunk);
+      received.size += chunk.length;
       progress.update(received.size);
-    }
+    };
+    await readResponseBody(url, response, onChunk, () => received.size, networkReason);
   } finally {
     await file.close();
   }

@@ -17,3 +17,4 @@ export { extractFeatures, featureInfo, type FeatureInfo } from './models/feature
 export { exportOnnx, ONNX_OPSET, ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, type OnnxExportOptions } from './tools/onnx.js';
 export { writeTorchStateDict } from './io/torch-writer.js';
 export { drawDiagram, type DiagramOptions } from './tools/diagram.js';
+export { summarize, type LayerSummary, type ModelSummary } from './tools/summary.js';

@@ -1,9 +1,9 @@
 // The benchmark's browser row: resnet-ts's wasm backend and onnxruntime-web in the same
 // Chromium page (headless, Debian's /usr/bin/chromium through playwright-core), on the same
 // weights as the Node rows, cross-origin isolated so both get their threads. The page runs
-// bench/browser_worker.ts, bundled by esbuild with the wasm backend's thread worker as a second
-// entry; a local server gives it that bundle, wasm/, onnxruntime-web's dist/ (loaded as shipped)
-// and the models' files. The engines are checked
+// bench/browser_worker.ts, bundled by esbuild (the library's browser build carries its .wasm and
+// its thread worker); a local server gives it that bundle, onnxruntime-web's dist/ (loaded as
+// shipped) and the models' files. The engines are checked
 // against our logits at the check input, then timed in turn, round after round, in slices, as
 // bench/run.ts times the Node engines; the report shows medians and ours ÷ onnxruntime-web.
 
@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { median } from '../src/tools/bench.js';
-import { chromiumMissing, launchChromium, serveStatic } from '../test/helpers/browser.js';
+import { browserSkipReason, bundle, launchChromium, serve } from '../test/helpers/browser.js';
 import type { BrowserEngine, FromBenchWorker, ToBenchWorker } from './browser_worker.js';
 import { modelFile, referencePath, relativeDifference } from './engines.js';
 
@@ -56,30 +56,8 @@ export interface BrowserResult {
   rows: BrowserRow[];
 }
 
-/** Where the bundle goes: dist/bench/browser-site/ (bench.js, worker.js, shared chunks). */
+/** Where the bundle goes, under the repository (served from there): dist/bench/browser-site/bench.js. */
 const SITE = ['dist', 'bench', 'browser-site'];
-
-/**
- * Bundles the benchmark's worker for the browser. The thread pool starts its workers from
- * './worker.js' next to its own module, so the wasm backend's worker is an entry of the same
- * bundle, and shared code goes to chunks in the same folder. Node-only modules stay external:
- * they are imported only by code that runs in Node (with splitting, inside chunks the browser
- * never loads).
- */
-async function bundle(repoRoot: string): Promise<void> {
-  const { build } = await import('esbuild');
-  await build({
-    entryPoints: { bench: join(repoRoot, 'dist', 'bench', 'browser_worker.js'), worker: join(repoRoot, 'dist', 'src', 'backends', 'wasm', 'worker.js') },
-    outdir: join(repoRoot, ...SITE),
-    bundle: true,
-    splitting: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    external: ['node:*', 'sharp', 'cli-progress', 'protobufjs'],
-    logLevel: 'error',
-  });
-}
 
 /** The page: a module worker running the bundled bench/browser_worker.js, and one function to talk to it. */
 const PAGE = `<!doctype html><meta charset="utf-8"><title>resnet-ts benchmark</title>
@@ -107,17 +85,17 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Times both engines on every arch at batch 1 in one Chromium page; rows with an error say why one did not run. */
 export async function measureInBrowser(options: BrowserOptions): Promise<BrowserResult> {
-  const missing = chromiumMissing();
+  const missing = browserSkipReason();
   if (missing) return { skipped: missing, rows: [] };
   const { repoRoot, modelsDir, threads, rounds, log } = options;
-  await bundle(repoRoot);
+  await bundle({ bench: join(repoRoot, 'dist', 'bench', 'browser_worker.js') }, join(repoRoot, ...SITE));
   const work = mkdtempSync(join(tmpdir(), 'resnet-bench-browser-'));
   const pagePath = join(work, 'index.html');
   writeFileSync(pagePath, PAGE);
   // The models by name, wherever modelsDir is.
   const models: Record<string, string> = {};
   for (const arch of options.archs) for (const kind of ['safetensors', 'onnx']) models[`/models/${arch}.${kind}`] = modelFile(modelsDir, arch, kind);
-  const server = await serveStatic(repoRoot, { isolated: true, extra: { '/': pagePath, '/index.html': pagePath, ...models } });
+  const server = await serve(repoRoot, { isolated: true, extra: { '/': pagePath, '/index.html': pagePath, ...models } });
   const browser = await launchChromium();
   const rows: BrowserRow[] = [];
   try {
@@ -129,7 +107,7 @@ export async function measureInBrowser(options: BrowserOptions): Promise<Browser
       try {
         const errors: string[] = [];
         page.on('pageerror', (error) => errors.push(error.message));
-        await page.goto(server.url);
+        await page.goto(`${server.base}/`);
         await page.waitForFunction(() => (window as unknown as { benchReady?: boolean }).benchReady === true);
         const isolated = await page.evaluate(() => crossOriginIsolated);
         if (!isolated) throw new Error('the page is not cross-origin isolated: no threads');
@@ -143,7 +121,6 @@ export async function measureInBrowser(options: BrowserOptions): Promise<Browser
           safetensorsUrl: `/models/${arch}.safetensors`,
           onnxUrl: `/models/${arch}.onnx`,
           ortUrl: '/node_modules/onnxruntime-web/dist/ort.wasm.min.mjs',
-          wasmUrls: { relaxed: '/wasm/kernels.wasm', simd: '/wasm/kernels-simd.wasm' },
           check: { data: check.f32, shape: [...check.shape] },
           shape: [1, ...options.input],
         }, options.timeoutMs);

@@ -27,8 +27,6 @@ export type ToBenchWorker =
       safetensorsUrl: string;
       onnxUrl: string;
       ortUrl: string;
-      /** The kernels' .wasm builds (the bundle does not carry them). */
-      wasmUrls: { relaxed: string; simd: string };
       /** The check input (N, 3, H, W), row-major. */
       check: { data: Float32Array; shape: number[] };
       /** The timed input's shape (batch 1). */
@@ -55,8 +53,7 @@ async function fetchBytes(url: string): Promise<Uint8Array<ArrayBuffer>> {
 }
 
 async function setup(message: Extract<ToBenchWorker, { type: 'setup' }>): Promise<FromBenchWorker> {
-  const [relaxed, simd] = await Promise.all([fetchBytes(message.wasmUrls.relaxed), fetchBytes(message.wasmUrls.simd)]);
-  const ours = await initWasmBackend({ threads: message.threads, wasmBytes: { relaxed, simd } });
+  const ours = await initWasmBackend({ threads: message.threads });
   setBackend('wasm');
   const model: ResNet = getModel(message.arch);
   model.loadStateDict(readWeights(await fetchBytes(message.safetensorsUrl)));

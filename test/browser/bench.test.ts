@@ -16,11 +16,11 @@ import { getModel } from '../../src/models/builders.js';
 import { exportOnnx } from '../../src/tools/onnx.js';
 import { browserSection, measureInBrowser } from '../../bench/browser.js';
 import { modelFile, referencePath } from '../../bench/engines.js';
-import { chromiumMissing } from '../helpers/browser.js';
+import { browserSkipReason } from '../helpers/browser.js';
 import { deterministicInput, filledModel } from '../helpers/fill.js';
 import { repoRoot } from '../helpers/paths.js';
 
-const skip = chromiumMissing() ?? false;
+const skip = browserSkipReason();
 const modelsDir = mkdtempSync(join(tmpdir(), 'resnet-bench-browser-test-'));
 after(() => rmSync(modelsDir, { recursive: true, force: true }));
 /** The bench's own agreement bound (bench/run.ts's TOLERANCE): the engines' kernels differ. */

@@ -14,11 +14,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { getModel, ImageClassification, readImage, setBackend, summarize, Tensor, writeSafetensors } from '../../src/index.js';
-import { chromiumMissing, launchChromium, serveStatic, type Browser, type StaticServer } from '../helpers/browser.js';
+import { browserSkipReason, launchChromium, serve, type BrowserSession, type TestServer } from '../helpers/browser.js';
 import { deterministicStateDict } from '../helpers/fill.js';
 import { repoRoot } from '../helpers/paths.js';
 
-const skip = chromiumMissing() ?? false;
+const skip = browserSkipReason();
 const demoRoot = join(repoRoot, 'examples', 'web');
 const samplePath = join(demoRoot, 'public', 'sample.png');
 const outputDir = join(repoRoot, 'test-output');
@@ -31,9 +31,9 @@ const LOGIT_TOLERANCE = 1e-5;
 const PAGE_TIMEOUT_MS = 180_000;
 
 let work = '';
-let browser: Browser | null = null;
-let isolated: StaticServer | null = null;
-let plain: StaticServer | null = null;
+let browser: BrowserSession | null = null;
+let isolated: TestServer | null = null;
+let plain: TestServer | null = null;
 let stateDict: Map<string, Tensor> | null = null;
 
 before(async () => {
@@ -46,8 +46,8 @@ before(async () => {
   const weights = join(work, 'resnet18.safetensors');
   writeFileSync(weights, writeSafetensors(stateDict));
   const extra = { '/weights/resnet18.safetensors': weights };
-  isolated = await serveStatic(outDir, { isolated: true, extra });
-  plain = await serveStatic(outDir, { isolated: false, extra });
+  isolated = await serve(outDir, { isolated: true, extra });
+  plain = await serve(outDir, { isolated: false, extra });
   browser = await launchChromium();
 });
 
@@ -78,12 +78,13 @@ async function waitForStatus(page: Page, status: string): Promise<void> {
 }
 
 /** Opens the demo with the seeded weights and waits for the sample image's classes. */
-async function openClassified(server: StaticServer): Promise<{ page: Page; console: string[] }> {
+async function openClassified(server: TestServer): Promise<{ page: Page; console: string[] }> {
   const page = await browser!.context.newPage();
+  await page.setViewportSize({ width: 1400, height: 1000 });
   const console: string[] = [];
   page.on('console', (message) => console.push(`${message.type()}: ${message.text()}`));
   page.on('pageerror', (error) => console.push(`pageerror: ${error.message}`));
-  await page.goto(`${server.url}?arch=resnet18&weights=/weights/resnet18.safetensors`);
+  await page.goto(`${server.base}/?arch=resnet18&weights=/weights/resnet18.safetensors`);
   await waitForStatus(page, 'classified');
   return { page, console };
 }
@@ -133,7 +134,7 @@ test('the demo classifies the sample image with weights from the server, as Node
     assert.equal(result.warning, null);
     assert.equal(result.bars, 5);
     assert.ok(result.blocks > 20, `the diagram has ${result.blocks} interactive blocks`);
-    assert.match(result.timing, /forward pass [\d.]+ ms · wasm/);
+    assert.match(result.timing, /^forward pass [\d.]+ ms.* · wasm · \d+ threads?$/);
 
     const reference = await nodeReference();
     // The PNG is lossless and both sides run the same preprocessing code: the inputs are equal.
@@ -145,7 +146,8 @@ test('the demo classifies the sample image with weights from the server, as Node
     assert.ok(worst <= LOGIT_TOLERANCE * scale, `logits differ from Node's by ${worst} (largest logit ${scale})`);
 
     // A block of the diagram: its numbers, and its activation map over the crop.
-    await page.click('#diagram g[data-module="layer2"] > rect', { position: { x: 20, y: 8 } });
+    // The stage's own box, in its margin left of the blocks it holds (which are boxes of their own).
+    await page.locator('#diagram g[data-module="layer2"]').click({ position: { x: 3, y: 40 } });
     await waitForStatus(page, 'activation:layer2');
     const layer2 = summarize(getModel('resnet18'), [1, 3, 224, 224]).layers.find((l) => l.name === 'layer2')!;
     assert.equal(await page.textContent('#layer-shape'), `[${layer2.outputShape!.join(', ')}]`);

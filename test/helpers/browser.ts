@@ -1,41 +1,43 @@
-// A real browser for tests and the benchmark: Debian's Chromium driven by playwright-core
-// (which never downloads a browser of its own), headless, on a fresh profile, and a static
-// file server on 127.0.0.1 that makes its pages cross-origin isolated (COOP/COEP) or not.
+// What the browser tests share: Debian's Chromium driven by playwright-core (never a browser of
+// playwright's own download), a local HTTP server for the files a page needs, with or without
+// the headers that make a page cross-origin isolated, and esbuild to bundle a page's script.
 
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { extname, join, normalize, sep } from 'node:path';
-import type { BrowserContext } from 'playwright-core';
+import { extname, join, normalize } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { build } from 'esbuild';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
 
-/** The browser the tests drive: $CHROMIUM, else Debian's package. */
-export const CHROMIUM_PATH = process.env.CHROMIUM ?? '/usr/bin/chromium';
+export const CHROMIUM = '/usr/bin/chromium';
 
-/** Why no browser test can run here, or null when one can. */
-export function chromiumMissing(): string | null {
-  if (!existsSync(CHROMIUM_PATH)) return `no Chromium at ${CHROMIUM_PATH} (Debian's chromium package; .ci/run installs it; $CHROMIUM names another)`;
-  return null;
+/** Why the browser tests cannot run here, or undefined when they can (for test's `skip`). */
+export function browserSkipReason(): string | undefined {
+  return existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is missing (apt-get install chromium; .ci/run installs it)`;
 }
 
-/** Flags for a quiet, offline, throwaway headless Chromium. */
+/**
+ * Flags for a headless Chromium on a machine without a network: no sandbox (CI runs as root),
+ * no GPU, and none of the background connections (updates, sync, QUIC probes) it would try.
+ */
 const FLAGS = [
   '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
   '--disable-component-update', '--disable-sync',
 ];
 
-export interface Browser {
+export interface BrowserSession {
   context: BrowserContext;
   close(): Promise<void>;
 }
 
-/** Chromium, headless, on a fresh profile (its --user-data-dir) removed again by close(). */
-export async function launchChromium(): Promise<Browser> {
-  const { chromium } = await import('playwright-core');
+/** Chromium with a fresh profile (its own --user-data-dir, removed on close). */
+export async function launchChromium(): Promise<BrowserSession> {
   const profile = mkdtempSync(join(tmpdir(), 'resnet-ts-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM_PATH, headless: true, args: FLAGS, viewport: { width: 1400, height: 1000 } });
+  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS });
   return {
     context,
-    close: async () => {
+    async close() {
       await context.close();
       rmSync(profile, { recursive: true, force: true });
     },
@@ -43,57 +45,65 @@ export async function launchChromium(): Promise<Browser> {
 }
 
 const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json',
-  '.wasm': 'application/wasm',
-  '.png': 'image/png',
-  '.svg': 'image/svg+xml',
-  '.onnx': 'application/octet-stream',
-  '.safetensors': 'application/octet-stream',
-  '.pth': 'application/octet-stream',
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css',
+  '.json': 'application/json', '.wasm': 'application/wasm', '.png': 'image/png', '.jpg': 'image/jpeg',
+  '.svg': 'image/svg+xml', '.map': 'application/json',
 };
 
-export interface StaticServer {
-  /** The server's origin with a trailing slash, e.g. http://127.0.0.1:40123/ */
-  url: string;
+export interface TestServer {
+  /** http://127.0.0.1:port (a secure context, as localhost is). */
+  base: string;
+  /** Paths requested so far, in order. */
+  requests: string[];
   close(): Promise<void>;
 }
 
 /**
- * Serves the files under `root` (index.html for '/'), and `extra` by path ('/weights/x.safetensors'
- * → a file on disk). With `isolated`, every response carries COOP/COEP, so pages are
- * cross-origin isolated (SharedArrayBuffer, wasm threads).
+ * Serves `root` (and `extra` files by path) on 127.0.0.1; `isolated` adds the COOP/COEP headers
+ * that make a page cross-origin isolated (self.crossOriginIsolated, SharedArrayBuffer).
  */
-export async function serveStatic(root: string, options: { isolated: boolean; extra?: Record<string, string> }): Promise<StaticServer> {
+export async function serve(root: string, options: { isolated: boolean; extra?: Record<string, string> }): Promise<TestServer> {
+  const requests: string[] = [];
   const server: Server = createServer((request, response) => {
-    const path = decodeURIComponent(new URL(request.url ?? '/', 'http://localhost').pathname);
-    let file = options.extra?.[path];
-    if (!file) {
-      const relative = normalize(path === '/' ? 'index.html' : path.slice(1));
-      file = join(root, relative);
-      if (relative.startsWith('..') || !file.startsWith(root.endsWith(sep) ? root : root + sep)) file = '';
-    }
-    if (!file || !existsSync(file) || !statSync(file).isFile()) {
-      response.writeHead(404).end('not found');
-      return;
-    }
+    const path = decodeURIComponent(new URL(request.url ?? '/', 'http://x').pathname);
+    requests.push(path);
+    const file = options.extra?.[path] ?? join(root, normalize(path === '/' ? '/index.html' : path));
+    if (!file.startsWith(root) && !options.extra?.[path]) return void response.writeHead(403).end();
+    if (!existsSync(file) || !statSync(file).isFile()) return void response.writeHead(404).end();
     const headers: Record<string, string> = { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' };
     if (options.isolated) {
       headers['cross-origin-opener-policy'] = 'same-origin';
       headers['cross-origin-embedder-policy'] = 'require-corp';
     }
-    const body = readFileSync(file);
-    headers['content-length'] = String(body.length);
-    response.writeHead(200, headers).end(body);
+    response.writeHead(200, headers).end(readFileSync(file));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (!address || typeof address === 'string') throw new Error('the test server has no port');
   return {
-    url: `http://127.0.0.1:${address.port}/`,
+    base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    requests,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
+}
+
+/** Bundles each entry (compiled .js) for a browser with esbuild's defaults, into `outdir`, as <name>.js. */
+export async function bundle(entries: Record<string, string>, outdir: string): Promise<void> {
+  await build({ entryPoints: entries, bundle: true, format: 'esm', platform: 'browser', outdir, logLevel: 'error', sourcemap: false });
+}
+
+/** A page at `url` whose console messages are kept, and whose uncaught errors fail the test. */
+export async function openPage(session: BrowserSession, url: string): Promise<{ page: Page; console: { type: string; text: string }[]; errors: string[] }> {
+  const page = await session.context.newPage();
+  const consoleMessages: { type: string; text: string }[] = [];
+  const errors: string[] = [];
+  page.on('console', (message) => consoleMessages.push({ type: message.type(), text: message.text() }));
+  page.on('pageerror', (error) => errors.push(error.message));
+  await page.goto(url);
+  await page.waitForFunction(() => (globalThis as { pageReady?: boolean }).pageReady === true);
+  return { page, console: consoleMessages, errors };
+}
+
+/** An empty temporary directory, and its removal. */
+export function tempDir(prefix: string): { dir: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }

@@ -5,25 +5,56 @@
 // Query parameters (for links and tests): ?arch=resnet18 picks the model; ?weights=<url> loads
 // weights from that URL at once; ?image=<url> classifies that image once weights are in.
 
-import { ModelClient } from './client.js';
-import type { LayerInfo, Reply, Rgb } from './protocol.js';
+import {
+  drawDiagram, getModel, getModelWeights, IMAGENET_CATEGORIES, IMAGENET_MEAN, IMAGENET_STD, imagePixels, init, ModelWorker, summarize,
+  type LayerSummary, type RgbImage, type Tensor,
+} from 'resnet-ts';
 
-type Described = Extract<Reply, { type: 'described' }>;
-type Classified = Extract<Reply, { type: 'classified' }>;
+/** What the page shows for an architecture: its diagram, its layers, and its ImageNet weights. */
+interface Described {
+  arch: string;
+  svg: string;
+  totalParams: number;
+  totalMacs: number;
+  /** torchvision's ImageNet weights for the architecture (the URLs the Node builders use). */
+  weights: { name: string; url: string; fileSizeMB: number }[];
+}
+
+/** The last classification. */
+interface Classified {
+  logits: Float32Array;
+  /** The model's input (1, 3, 224, 224), normalised: tests compare it with Node's preprocessing. */
+  input: Float32Array;
+  forwardMs: number;
+  /** The first pass after loading weights also packs them for the kernels. */
+  firstPass: boolean;
+  backend: string;
+  threads: number;
+  /** Why the backend runs one thread, when the page is not cross-origin isolated. */
+  warning: string | null;
+}
 
 const $ = <T extends HTMLElement>(selector: string) => document.querySelector<T>(selector)!;
 const params = new URLSearchParams(location.search);
-const client = new ModelClient();
+const worker = new ModelWorker(new Worker(new URL('./model-worker.ts', import.meta.url), { type: 'module' }));
+/** The transforms of torchvision's IMAGENET1K_V1 weights, the ones the page offers. */
+const PREPROCESS = { resizeSize: 256, cropSize: 224 };
 
 /** What the page shows now; tests read it (window.resnetDemo). */
 const state = {
   arch: params.get('arch') ?? 'resnet18',
   described: null as Described | null,
   weightsLoaded: false,
+  engine: null as { backend: string; threads: number } | null,
+  passes: 0,
   last: null as Classified | null,
-  /** The image to classify, as pixels. */
-  image: null as ImageData | null,
-  layers: new Map<string, LayerInfo>(),
+  /** The last input, for the activation maps. */
+  input: null as Tensor | null,
+  /** The image to classify. */
+  image: null as RgbImage | null,
+  layers: new Map<string, LayerSummary>(),
+  /** Activation maps of the current image, by module. */
+  maps: new Map<string, { map: Float32Array; width: number; height: number; shape: number[] }>(),
   pinned: null as string | null,
   status: 'starting',
   error: null as string | null,
@@ -47,74 +78,112 @@ const formatScaled = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} G` : n 
 
 // ------------------------------------------------------------------ model and weights
 
-async function describe(arch: string): Promise<void> {
-  setStatus(`building ${arch}…`, 'busy');
-  const described = await client.call<'described'>({ type: 'describe', arch });
-  state.described = described;
-  state.layers = new Map(described.layers.map((l) => [l.name, l]));
+/** The architecture's diagram and per-layer numbers, from a model built here without its random initialisation (only its shapes are read). */
+function describe(arch: string): void {
+  const end = init.skipInit();
+  let model;
+  try {
+    model = getModel(arch);
+  } finally {
+    end();
+  }
+  const summary = summarize(model, [1, 3, 224, 224]);
+  const weights = Object.entries(getModelWeights(arch))
+    .filter(([name]) => name !== 'DEFAULT')
+    .map(([name, d]) => ({ name, url: d.url, fileSizeMB: d.meta.fileSizeMB ?? 0 }));
+  state.described = { arch, svg: drawDiagram(model, [3, 224, 224]), totalParams: summary.totalParams, totalMacs: summary.totalMacs, weights };
+  state.layers = new Map(summary.layers.map((l) => [l.name, l]));
   state.weightsLoaded = false;
   state.last = null;
-  const url = $<HTMLInputElement>('#weights-url');
-  url.value = params.get('weights') ?? described.weights[0]?.url ?? '';
-  $('#weights-size').textContent = described.weights[0] ? `(${described.weights[0].fileSizeMB.toFixed(1)} MB)` : '';
-  $('#model-totals').textContent = `${formatScaled(described.totalParams)} parameters · ${formatScaled(described.totalMacs)} MACs at 224×224`;
-  showDiagram(described.svg);
+  state.input = null;
+  state.maps.clear();
+  $<HTMLInputElement>('#weights-url').value = params.get('weights') ?? weights[0]?.url ?? '';
+  $('#weights-size').textContent = weights[0] ? `(${weights[0].fileSizeMB.toFixed(1)} MB)` : '';
+  $('#model-totals').textContent = `${formatScaled(summary.totalParams)} parameters · ${formatScaled(summary.totalMacs)} MACs at 224×224`;
+  showDiagram(state.described.svg);
   renderResults();
-  setStatus(`${arch} built with random weights: load weights to classify`);
+  setStatus(`${arch}: load weights to classify`);
   state.status = 'described';
 }
 
-async function loadWeights(source: { url: string } | { file: File }): Promise<void> {
-  const what = 'url' in source ? source.url : source.file.name;
-  setStatus(`loading weights from ${what}…`, 'busy');
+async function loadWeights(source: string | File): Promise<void> {
+  // The builders take a URL (fetched, kept in the Cache Storage, checked against the SHA-256
+  // prefix in its name) or a File; a relative URL is made absolute here.
+  const weights = typeof source === 'string' ? new URL(source, location.href).href : source;
+  setStatus(`loading weights from ${typeof source === 'string' ? weights : source.name}…`, 'busy');
   state.status = 'loading';
   const progress = $<HTMLProgressElement>('#weights-progress');
   progress.hidden = false;
   progress.removeAttribute('value');
-  const loaded = await client.call<'weights-loaded'>({ type: 'load-weights', arch: state.arch, source }, (p) => {
-    if (p.total) progress.value = p.loaded / p.total;
-    setStatus(`${p.fromCache ? 'reading cached' : 'downloading'} weights: ${(p.loaded / 2 ** 20).toFixed(1)}${p.total ? ` / ${(p.total / 2 ** 20).toFixed(1)}` : ''} MiB`, 'busy');
+  const threads = navigator.hardwareConcurrency || 1;
+  state.engine = await worker.load({ arch: state.arch as Parameters<ModelWorker['load']>[0]['arch'], weights, threads }, (loaded, total) => {
+    if (total) progress.value = loaded / total;
+    setStatus(`weights: ${(loaded / 2 ** 20).toFixed(1)}${total ? ` / ${(total / 2 ** 20).toFixed(1)}` : ''} MiB`, 'busy');
   });
   progress.hidden = true;
   state.weightsLoaded = true;
-  setStatus(`weights loaded: ${loaded.keys} tensors, ${(loaded.bytes / 2 ** 20).toFixed(1)} MiB${loaded.fromCache ? ' (from the browser cache)' : ''}`);
+  state.passes = 0;
+  setStatus(`weights loaded: ${state.arch} on ${state.engine.backend}, ${state.engine.threads} thread${state.engine.threads === 1 ? '' : 's'}`);
   state.status = 'weights';
   if (state.image) await classify();
 }
 
 // ------------------------------------------------------------------ images
 
-async function pixelsOf(source: Blob): Promise<ImageData> {
-  // No colour management and no premultiplication: the bytes a PNG holds, as PIL reads them.
-  const bitmap = await createImageBitmap(source, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
-  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
-  const context = canvas.getContext('2d')!;
-  context.drawImage(bitmap, 0, 0);
-  bitmap.close();
-  return context.getImageData(0, 0, canvas.width, canvas.height);
-}
-
 async function setImage(source: Blob, name: string): Promise<void> {
-  state.image = await pixelsOf(source);
-  $('#image-name').textContent = `${name} · ${state.image.width}×${state.image.height}`;
-  const preview = $<HTMLCanvasElement>('#original');
-  preview.width = state.image.width;
-  preview.height = state.image.height;
-  preview.getContext('2d')!.putImageData(state.image, 0, 0);
+  // Decoded as the library decodes files in a browser: the pixels PIL reads from a PNG.
+  const image = await imagePixels(source);
+  state.image = image;
+  $('#image-name').textContent = `${name} · ${image.width}×${image.height}`;
+  drawRgb($<HTMLCanvasElement>('#original'), image);
   if (state.weightsLoaded) await classify();
 }
 
 async function classify(): Promise<void> {
-  const image = state.image!;
   setStatus('classifying…', 'busy');
   state.status = 'classifying';
-  const data = new Uint8ClampedArray(image.data);
-  state.last = await client.call<'classified'>({ type: 'classify', image: { width: image.width, height: image.height, data } });
-  drawCrop(state.last.crop);
+  const result = await worker.classify(state.image!, PREPROCESS);
+  const { backend, threads } = state.engine!;
+  state.input = result.input!;
+  state.maps.clear();
+  state.last = {
+    logits: result.output.f32,
+    input: result.input!.f32,
+    forwardMs: result.milliseconds,
+    firstPass: state.passes++ === 0,
+    backend,
+    threads,
+    warning: !crossOriginIsolated && threads === 1 ? 'the page is not cross-origin isolated (no COOP/COEP headers), so the wasm backend runs one thread' : null,
+  };
+  drawRgb($<HTMLCanvasElement>('#crop'), cropOf(state.input));
+  $<HTMLCanvasElement>('#heatmap').getContext('2d')!.clearRect(0, 0, 224, 224);
   renderResults();
   state.status = 'classified';
   setStatus(state.last.warning ?? 'done: hover or click a block of the diagram for its activation map');
   if (state.pinned) await showLayer(state.pinned);
+}
+
+/** The 8-bit crop the model saw, from its normalised input (1, 3, H, W). */
+function cropOf(input: Tensor): RgbImage {
+  const [, , height, width] = input.shape;
+  const plane = height * width;
+  const data = new Uint8Array(plane * 3);
+  const x = input.f32;
+  for (let c = 0; c < 3; c++) {
+    for (let i = 0; i < plane; i++) data[i * 3 + c] = Math.round((x[c * plane + i] * IMAGENET_STD[c] + IMAGENET_MEAN[c]) * 255);
+  }
+  return { width, height, channels: 3, data };
+}
+
+function drawRgb(canvas: HTMLCanvasElement, image: RgbImage): void {
+  canvas.width = image.width;
+  canvas.height = image.height;
+  const rgba = new ImageData(image.width, image.height);
+  for (let i = 0; i < image.width * image.height; i++) {
+    rgba.data.set(image.data.subarray(i * 3, i * 3 + 3), i * 4);
+    rgba.data[i * 4 + 3] = 255;
+  }
+  canvas.getContext('2d')!.putImageData(rgba, 0, 0);
 }
 
 // ------------------------------------------------------------------ results
@@ -143,7 +212,7 @@ function renderResults(): void {
     row.dataset.index = String(index);
     const label = document.createElement('span');
     label.className = 'label';
-    label.textContent = state.described.categories[index] ?? `class ${index}`;
+    label.textContent = IMAGENET_CATEGORIES[index] ?? `class ${index}`;
     const track = document.createElement('span');
     track.className = 'track';
     const fill = document.createElement('span');
@@ -160,19 +229,6 @@ function renderResults(): void {
   timing.textContent = `forward pass ${last.forwardMs.toFixed(1)} ms${packing} · ${last.backend} · ${last.threads} thread${last.threads === 1 ? '' : 's'}`;
   timing.dataset.threads = String(last.threads);
   timing.dataset.backend = last.backend;
-}
-
-function drawCrop(crop: Rgb): void {
-  const canvas = $<HTMLCanvasElement>('#crop');
-  canvas.width = crop.width;
-  canvas.height = crop.height;
-  const rgba = new ImageData(crop.width, crop.height);
-  for (let i = 0; i < crop.width * crop.height; i++) {
-    rgba.data.set(crop.data.subarray(i * 3, i * 3 + 3), i * 4);
-    rgba.data[i * 4 + 3] = 255;
-  }
-  canvas.getContext('2d')!.putImageData(rgba, 0, 0);
-  ($('#heatmap') as HTMLCanvasElement).getContext('2d')!.clearRect(0, 0, 224, 224);
 }
 
 // ------------------------------------------------------------------ diagram
@@ -224,11 +280,30 @@ async function showLayer(name: string): Promise<void> {
     return;
   }
   const request = ++activationRequest;
-  const reply = await client.call<'activation'>({ type: 'activation', module: name });
+  let entry = state.maps.get(name);
+  if (!entry) {
+    const { captured } = await worker.forward(state.input!, { capture: [name] });
+    const output = captured.get(name)!;
+    entry = { map: meanOverChannels(output), shape: [...output.shape], height: output.shape[2] ?? 1, width: output.shape[3] ?? 1 };
+    state.maps.set(name, entry);
+  }
   if (request !== activationRequest) return; // the pointer has moved on
-  drawHeatmap(reply.map, reply.width, reply.height);
-  note.textContent = `mean over ${reply.shape[1]} channels of ${reply.shape.slice(1).join('×')}, as a heat map over the crop`;
+  drawHeatmap(entry.map, entry.width, entry.height);
+  note.textContent = `mean over ${entry.shape[1]} channels of ${entry.shape.slice(1).join('×')}, as a heat map over the crop`;
   state.status = `activation:${name}`;
+}
+
+/** (1, C, H, W) → (H, W), the mean over channels; (1, C) → one value. */
+function meanOverChannels(t: Tensor): Float32Array {
+  const channels = t.shape[1];
+  const plane = t.size / channels;
+  const out = new Float32Array(plane);
+  const data = t.f32;
+  for (let c = 0; c < channels; c++) {
+    for (let i = 0; i < plane; i++) out[i] += data[c * plane + i];
+  }
+  for (let i = 0; i < plane; i++) out[i] /= channels;
+  return out;
 }
 
 /** A perceptual blue → green → yellow ramp (viridis' end points and middle). */
@@ -265,12 +340,16 @@ function drawHeatmap(map: Float32Array, width: number, height: number): void {
 
 $('#arch').addEventListener('change', (event) => {
   state.arch = (event.target as HTMLSelectElement).value;
-  void describe(state.arch).catch(fail);
+  try {
+    describe(state.arch);
+  } catch (error) {
+    fail(error);
+  }
 });
-$('#weights-load').addEventListener('click', () => void loadWeights({ url: $<HTMLInputElement>('#weights-url').value }).catch(fail));
+$('#weights-load').addEventListener('click', () => void loadWeights($<HTMLInputElement>('#weights-url').value).catch(fail));
 $('#weights-file').addEventListener('change', (event) => {
   const file = (event.target as HTMLInputElement).files?.[0];
-  if (file) void loadWeights({ file }).catch(fail);
+  if (file) void loadWeights(file).catch(fail);
 });
 $('#image-file').addEventListener('change', (event) => {
   const file = (event.target as HTMLInputElement).files?.[0];
@@ -292,12 +371,12 @@ drop.addEventListener('drop', (event) => {
 async function start(): Promise<void> {
   $<HTMLSelectElement>('#arch').value = state.arch;
   $('#isolation').textContent = crossOriginIsolated ? 'cross-origin isolated' : 'not cross-origin isolated: one thread';
-  await describe(state.arch);
+  describe(state.arch);
   const imageUrl = params.get('image') ?? './sample.png';
   const response = await fetch(imageUrl);
   if (!response.ok) throw new Error(`cannot fetch ${imageUrl}: HTTP ${response.status}`);
   await setImage(await response.blob(), imageUrl.split('/').pop()!);
   const weights = params.get('weights');
-  if (weights) await loadWeights({ url: weights });
+  if (weights) await loadWeights(weights);
 }
 void start().catch(fail);

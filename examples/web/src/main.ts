@@ -346,7 +346,16 @@ $('#arch').addEventListener('change', (event) => {
     fail(error);
   }
 });
-$('#weights-load').addEventListener('click', () => void loadWeights($<HTMLInputElement>('#weights-url').value).catch(fail));
+/** A failed download, with what to do about it when it is the network's or the server's doing. */
+function failDownload(error: unknown): void {
+  const message = error instanceof Error ? error.message : String(error);
+  const hint = /fetch|network|cors|http/i.test(message)
+    ? ' (the server may not allow this page to download from it: save the file and pick it below)'
+    : '';
+  fail(new Error(`${message}${hint}`));
+}
+
+$('#weights-load').addEventListener('click', () => void loadWeights($<HTMLInputElement>('#weights-url').value).catch(failDownload));
 $('#weights-file').addEventListener('change', (event) => {
   const file = (event.target as HTMLInputElement).files?.[0];
   if (file) void loadWeights(file).catch(fail);
@@ -377,6 +386,6 @@ async function start(): Promise<void> {
   if (!response.ok) throw new Error(`cannot fetch ${imageUrl}: HTTP ${response.status}`);
   await setImage(await response.blob(), imageUrl.split('/').pop()!);
   const weights = params.get('weights');
-  if (weights) await loadWeights(weights);
+  if (weights) await loadWeights(weights).catch(failDownload);
 }
 void start().catch(fail);

@@ -2,7 +2,7 @@
 // local server, in headless Chromium. With seeded ResNet-18 weights (test/helpers/fill.ts,
 // written as safetensors by our own writer) served from that server, the page classifies the
 // committed sample image: five bars, the diagram, and logits equal to Node's for the same model
-// and image. A layer's activation map is drawn when its block is clicked. Cross-origin isolated,
+// and image. A layer's activation map is drawn when its block is clicked, equal to Node's. Cross-origin isolated,
 // the wasm backend runs two threads (or as many as the browser offers, if fewer); not isolated,
 // one, with a warning. A screenshot goes to test-output/demo.png.
 
@@ -13,7 +13,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import { getModel, ImageClassification, readImage, setBackend, summarize, Tensor, writeSafetensors } from '../../src/index.js';
+import { extractFeatures, getModel, ImageClassification, readImage, setBackend, summarize, Tensor, writeSafetensors } from '../../src/index.js';
 import { browserSkipReason, launchChromium, serve, type BrowserSession, type TestServer } from '../helpers/browser.js';
 import { deterministicStateDict } from '../helpers/fill.js';
 import { repoRoot } from '../helpers/paths.js';
@@ -23,9 +23,9 @@ const demoRoot = join(repoRoot, 'examples', 'web');
 const samplePath = join(demoRoot, 'public', 'sample.png');
 const outputDir = join(repoRoot, 'test-output');
 /**
- * Logits may differ from Node's by this fraction of the largest: the same kernels (wasm SIMD) run
- * in both, on the same input, so they agree to rounding (in practice bit for bit); the bound is
- * the issue's.
+ * Logits (and a layer's activation map) may differ from Node's by this fraction of the largest:
+ * the same kernels (wasm SIMD) run in both, on the same input, so they agree to rounding (in
+ * practice bit for bit); the bound is the issue's.
  */
 const LOGIT_TOLERANCE = 1e-5;
 const PAGE_TIMEOUT_MS = 180_000;
@@ -89,15 +89,24 @@ async function openClassified(server: TestServer): Promise<{ page: Page; console
   return { page, console };
 }
 
-/** Node's logits and input for the sample image: the library's own preprocessing and model, on the wasm backend. */
-async function nodeReference(): Promise<{ input: Float32Array; logits: Float32Array }> {
+/**
+ * Node's logits and input for the sample image (the library's own preprocessing and model, on
+ * the wasm backend), and `module`'s output averaged over its channels, (H, W) row-major.
+ */
+async function nodeReference(module: string): Promise<{ input: Float32Array; logits: Float32Array; map: Float32Array }> {
   const model = getModel('resnet18');
   model.loadStateDict(stateDict!);
   model.eval();
   const input = new ImageClassification({ resizeSize: 256, cropSize: 224 }).forward(await readImage(samplePath));
   setBackend('wasm');
   try {
-    return { input: input.f32, logits: model.call(input).f32.slice() };
+    const logits = model.call(input).f32.slice();
+    const output = extractFeatures(model, input, [module]).get(module)!;
+    const [, channels, height, width] = output.shape;
+    const map = new Float32Array(height * width);
+    for (let c = 0; c < channels; c++) for (let i = 0; i < map.length; i++) map[i] += output.f32[c * map.length + i];
+    for (let i = 0; i < map.length; i++) map[i] /= channels;
+    return { input: input.f32, logits, map };
   } finally {
     setBackend('auto');
   }
@@ -136,7 +145,7 @@ test('the demo classifies the sample image with weights from the server, as Node
     assert.ok(result.blocks > 20, `the diagram has ${result.blocks} interactive blocks`);
     assert.match(result.timing, /^forward pass [\d.]+ ms.* · wasm · \d+ threads?$/);
 
-    const reference = await nodeReference();
+    const reference = await nodeReference('layer2');
     // The PNG is lossless and both sides run the same preprocessing code: the inputs are equal.
     assert.deepEqual(result.input, Array.from(reference.input), 'the page preprocessed the image as Node does');
     const scale = maxAbs(reference.logits);
@@ -161,6 +170,11 @@ test('the demo classifies the sample image with weights from the server, as Node
       return opaque / (pixels.length / 4);
     });
     assert.equal(painted, 1, 'the heat map covers the crop');
+    const map = await page.evaluate(() => Array.from((window as unknown as { resnetDemo: { maps: Map<string, { map: Float32Array }> } }).resnetDemo.maps.get('layer2')!.map));
+    assert.equal(map.length, reference.map.length);
+    const mapScale = maxAbs(reference.map);
+    const mapWorst = Math.max(...map.map((v, i) => Math.abs(v - reference.map[i])));
+    assert.ok(mapWorst <= LOGIT_TOLERANCE * mapScale, `layer2's map differs from Node's by ${mapWorst} (largest ${mapScale})`);
 
     mkdirSync(outputDir, { recursive: true });
     await page.screenshot({ path: join(outputDir, 'demo.png'), fullPage: true });

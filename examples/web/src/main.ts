@@ -263,9 +263,14 @@ function showDiagram(svg: string): void {
   };
 }
 
-let activationRequest = 0;
+/** The layer whose numbers the panel shows. */
+let shownLayer: string | null = null;
+/** The layer whose map is wanted next, and whether the worker is computing one now. */
+let wantedMap: string | null = null;
+let computingMap = false;
 
 async function showLayer(name: string): Promise<void> {
+  shownLayer = name;
   const layer = state.layers.get(name)!;
   for (const b of document.querySelectorAll('#diagram g.hover')) b.classList.remove('hover');
   document.querySelector(`#diagram g[data-module="${CSS.escape(name)}"]`)?.classList.add('hover');
@@ -274,22 +279,51 @@ async function showLayer(name: string): Promise<void> {
   $('#layer-shape').textContent = layer.outputShape ? `[${layer.outputShape.join(', ')}]` : '—';
   $('#layer-params').textContent = formatCount(layer.params);
   $('#layer-macs').textContent = formatCount(layer.macs);
-  const note = $('#layer-map-note');
-  if (!state.last) {
-    note.textContent = 'classify an image to see this layer’s activation map';
+  if (!state.input) {
+    $('#layer-map-note').textContent = 'classify an image to see this layer’s activation map';
     return;
   }
-  const request = ++activationRequest;
-  let entry = state.maps.get(name);
-  if (!entry) {
-    const { captured } = await worker.forward(state.input!, { capture: [name] });
-    const output = captured.get(name)!;
-    entry = { map: meanOverChannels(output), shape: [...output.shape], height: output.shape[2] ?? 1, width: output.shape[3] ?? 1 };
-    state.maps.set(name, entry);
+  const ready = state.maps.get(name);
+  if (ready) return drawMap(name, ready);
+  $('#layer-map-note').textContent = 'computing the activation map…';
+  await computeMaps(name);
+}
+
+/**
+ * Computes the map of `name` in the worker (a forward pass with that module captured). While
+ * one is being computed, a pointer moving over the diagram only updates which map is wanted
+ * next, so passes never queue up behind it.
+ */
+async function computeMaps(name: string): Promise<void> {
+  wantedMap = name;
+  if (computingMap) return;
+  computingMap = true;
+  try {
+    while (wantedMap) {
+      const next = wantedMap;
+      wantedMap = null;
+      const input = state.input!;
+      const { captured } = await worker.forward(input, { capture: [next] });
+      if (input !== state.input) continue; // a new image came meanwhile
+      const output = captured.get(next)!;
+      const entry = { map: meanOverChannels(output), shape: [...output.shape], height: output.shape[2] ?? 1, width: output.shape[3] ?? 1 };
+      state.maps.set(next, entry);
+      if (next === shownLayer) drawMap(next, entry);
+    }
+  } finally {
+    computingMap = false;
   }
-  if (request !== activationRequest) return; // the pointer has moved on
-  drawHeatmap(entry.map, entry.width, entry.height);
-  note.textContent = `mean over ${entry.shape[1]} channels of ${entry.shape.slice(1).join('×')}, as a heat map over the crop`;
+}
+
+function drawMap(name: string, entry: { map: Float32Array; width: number; height: number; shape: number[] }): void {
+  const note = $('#layer-map-note');
+  if (entry.width * entry.height === 1) {
+    $<HTMLCanvasElement>('#heatmap').getContext('2d')!.clearRect(0, 0, 224, 224);
+    note.textContent = `output ${entry.shape.slice(1).join('×')}: no spatial extent, so no map`;
+  } else {
+    drawHeatmap(entry.map, entry.width, entry.height);
+    note.textContent = `mean over ${entry.shape[1]} channels of ${entry.shape.slice(1).join('×')}, as a heat map over the crop`;
+  }
   state.status = `activation:${name}`;
 }
 

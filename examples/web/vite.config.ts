@@ -1,6 +1,7 @@
 // The demo page's Vite config. `resnet-ts` is the package at the repository root, built there
-// (`npm run build` → dist/) and imported by name: the alias points at the package folder, whose
-// package.json gives a browser build its browser entry. The page is served cross-origin
+// (`npm run build` → dist/) and imported by name: the alias points at the package's browser
+// entry (what its `exports` give a browser build; the package's own `imports` then resolve
+// '#platform' to the browser's platform layer). The page is served cross-origin
 // isolated (COOP/COEP, in the dev server and in `vite preview`): the wasm backend's threads
 // share one WebAssembly memory, which browsers allow only then.
 
@@ -24,7 +25,7 @@ export default defineConfig({
   root,
   // Relative asset URLs: the built page works from any folder a server puts it in.
   base: './',
-  resolve: { alias: [{ find: /^resnet-ts$/, replacement: repoRoot }] },
+  resolve: { alias: [{ find: /^resnet-ts$/, replacement: `${repoRoot}dist/src/web.js` }] },
   worker: { format: 'es', rolldownOptions: keepNames },
   build: { target: 'es2022', outDir: 'dist', emptyOutDir: true, rolldownOptions: keepNames },
   server: { headers: ISOLATION_HEADERS, fs: { allow: [repoRoot] } },

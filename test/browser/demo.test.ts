@@ -35,6 +35,7 @@ let browser: BrowserSession | null = null;
 let isolated: TestServer | null = null;
 let plain: TestServer | null = null;
 let stateDict: Map<string, Tensor> | null = null;
+let weightsPath = '';
 
 before(async () => {
   if (skip) return;
@@ -43,9 +44,9 @@ before(async () => {
   const outDir = join(work, 'site');
   await build({ configFile: join(demoRoot, 'vite.config.ts'), logLevel: 'error', build: { outDir, emptyOutDir: true } });
   stateDict = deterministicStateDict([...getModel('resnet18').stateDict()].map(([k, t]) => [k, t.shape] as const));
-  const weights = join(work, 'resnet18.safetensors');
-  writeFileSync(weights, writeSafetensors(stateDict));
-  const extra = { '/weights/resnet18.safetensors': weights };
+  weightsPath = join(work, 'resnet18.safetensors');
+  writeFileSync(weightsPath, writeSafetensors(stateDict));
+  const extra = { '/weights/resnet18.safetensors': weightsPath };
   isolated = await serve(outDir, { isolated: true, extra });
   plain = await serve(outDir, { isolated: false, extra });
   browser = await launchChromium();
@@ -154,6 +155,11 @@ test('the demo classifies the sample image with weights from the server, as Node
     assert.equal(result.logits.length, 1000);
     assert.ok(worst <= LOGIT_TOLERANCE * scale, `logits differ from Node's by ${worst} (largest logit ${scale})`);
 
+    // Hovering a convolution shows its numbers and map; clicking a stage pins it.
+    await page.locator('#diagram g[data-module="layer3.0.conv1"]').hover();
+    await waitForStatus(page, 'activation:layer3.0.conv1');
+    assert.match((await page.textContent('#layer-name')) ?? '', /^layer3\.0\.conv1 · Conv2d$/);
+
     // A block of the diagram: its numbers, and its activation map over the crop.
     // The stage's own box, in its margin left of the blocks it holds (which are boxes of their own).
     await page.locator('#diagram g[data-module="layer2"]').click({ position: { x: 3, y: 40 } });
@@ -190,7 +196,7 @@ test('the demo\'s sources type-check (strict) against the built package', () => 
   assert.equal(r.status, 0, r.stdout + r.stderr);
 });
 
-test('not cross-origin isolated, the demo runs one thread and says why', { skip }, async () => {
+test('not cross-origin isolated, the demo runs one thread and says why; weights and images picked as files', { skip }, async () => {
   const { page } = await openClassified(plain!);
   try {
     const result = await page.evaluate(() => {
@@ -202,6 +208,18 @@ test('not cross-origin isolated, the demo runs one thread and says why', { skip 
     assert.match(result.warning ?? '', /not cross-origin isolated/);
     assert.equal(result.status, result.warning);
     assert.equal(result.bars, 5);
+
+    // The same weights and image picked as files give the same logits.
+    const before = await page.evaluate(() => Array.from((window as unknown as { resnetDemo: { last: { logits: Float32Array } } }).resnetDemo.last.logits));
+    await page.evaluate(() => ((window as unknown as { resnetDemo: { status: string } }).resnetDemo.status = 'picking'));
+    await page.setInputFiles('#weights-file', weightsPath);
+    await waitForStatus(page, 'classified');
+    await page.evaluate(() => ((window as unknown as { resnetDemo: { status: string } }).resnetDemo.status = 'picking'));
+    await page.setInputFiles('#image-file', samplePath);
+    await waitForStatus(page, 'classified');
+    const after = await page.evaluate(() => Array.from((window as unknown as { resnetDemo: { last: { logits: Float32Array } } }).resnetDemo.last.logits));
+    assert.deepEqual(after, before);
+    assert.match((await page.textContent('#image-name')) ?? '', /^sample\.png · 320×256$/);
   } finally {
     await page.close();
   }

@@ -6,8 +6,8 @@
 // weights from that URL at once; ?image=<url> classifies that image once weights are in.
 
 import {
-  drawDiagram, getModel, getModelWeights, IMAGENET_CATEGORIES, IMAGENET_MEAN, IMAGENET_STD, imagePixels, init, ModelWorker, summarize,
-  type LayerSummary, type RgbImage, type Tensor,
+  drawDiagram, formatCount, formatScaled, getModel, getModelWeights, IMAGENET_CATEGORIES, IMAGENET_MEAN, IMAGENET_STD, imagePixels, init,
+  isModelName, ModelWorker, summarize, type LayerSummary, type ModelName, type RgbImage, type Tensor,
 } from 'resnet-ts';
 
 /** What the page shows for an architecture: its diagram, its layers, and its ImageNet weights. */
@@ -42,7 +42,7 @@ const PREPROCESS = { resizeSize: 256, cropSize: 224 };
 
 /** What the page shows now; tests read it (window.resnetDemo). */
 const state = {
-  arch: params.get('arch') ?? 'resnet18',
+  arch: 'resnet18' as ModelName,
   described: null as Described | null,
   weightsLoaded: false,
   engine: null as { backend: string; threads: number } | null,
@@ -73,13 +73,10 @@ function fail(error: unknown): void {
   setStatus(state.error, 'error');
 }
 
-const formatCount = (n: number) => n.toLocaleString('en-US');
-const formatScaled = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} G` : n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k` : String(n));
-
 // ------------------------------------------------------------------ model and weights
 
 /** The architecture's diagram and per-layer numbers, from a model built here without its random initialisation (only its shapes are read). */
-function describe(arch: string): void {
+function describe(arch: ModelName): void {
   const end = init.skipInit();
   let model;
   try {
@@ -116,7 +113,7 @@ async function loadWeights(source: string | File): Promise<void> {
   progress.hidden = false;
   progress.removeAttribute('value');
   const threads = navigator.hardwareConcurrency || 1;
-  state.engine = await worker.load({ arch: state.arch as Parameters<ModelWorker['load']>[0]['arch'], weights, threads }, (loaded, total) => {
+  state.engine = await worker.load({ arch: state.arch, weights, threads }, (loaded, total) => {
     if (total) progress.value = loaded / total;
     setStatus(`weights: ${(loaded / 2 ** 20).toFixed(1)}${total ? ` / ${(total / 2 ** 20).toFixed(1)}` : ''} MiB`, 'busy');
   });
@@ -373,9 +370,8 @@ function drawHeatmap(map: Float32Array, width: number, height: number): void {
 // ------------------------------------------------------------------ wiring
 
 $('#arch').addEventListener('change', (event) => {
-  state.arch = (event.target as HTMLSelectElement).value;
   try {
-    describe(state.arch);
+    selectArch((event.target as HTMLSelectElement).value);
   } catch (error) {
     fail(error);
   }
@@ -411,10 +407,16 @@ drop.addEventListener('drop', (event) => {
   if (file) void setImage(file, file.name).catch(fail);
 });
 
+function selectArch(name: string): void {
+  if (!isModelName(name)) throw new RangeError(`no architecture '${name}'`);
+  state.arch = name;
+  $<HTMLSelectElement>('#arch').value = name;
+  describe(name);
+}
+
 async function start(): Promise<void> {
-  $<HTMLSelectElement>('#arch').value = state.arch;
   $('#isolation').textContent = crossOriginIsolated ? 'cross-origin isolated' : 'not cross-origin isolated: one thread';
-  describe(state.arch);
+  selectArch(params.get('arch') ?? state.arch);
   const imageUrl = params.get('image') ?? './sample.png';
   const response = await fetch(imageUrl);
   if (!response.ok) throw new Error(`cannot fetch ${imageUrl}: HTTP ${response.status}`);

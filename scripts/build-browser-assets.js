@@ -48,7 +48,6 @@ async function workerModule() {
     charset: 'utf8',
     logLevel: 'silent',
   });
-  // Paths in esbuild's comments are relative to the working directory: make them the repository's.
   const source = result.outputFiles[0].text;
   return (
     HEADER +
@@ -57,6 +56,7 @@ async function workerModule() {
   );
 }
 
+// esbuild's comments name modules relative to the working directory: the repository's root.
 process.chdir(root);
 const outputs = {
   'src/platform/wasm-kernels.generated.ts': kernelsModule(),

@@ -53,5 +53,12 @@ export async function compileKernels(prefer: WasmVariant | 'auto', bytes?: Parti
 /** The memory all threads share; `maxBytes` may be below the module's 4 GiB limit. */
 export function createSharedMemory(maxBytes: number): WebAssembly.Memory {
   const maximum = Math.min(MEMORY_MAX_PAGES, Math.max(MEMORY_INITIAL_PAGES, Math.floor(maxBytes / PAGE_BYTES)));
-  return new WebAssembly.Memory({ initial: MEMORY_INITIAL_PAGES, maximum, shared: true });
+  try {
+    return new WebAssembly.Memory({ initial: MEMORY_INITIAL_PAGES, maximum, shared: true });
+  } catch (error) {
+    // The kernels are built for shared memory; a browser may refuse it to a page that is not
+    // cross-origin isolated (Chromium allows it, and the backend then runs on one thread).
+    const reason = platform.threadsUnavailableReason();
+    throw new Error(`cannot create the wasm backend's shared memory (${(error as Error).message})${reason ? `: ${reason}` : ''}`, { cause: error });
+  }
 }

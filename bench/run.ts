@@ -6,10 +6,12 @@
 // turn, round after round (a slice of runs each), so that a machine whose speed drifts (one
 // shared with other work) drifts under all of them alike. Then the cold starts: a fresh process
 // per engine that loads the model from its file and runs batch 1 (bench/cold_start.ts), timed
-// to its first output, with its peak memory.
+// to its first output, with its peak memory. Last, the browser row (bench/browser.ts): our wasm
+// backend and onnxruntime-web in the same Chromium page at batch 1 (skipped, with the reason in
+// the report, where Chromium is missing); `--engines browser` runs that row alone.
 //
 //   node dist/bench/run.js [--arch resnet18,resnet50] [--batch 1,8] [--threads 2]
-//                          [--engines onnxruntime-node,...] [--min-time-ms 3000] [--rounds 4]
+//                          [--engines onnxruntime-node,...,browser] [--min-time-ms 3000] [--rounds 4]
 //                          [--cold-runs 5] [--native-isa avx512,avx2] [--out BENCHMARKS.md]
 //                          [--quiet-wait-s 20] [--max-time-ms 20000] [--timeout-s 240]
 //
@@ -28,6 +30,7 @@ import { readSafetensors } from '../src/io/safetensors.js';
 import { getModel } from '../src/models/builders.js';
 import { median, throughput } from '../src/tools/bench.js';
 import { summarize } from '../src/tools/summary.js';
+import { browserSection, measureInBrowser, type BrowserResult } from './browser.js';
 import { parseOurs } from './engine_setup.js';
 import { OURS_PREFIX, PEERS, modelFile, packageVersion, referencePath, relativeDifference } from './engines.js';
 import { waitForQuiet } from './system.js';
@@ -465,12 +468,14 @@ interface Measured {
   exportInfo: Record<string, unknown>;
   /** Why PyTorch was not run; null when it was (or was not asked for). */
   pytorchSkipped: string | null;
+  /** The browser row; null when it was not asked for. */
+  browser: BrowserResult | null;
   load: { start: number[]; end: number[] };
   started: Date;
   seconds: number;
 }
 
-function report({ rows, references, coldRows, baselineRssKiB, exportInfo, pytorchSkipped, load, started, seconds }: Measured): string {
+function report({ rows, references, coldRows, baselineRssKiB, exportInfo, pytorchSkipped, browser, load, started, seconds }: Measured): string {
   const timed = rows.filter((r) => r.medianMs !== undefined);
   const ours = timed.filter((r) => r.engine.startsWith(OURS_PREFIX));
   const versions = ['onnxruntime-node', 'onnxruntime-web', 'onnxruntime-common', '@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-wasm', 'typescript']
@@ -528,6 +533,7 @@ function report({ rows, references, coldRows, baselineRssKiB, exportInfo, pytorc
     L.push(`- ${engineLabel(r.engine)}: ${describeThreads(r)} (first row; cores busy across its rows: ${same.join(', ')}).`);
   }
   L.push('');
+  if (browser) L.push(...browserSection(browser, threads, rounds));
   L.push(...coldStartSection(coldRows, baselineRssKiB));
   return L.join('\n');
 }
@@ -586,8 +592,10 @@ for (const arch of archs) {
 // Cold starts: ours on every fast backend, and the peers that load a model file in a process of their own.
 const coldEngines = [...ourBackends.map((b) => OURS_PREFIX + b).filter(chosen), ...peers.filter((p) => p === 'onnxruntime-node' || p === 'pytorch')];
 const coldArch = archs.includes('resnet50') ? 'resnet50' : archs[archs.length - 1];
+// The browser row (batch 1 only): with every engine, or when --engines names 'browser'.
+const browserChosen = (!args.engines || args.engines.split(',').includes('browser')) && batches.includes(1);
 
-log(`plan: ${archs.length} references, ${plan.length} timed rows, ${coldEngines.length} cold-start rows`);
+log(`plan: ${archs.length} references, ${plan.length} timed rows, ${coldEngines.length} cold-start rows${browserChosen ? `, the browser row (${archs.length} models)` : ''}`);
 const references: Row[] = [];
 for (const arch of archs) {
   log(`reference: our ${arch} on 'ref' at the check input`);
@@ -604,13 +612,17 @@ for (const arch of archs) {
   }
 }
 const coldRows = coldEngines.length ? await measureColdStarts(coldEngines, coldArch) : [];
+const browser = browserChosen
+  ? await measureInBrowser({ repoRoot, modelsDir, archs, threads, input: INPUT, minTimeMs, maxTimeMs, rounds, tolerance: TOLERANCE, timeoutMs: workerTimeoutMs, log })
+  : null;
+if (browser?.skipped) log(`browser: skipped: ${browser.skipped}`);
 // A bare Node's peak, measured as the cold starts measure theirs.
 const systemUrl = new URL('./system.js', import.meta.url).href;
 const baseline = spawnSync(process.execPath, ['--input-type=module', '-e', `import { peakRssKiB } from '${systemUrl}'; process.stdout.write(String(peakRssKiB()));`], { encoding: 'utf8' });
 load.end = loadavg();
 
 const seconds = (Date.now() - started.getTime()) / 1000;
-writeFileSync(args.out, report({ rows, references, coldRows, baselineRssKiB: Number(baseline.stdout), exportInfo, pytorchSkipped, load, started, seconds }));
-writeFileSync(join(repoRoot, 'bench', 'results.json'), `${JSON.stringify({ started, references, rows, coldRows }, null, 1)}\n`);
+writeFileSync(args.out, report({ rows, references, coldRows, baselineRssKiB: Number(baseline.stdout), exportInfo, pytorchSkipped, browser, load, started, seconds }));
+writeFileSync(join(repoRoot, 'bench', 'results.json'), `${JSON.stringify({ started, references, rows, coldRows, browser }, null, 1)}\n`);
 log(`wrote ${args.out} and bench/results.json in ${Math.round(seconds)} s`);
-process.exitCode = rows.some((r) => r.error) || coldRows.some((r) => r.error) ? 1 : 0;
+process.exitCode = rows.some((r) => r.error) || coldRows.some((r) => r.error) || browser?.rows.some((r) => r.error) ? 1 : 0;

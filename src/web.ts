@@ -24,6 +24,7 @@ export * from './weights/index.js';
 export { extractFeatures, featureInfo, type FeatureInfo } from './models/features.js';
 export { writeTorchStateDict } from './io/torch-writer.js';
 export { drawDiagram, type DiagramOptions } from './tools/diagram.js';
+export { summarize, formatCount, formatScaled, type LayerSummary, type ModelSummary } from './tools/summary.js';
 export {
   ModelWorker, serveModelWorker, type ModelSpec, type WorkerResult, type MessageEndpoint,
   type ToModelWorker, type FromModelWorker, type TensorMessage,

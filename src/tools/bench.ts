@@ -45,7 +45,7 @@ export interface Timing {
   minMs: number;
   /**
    * Process CPU time over wall time during the timed runs: about the number of cores the
-   * work kept busy (all threads of this process, helpers included).
+   * work kept busy (all threads of this process, helpers included). NaN in a browser.
    */
   cpuCores: number;
 }
@@ -71,7 +71,8 @@ export async function timeRuns(run: () => unknown, options: TimingOptions = {}):
     if (options.iterations === undefined && performance.now() - warmupStart >= maxTimeMs) break;
   }
   const timesMs: number[] = [];
-  const cpuStart = process.cpuUsage();
+  // Browsers have no process CPU time: cpuCores is NaN there.
+  const cpuStart = typeof process === 'undefined' ? null : process.cpuUsage();
   const wallStart = performance.now();
   for (;;) {
     if (options.iterations !== undefined) {
@@ -88,12 +89,12 @@ export async function timeRuns(run: () => unknown, options: TimingOptions = {}):
     options.onProgress?.({ phase: 'measure', iteration: timesMs.length, total: options.iterations ?? null, ms });
   }
   const wallMs = performance.now() - wallStart;
-  const cpu = process.cpuUsage(cpuStart);
+  const cpu = cpuStart && process.cpuUsage(cpuStart);
   return {
     timesMs,
     medianMs: median(timesMs),
     minMs: Math.min(...timesMs),
-    cpuCores: (cpu.user + cpu.system) / 1000 / wallMs,
+    cpuCores: cpu ? (cpu.user + cpu.system) / 1000 / wallMs : NaN,
   };
 }
 

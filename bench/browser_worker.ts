@@ -9,7 +9,7 @@ import { initWasmBackend, setBackend } from '../src/backends/index.js';
 import { Tensor } from '../src/core/tensor.js';
 import { readWeights } from '../src/io/weights.js';
 import { getModel } from '../src/models/builders.js';
-import type { ResNet } from '../src/models/resnet.js';
+import type { AnyResNet } from '../src/models/builders.js';
 import { benchmarkInput, timeRuns } from '../src/tools/bench.js';
 
 type Onnxruntime = typeof import('onnxruntime-web');
@@ -55,7 +55,7 @@ async function fetchBytes(url: string): Promise<Uint8Array<ArrayBuffer>> {
 async function setup(message: Extract<ToBenchWorker, { type: 'setup' }>): Promise<FromBenchWorker> {
   const ours = await initWasmBackend({ threads: message.threads });
   setBackend('wasm');
-  const model: ResNet = getModel(message.arch);
+  const model: AnyResNet = getModel(message.arch);
   model.loadStateDict(readWeights(await fetchBytes(message.safetensorsUrl)));
   model.eval();
 

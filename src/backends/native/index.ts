@@ -222,7 +222,7 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
     return data;
   }
 
-  return {
+  const backend: NativeBackend = {
     name: 'native',
     setThreads: (n: number) => native.setThreads(n),
     getThreads: () => native.getThreads(),
@@ -298,7 +298,7 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
       const [batch, , outH, outW] = dy.shape;
       const xShape = [batch, weight.shape[1] * p.groups, inH, inW];
       const asConv = inputGradientConv(p, weight.shape[2], weight.shape[3]);
-      if (asConv && byConvolution && batch > 0) return this.conv2d(dy, flippedWeights.get(weight, p.groups), null, asConv, inH, inW);
+      if (asConv && byConvolution && batch > 0) return backend.conv2d(dy, flippedWeights.get(weight, p.groups), null, asConv, inH, inW);
       const dx = output(batch * xShape[1] * inH * inW);
       if (dx.length > 0) k.conv2dBackwardInput(Int32Array.from(convShapeOf(xShape, weight.shape, p, outH, outW)), dy.f32, weight.f32, dx);
       return new Tensor(dx, xShape);
@@ -363,6 +363,7 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
       return new Tensor(c, [m, n]);
     },
   };
+  return backend;
 }
 
 let shared: NativeBackend | null = null;

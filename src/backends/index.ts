@@ -13,5 +13,6 @@ if (nativeAvailable()) registerBackend('native', defaultNativeBackend); // only 
 
 export * from './backend.js';
 export { createReferenceBackend } from './ref/kernels.js';
+export { referenceBackwardKernels, type BackwardKernels } from './ref/backward.js';
 export { createWasmBackend, initWasmBackend, type WasmBackend, type WasmBackendOptions } from './wasm/index.js';
 export { nativeUnavailableReason } from './native/index.js';

@@ -10,6 +10,7 @@ import type { RgbImage } from '../preprocess/image.js';
 import { IMAGENET_CATEGORIES } from '../weights/imagenet.generated.js';
 import { resolveWeights } from '../weights/load.js';
 import { ShapeError } from '../ops/functional.js';
+import { noGrad } from '../ops/autograd.js';
 import { buildModelWithWeights, type ModelCommandContext, type ModelFlags } from './model.js';
 
 interface ClassifyFlags extends ModelFlags {
@@ -77,7 +78,7 @@ async function classifyCommand(images: string[], opts: ClassifyFlags, context: M
     }
     let logits: Tensor;
     try {
-      logits = model.call(preprocess.forward(decoded));
+      logits = noGrad(() => model.call(preprocess.forward(decoded)));
     } catch (e) {
       if (e instanceof ShapeError) throw context.error(e.message, context.exit.input);
       throw e;

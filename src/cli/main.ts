@@ -9,6 +9,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { Tensor, shapeToString } from '../core/tensor.js';
 import { AUTO_ORDER, BackendSettingError, listBackends, nativeUnavailableReason, setBackend, type Backend } from '../backends/index.js';
 import { ShapeError } from '../ops/functional.js';
+import { noGrad } from '../ops/autograd.js';
 import { getModel, isModelName, listModels, type BuilderOptions } from '../models/builders.js';
 import { formatSummary, summarize } from '../tools/summary.js';
 import { benchmarkModel, formatProgress, type BenchProgress } from '../tools/bench.js';
@@ -188,7 +189,7 @@ async function runCommand(
   const start = performance.now();
   let y: Tensor;
   try {
-    y = model.call(x);
+    y = noGrad(() => model.call(x));
   } catch (e) {
     if (e instanceof ShapeError) throw new CliError(`input '${opts.input}': ${e.message}`, EXIT.input);
     throw e;

@@ -6,6 +6,7 @@
 import { Tensor } from '../core/tensor.js';
 import { Generator } from '../core/rng.js';
 import { getBackend, setBackend, type Backend } from '../backends/index.js';
+import { noGrad } from '../ops/autograd.js';
 import type { StateDict } from '../nn/module.js';
 import { getModel, type BuilderOptions } from '../models/builders.js';
 import { summarize } from './summary.js';
@@ -203,7 +204,7 @@ export async function benchmarkModel(options: BenchmarkOptions): Promise<Benchma
   try {
     const { backend, threads, threadsSupported, isa } = useBackend(backendName, options.threads ?? 1);
     const x = benchmarkInput(inputShape);
-    const timing = await timeRuns(() => model.call(x), options);
+    const timing = await timeRuns(() => noGrad(() => model.call(x)), options);
     return {
       arch: options.arch,
       batch,

@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Tensor } from '../src/core/tensor.js';
 import { getModel } from '../src/models/builders.js';
-import type { ResNet } from '../src/models/resnet.js';
+import { ResNet } from '../src/models/resnet.js';
 import { useBackend } from '../src/tools/bench.js';
 import { OURS_PREFIX, onnxruntimeNodeOptions, parseOurs } from './engine_setup.js';
 import { buildTfResNet } from './tfjs_resnet.js';
@@ -78,6 +78,7 @@ export function packageVersion(name: string): string | null {
 /** Our model with the benchmark weights loaded as a user loads a weights file (the builder's `weights`), in eval mode. */
 export async function loadOurModel(arch: string, modelsDir: string): Promise<ResNet> {
   const model = await getModel(arch, { weights: modelFile(modelsDir, arch, 'safetensors') });
+  if (!(model instanceof ResNet)) throw new TypeError(`the benchmark times torchvision's ResNets, not ${arch}`);
   model.eval();
   return model;
 }

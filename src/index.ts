@@ -9,9 +9,11 @@ export { Module, StateDictError, type StateDict, type LoadStateDictResult } from
 export * from './nn/layers.js';
 export * as init from './nn/init.js';
 export { ResNet, BasicBlock, Bottleneck, conv1x1, conv3x3, type ResNetOptions, type NormLayer, type BlockType } from './models/resnet.js';
+export { CifarResNet, ShortcutA } from './models/resnet-cifar.js';
 export * from './models/builders.js';
 export * from './io/index.js';
 export * from './preprocess/index.js';
+export * from './data/index.js';
 export * from './weights/index.js';
 export { extractFeatures, featureInfo, type FeatureInfo } from './models/features.js';
 export { exportOnnx, ONNX_OPSET, ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, type OnnxExportOptions } from './tools/onnx.js';

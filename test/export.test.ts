@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { Tensor } from '../src/core/tensor.js';
-import { getModel, type ModelName } from '../src/models/builders.js';
+import { getModel, type ImageNetModelName } from '../src/models/builders.js';
 import type { ResNet } from '../src/models/resnet.js';
 import { exportOnnx, ONNX_INPUT_NAME, ONNX_OUTPUT_NAME } from '../src/tools/onnx.js';
 import { writeTorchStateDict } from '../src/io/torch-writer.js';
@@ -42,7 +42,7 @@ function assertSameTensor(actual: Tensor, expected: Tensor, what: string): void 
 }
 
 /** A model in eval mode with the fill formula's weights (BN statistics far from 0 and 1). */
-function filledEvalModel(name: ModelName, numClasses?: number): ResNet {
+function filledEvalModel(name: ImageNetModelName, numClasses?: number): ResNet {
   return filledModel(() => getModel(name, { numClasses })).eval();
 }
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Tensor } from '../src/core/tensor.js';
 import * as F from '../src/ops/functional.js';
-import { getModel, type ModelName } from '../src/models/builders.js';
+import { getModel, type ImageNetModelName as ModelName } from '../src/models/builders.js';
 import type { BasicBlock, ResNet } from '../src/models/resnet.js';
 import { extractFeatures, featureInfo } from '../src/models/features.js';
 import { readNpy, writeNpy } from '../src/io/npy.js';

@@ -9,7 +9,8 @@ import { repoRoot } from './helpers/paths.js';
 
 /**
  * What each folder of src/ may import. Formats (io), image preprocessing and the weight
- * descriptors only need tensors, so they sit low; models may use them to load weights. The
+ * descriptors only need tensors, so they sit low; models may use them to load weights. Data
+ * sets, transforms and the loader (data) need tensors and the image code only. The
  * inference plan works on traced ops, below the modules that run it in eval mode.
  */
 const ALLOWED: Record<string, string[]> = {
@@ -21,10 +22,11 @@ const ALLOWED: Record<string, string[]> = {
   io: ['core'],
   preprocess: ['core', 'io'],
   weights: ['core', 'io', 'preprocess'],
+  data: ['core', 'io', 'preprocess'],
   models: ['core', 'backends', 'ops', 'plan', 'nn', 'io', 'weights', 'preprocess'],
   tools: ['core', 'backends', 'ops', 'plan', 'nn', 'io', 'weights', 'preprocess', 'models'],
-  cli: ['core', 'backends', 'ops', 'plan', 'nn', 'io', 'weights', 'preprocess', 'models', 'tools'],
-  web: ['core', 'backends', 'ops', 'plan', 'nn', 'io', 'weights', 'preprocess', 'models', 'tools'],
+  cli: ['core', 'backends', 'ops', 'plan', 'nn', 'io', 'weights', 'preprocess', 'data', 'models', 'tools'],
+  web: ['core', 'backends', 'ops', 'plan', 'nn', 'io', 'weights', 'preprocess', 'data', 'models', 'tools'],
 };
 
 const src = join(repoRoot, 'src');

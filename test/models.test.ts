@@ -24,11 +24,15 @@ import { collectGarbageAfterEachTest } from './helpers/memory.js';
 
 collectGarbageAfterEachTest();
 
-test('listModels names the ten torchvision builders in order', () => {
-  assert.deepEqual(listModels(), [
+test('listModels names the ten torchvision builders in order, then the five CIFAR ResNets', () => {
+  const torchvision = [
     'resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152',
     'resnext50_32x4d', 'resnext101_32x8d', 'resnext101_64x4d', 'wide_resnet50_2', 'wide_resnet101_2',
-  ]);
+  ];
+  const cifar = ['resnet20', 'resnet32', 'resnet44', 'resnet56', 'resnet110'];
+  assert.deepEqual(listModels('imagenet'), torchvision);
+  assert.deepEqual(listModels('cifar'), cifar);
+  assert.deepEqual(listModels(), [...torchvision, ...cifar]);
   assert.throws(() => getModel('resnet19'), /unknown model 'resnet19'/);
 });
 
@@ -198,7 +202,7 @@ const PUBLISHED: Record<string, [number, number]> = {
 };
 
 test("summary totals equal torchvision's published parameters and GFLOPS", () => {
-  for (const name of listModels()) {
+  for (const name of listModels('imagenet')) {
     const s = summarize(uninitialised(() => getModel(name)), [1, 3, 224, 224]); // shapes only
     const [params, gmacs] = PUBLISHED[name];
     assert.equal(s.totalParams, params, `${name} params`);

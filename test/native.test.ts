@@ -13,7 +13,7 @@ import { Tensor, type Shape } from '../src/core/tensor.js';
 import { Generator } from '../src/core/rng.js';
 import { createReferenceBackend, withBackend, type Backend, type Conv2dParams } from '../src/backends/index.js';
 import { FORCED_ISA, createNativeBackend, nativeAvailable } from '../src/backends/native/index.js';
-import { getModel, type ResNet } from '../src/index.js';
+import { getModel, type AnyResNet } from '../src/index.js';
 import type { Module } from '../src/nn/module.js';
 import { assertCloseToReference } from './helpers/compare.js';
 import { checkPackingFollowsScaleAndGeometry } from './helpers/packing.js';
@@ -111,11 +111,11 @@ test('native backend: threads are settable and the ISA is named', { skip }, () =
   backend.setThreads(2);
 });
 
-function filled(name: string): ResNet {
+function filled(name: string): AnyResNet {
   return filledModel(() => getModel(name)).eval();
 }
 
-function forward(model: ResNet, backend: string | Backend, x: Tensor): Tensor {
+function forward(model: AnyResNet, backend: string | Backend, x: Tensor): Tensor {
   return typeof backend === 'string' ? withBackend(backend, () => model.forward(x)) : model.forward(x);
 }
 

@@ -20,7 +20,7 @@ import { Plan } from '../src/plan/index.js';
 import { kaimingNormal_, uniform_ } from '../src/nn/init.js';
 import { BatchNorm2d, Conv2d } from '../src/nn/layers.js';
 import type { Module } from '../src/nn/module.js';
-import { getModel, type ResNet } from '../src/index.js';
+import { getModel, type AnyResNet } from '../src/index.js';
 import { Bottleneck } from '../src/models/resnet.js';
 import { assertCloseToReference, maxAbsDiff } from './helpers/compare.js';
 import { deterministicInput, deterministicStateDict } from './helpers/fill.js';
@@ -28,7 +28,7 @@ import { deterministicInput, deterministicStateDict } from './helpers/fill.js';
 const TOL = 1e-5;
 const MODEL_TOL = 1e-4;
 
-function filled(name: string): ResNet {
+function filled(name: string): AnyResNet {
   const model = getModel(name);
   model.loadStateDict(deterministicStateDict([...model.stateDict()].map(([k, t]) => [k, t.shape] as const)));
   return model.eval();

@@ -40,13 +40,13 @@ describe('torchvision descriptors (generated from torchvision 0.14)', () => {
     Object.entries(table as Record<string, WeightsDescriptor>).map(([name, d]) => ({ arch, name, d })));
 
   test('one table per builder: IMAGENET1K_V1 for all ten, V2 for seven, DEFAULT the best', () => {
-    assert.deepEqual(Object.keys(IMAGENET_WEIGHTS), listModels());
+    assert.deepEqual(Object.keys(IMAGENET_WEIGHTS), listModels('imagenet'));
     assert.ok(TORCHVISION_VERSION.startsWith('0.14'));
-    const withV2 = listModels().filter((arch) => 'IMAGENET1K_V2' in getModelWeights(arch));
+    const withV2 = listModels('imagenet').filter((arch) => 'IMAGENET1K_V2' in getModelWeights(arch));
     assert.deepEqual(withV2, [
       'resnet50', 'resnet101', 'resnet152', 'resnext50_32x4d', 'resnext101_32x8d', 'wide_resnet50_2', 'wide_resnet101_2',
     ]);
-    for (const arch of listModels()) {
+    for (const arch of listModels('imagenet')) {
       const table = getModelWeights(arch);
       assert.equal(table.DEFAULT, table.IMAGENET1K_V2 ?? table.IMAGENET1K_V1, `${arch} DEFAULT`);
     }

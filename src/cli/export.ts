@@ -6,7 +6,7 @@
 import { writeFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { Option, type Command } from 'commander';
-import type { ResNet } from '../models/resnet.js';
+import type { AnyResNet } from '../models/builders.js';
 import { exportOnnx } from '../tools/onnx.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { writeTorchStateDict } from '../io/torch-writer.js';
@@ -27,7 +27,7 @@ interface ExportFlags extends ModelFlags {
 }
 
 /** The file's bytes in `format`; the model is in eval mode with its weights loaded. */
-function encode(model: ResNet, arch: string, format: ExportFormat, keepBatchNorm: boolean): Uint8Array {
+function encode(model: AnyResNet, arch: string, format: ExportFormat, keepBatchNorm: boolean): Uint8Array {
   switch (format) {
     case 'onnx':
       return exportOnnx(model, { foldBatchNorm: !keepBatchNorm, graphName: arch, metadata: { arch } });

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import type { Tensor } from '../core/tensor.js';
 import { StateDictError, type LoadStateDictResult } from '../nn/module.js';
-import type { ResNet } from '../models/resnet.js';
+import type { AnyResNet } from '../models/builders.js';
 import { loadWeights, resolveWeights } from '../weights/load.js';
 import { DownloadError } from '../weights/errors.js';
 import type { CommandContext } from './preprocess.js';
@@ -25,7 +25,7 @@ export interface ModelCommandContext extends CommandContext {
   readonly parseArch: (value: string) => string;
   readonly addModelOptions: (command: Command) => Command;
   /** getModel with the flags; a bad combination is a usage error. */
-  readonly buildModel: (arch: string, flags: ModelFlags) => ResNet;
+  readonly buildModel: (arch: string, flags: ModelFlags) => AnyResNet;
 }
 
 /** Keys of each kind a mismatch message names before "…"; --json gives them all. */
@@ -65,7 +65,7 @@ function isNetworkFailure(e: unknown): boolean {
  */
 export async function buildModelWithWeights(
   arch: string, opts: ModelFlags & { weights: string; json?: boolean }, context: ModelCommandContext,
-): Promise<ResNet> {
+): Promise<AnyResNet> {
   let source;
   try {
     source = resolveWeights(arch, opts.weights);

@@ -183,6 +183,8 @@ export interface ResNetOptions {
   /** Each element says whether to replace layer2/3/4's 2x2 stride with a dilated convolution. */
   replaceStrideWithDilation?: readonly boolean[] | null;
   normLayer?: NormLayer | null;
+  /** Channels of the input images, the ones conv1 takes: 3 (RGB) by default, 1 for grey images. */
+  inChannels?: number;
   /** Seed for the initialisation; without one the process-wide generator is used (see manualSeed). */
   seed?: number;
 }
@@ -224,7 +226,7 @@ export class ResNet extends Module {
     // Every parameter is initialised once, below, in torchvision's way.
     const endDeferral = deferInit();
     try {
-      this.conv1 = this.addModule('conv1', new Conv2d(3, this.inplanes, 7, { stride: 2, padding: 3, bias: false }));
+      this.conv1 = this.addModule('conv1', new Conv2d(options.inChannels ?? 3, this.inplanes, 7, { stride: 2, padding: 3, bias: false }));
       this.bn1 = this.addModule('bn1', this.normLayer(this.inplanes));
       this.relu = this.addModule('relu', new ReLU());
       this.maxpool = this.addModule('maxpool', new MaxPool2d(3, { stride: 2, padding: 1 }));

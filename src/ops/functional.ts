@@ -418,3 +418,64 @@ export function mean(x: Tensor): Tensor {
   // Every element receives dy / numel.
   return record('MeanBackward0', [x], output, {}, (dy) => [Tensor.full(x.shape, dy.f32[0] / x.size)]);
 }
+
+/**
+ * The option-A shortcut of He et al. 2015 (§4.2, CIFAR-10): the identity where the block
+ * changes shape, as x[:, :, ::stride, ::stride] with `before` zero channels in front and `after`
+ * behind (the common PyTorch implementation pads planes/4 on each side). No parameters.
+ * x is (N, C, H, W); the output is (N, before + C + after, ceil(H / stride), ceil(W / stride)).
+ */
+export function subsamplePadChannels(x: Tensor, stride: number, before: number, after: number): Tensor {
+  expect4d(x, 'subsample_pad_channels');
+  if (!Number.isSafeInteger(stride) || stride < 1) throw new RangeError(`subsample_pad_channels: stride must be a positive integer, got ${stride}`);
+  for (const [name, v] of [['before', before], ['after', after]] as const) {
+    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`subsample_pad_channels: ${name} must be a non-negative integer, got ${v}`);
+  }
+  const [batch, channels, height, width] = x.shape;
+  const outShape = [batch, before + channels + after, Math.ceil(height / stride), Math.ceil(width / stride)];
+  const output = x.isMeta ? Tensor.meta(outShape) : new Tensor(subsamplePadChannelsForward(x.f32, x.shape, stride, before, after), outShape);
+  return recordOp({ kind: 'subsamplePadChannels', x, stride, before, after, output });
+}
+
+/** The forward of subsamplePadChannels on plain arrays: x (N, C, H, W) → (N, before + C + after, ⌈H/s⌉, ⌈W/s⌉). */
+function subsamplePadChannelsForward(x: Float32Array, shape: Shape, stride: number, before: number, after: number): Float32Array {
+  const [batch, channels, height, width] = shape;
+  const outH = Math.ceil(height / stride);
+  const outW = Math.ceil(width / stride);
+  const outChannels = before + channels + after;
+  const out = new Float32Array(batch * outChannels * outH * outW); // padded channels stay 0
+  for (let n = 0; n < batch; n++) {
+    for (let c = 0; c < channels; c++) {
+      const src = (n * channels + c) * height * width;
+      const dst = (n * outChannels + before + c) * outH * outW;
+      for (let y = 0; y < outH; y++) {
+        const row = src + y * stride * width;
+        for (let i = 0; i < outW; i++) out[dst + y * outW + i] = x[row + i * stride];
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The gradient of subsamplePadChannels with respect to x, given the gradient of its output
+ * (N, before + C + after, ⌈H/s⌉, ⌈W/s⌉): each kept pixel gets its output's gradient; pixels the
+ * stride skipped, and the padded channels' gradients, go nowhere. Returns (N, C, H, W) = inputShape.
+ */
+export function subsamplePadChannelsBackward(gradOutput: Tensor, inputShape: Shape, stride: number, before: number): Tensor {
+  const [batch, channels, height, width] = inputShape;
+  const [, outChannels, outH, outW] = gradOutput.shape;
+  const g = gradOutput.f32;
+  const grad = new Float32Array(numel(inputShape));
+  for (let n = 0; n < batch; n++) {
+    for (let c = 0; c < channels; c++) {
+      const dst = (n * channels + c) * height * width;
+      const src = (n * outChannels + before + c) * outH * outW;
+      for (let y = 0; y < outH; y++) {
+        const row = dst + y * stride * width;
+        for (let i = 0; i < outW; i++) grad[row + i * stride] = g[src + y * outW + i];
+      }
+    }
+  }
+  return new Tensor(grad, inputShape);
+}

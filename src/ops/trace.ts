@@ -27,7 +27,8 @@ export type TracedOp =
   | { kind: 'maxPool2d'; x: Tensor; params: Pool2dParams; output: Tensor }
   | { kind: 'adaptiveAvgPool2d'; x: Tensor; outputSize: readonly [number, number]; output: Tensor }
   | { kind: 'flatten'; x: Tensor; startDim: number; output: Tensor }
-  | { kind: 'linear'; x: Tensor; weight: Tensor; bias: Tensor | null; output: Tensor };
+  | { kind: 'linear'; x: Tensor; weight: Tensor; bias: Tensor | null; output: Tensor }
+  | { kind: 'subsamplePadChannels'; x: Tensor; stride: number; before: number; after: number; output: Tensor };
 
 /**
  * A module call: `enter` before its forward, `exit` after, with its input and output. `scope`

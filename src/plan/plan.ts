@@ -246,5 +246,7 @@ function runner(n: Node): (inputs: Tensor[]) => Tensor {
       return ([x]) => F.flatten(x, op.startDim);
     case 'linear':
       return ([x]) => F.linear(x, op.weight, op.bias);
+    case 'subsamplePadChannels':
+      return ([x]) => F.subsamplePadChannels(x, op.stride, op.before, op.after);
   }
 }

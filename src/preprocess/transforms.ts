@@ -16,7 +16,7 @@ export const IMAGENET_STD: readonly number[] = Object.freeze([0.229, 0.224, 0.22
  * Python's round() on a float: halves go to the even neighbour (round(16.5) == 16), unlike
  * Math.round. torchvision rounds the center crop's offsets with it.
  */
-function roundHalfEven(x: number): number {
+export function roundHalfEven(x: number): number {
   const r = Math.round(x);
   return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }

@@ -1,5 +1,5 @@
 // The classic ResNet figure as an SVG, drawn from the model itself: one column per stage
-// (stem, layer1 … layer4, head), each block with its convolutions in the paper's notation
+// (stem, layer1 … layer4 or layer3 for the CIFAR ResNets, head), each block with its convolutions in the paper's notation
 // ("3×3 conv, 128, /2"), the shortcut beside them (identity, or the downsample convolution),
 // and every layer's output shape and parameter count, traced by `summarize`.
 //
@@ -9,7 +9,9 @@
 // (monospace, so widths are known without fonts), and boxes nest but never overlap.
 
 import { Conv2d, type Sequential } from '../nn/layers.js';
-import { BasicBlock, Bottleneck, type ResNet } from '../models/resnet.js';
+import { BasicBlock, Bottleneck, ResNet } from '../models/resnet.js';
+import { ShortcutA } from '../models/resnet-cifar.js';
+import type { AnyResNet } from '../models/builders.js';
 import { formatCount, formatScaled, summarize, type LayerSummary } from './summary.js';
 
 // --- text and geometry ------------------------------------------------------------------------
@@ -268,7 +270,21 @@ class BlockLayout {
         : { text: `${first} – ${names[repeats - 1]}`, bold: true, size: HEADER_SIZE, right: `× ${repeats}` },
       { text: `${block.typeName} · ${paramsText(params)}${repeats > 1 ? ' each' : ''}` },
     ];
-    if (block.downsample) {
+    if (block.downsample instanceof ShortcutA) {
+      // Option A (He et al. 2015, §3.3): no parameters, the identity subsampled and zero-padded.
+      const shortcut = block.downsample;
+      this.shortcut = {
+        kind: 'downsample',
+        names: [`${first}.downsample`],
+        fill: FILL.downsample,
+        lines: [
+          { text: 'shortcut A' },
+          { text: `/${shortcut.stride}, pad ${shortcut.inPlanes}→${shortcut.planes}` },
+          { text: `→ ${shapeText(row(rows, `${first}.downsample`).outputShape)}` },
+          { text: paramsText(0) },
+        ],
+      };
+    } else if (block.downsample) {
       const convName = `${first}.downsample.0`;
       const conv = [...block.downsample.modules()].find((m): m is Conv2d => m instanceof Conv2d);
       this.shortcut = {
@@ -422,7 +438,7 @@ export interface DiagramOptions {
  * stages and the head in columns, every block (repeated identical blocks once, "× N") with
  * its convolutions, shortcut, output shapes and parameter counts from `summarize`.
  */
-export function drawDiagram(model: ResNet, input: readonly number[] = [3, 224, 224], options: DiagramOptions = {}): string {
+export function drawDiagram(model: AnyResNet, input: readonly number[] = [3, 224, 224], options: DiagramOptions = {}): string {
   if (input.length !== 3) throw new RangeError(`diagram input must be (C, H, W), got [${input.join(', ')}]`);
   const summary = summarize(model, [1, ...input]);
   const rows: Rows = new Map(summary.layers.map((l) => [l.name, l]));
@@ -437,23 +453,27 @@ export function drawDiagram(model: ResNet, input: readonly number[] = [3, 224, 2
     groups: [],
     units: [
       convNormUnit(rows, model.conv1, 'conv1', 'bn1', 'BN · ReLU'),
-      {
-        kind: 'pool',
-        names: ['maxpool'],
-        fill: FILL.pool,
-        lines: [
-          { text: `${model.maxpool.kernelSize.join('×')} max pool, /${model.maxpool.stride[0]}` },
-          { text: `→ ${shapeText(stageRow('maxpool').outputShape)}` },
-          { text: paramsText(0) },
-        ],
-      },
+      // The CIFAR ResNets have no max pool: their 3×3 stem keeps the map's size.
+      ...(model instanceof ResNet
+        ? [{
+          kind: 'pool',
+          names: ['maxpool'],
+          fill: FILL.pool,
+          lines: [
+            { text: `${model.maxpool.kernelSize.join('×')} max pool, /${model.maxpool.stride[0]}` },
+            { text: `→ ${shapeText(stageRow('maxpool').outputShape)}` },
+            { text: paramsText(0) },
+          ],
+        } satisfies Unit]
+        : []),
     ],
   };
   const inputUnit: Unit = { kind: 'io', names: ['input'], fill: FILL.io, rounded: true, lines: [{ text: 'input', bold: true }, { text: input.join('×') }] };
 
-  // Columns 1–4: the stages.
-  const stages: StageContent[] = (['layer1', 'layer2', 'layer3', 'layer4'] as const).map((name) => {
-    const stage = model[name];
+  // Columns 1–4 (1–3): the stages.
+  const stageNames = model instanceof ResNet ? (['layer1', 'layer2', 'layer3', 'layer4'] as const) : (['layer1', 'layer2', 'layer3'] as const);
+  const stages: StageContent[] = stageNames.map((name) => {
+    const stage = (model as ResNet)[name];
     const groups = groupBlocks(stage, name, rows).map((g) => new BlockLayout(g, rows));
     const blockType = stage.layers[0].typeName;
     return {

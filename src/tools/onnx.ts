@@ -9,11 +9,11 @@
 // https://github.com/onnx/onnx/blob/main/onnx/onnx.proto; fields we never write are left out).
 
 import protobuf from 'protobufjs';
-import type { Tensor } from '../core/tensor.js';
+import { Tensor } from '../core/tensor.js';
 import type { BatchNormArgs, Trace, TracedOp } from '../ops/trace.js';
 import { foldedWeights } from '../plan/index.js';
 import { traceEval, type Module } from '../nn/module.js';
-import type { ResNet } from '../models/resnet.js';
+import type { AnyResNet } from '../models/builders.js';
 import { encodeLittleEndian } from '../io/elements.js';
 
 const ONNX_PROTO = `
@@ -116,6 +116,7 @@ export const ONNX_OPSET = 17;
 /** IR version 8 is the one that goes with opset 17. */
 const IR_VERSION = 8;
 const FLOAT = 1; // TensorProto.DataType.FLOAT
+const INT64 = 7; // TensorProto.DataType.INT64
 
 let modelProtoType: protobuf.Type | undefined;
 
@@ -164,9 +165,15 @@ class GraphBuilder {
 
   initializer(name: string, tensor: Tensor | Float32Array, shape?: readonly number[]): string {
     const unique = this.unique(name);
-    const data = tensor instanceof Float32Array ? tensor : tensor.f32;
-    this.initializers.push({ name: unique, dims: [...(shape ?? (tensor as Tensor).shape)], data_type: FLOAT, raw_data: encodeLittleEndian(data) });
+    const data = tensor instanceof Float32Array ? tensor : tensor.data;
+    const dataType = data instanceof BigInt64Array ? INT64 : FLOAT;
+    this.initializers.push({ name: unique, dims: [...(shape ?? (tensor as Tensor).shape)], data_type: dataType, raw_data: encodeLittleEndian(data) });
     return unique;
+  }
+
+  /** A 1-D int64 initializer (the index arguments of Slice and Pad). */
+  int64s(name: string, values: readonly number[]): string {
+    return this.initializer(name, new Tensor(BigInt64Array.from(values, (v) => BigInt(v)), [values.length]));
   }
 
   /** Adds a node named `name` (made unique) whose one output has the same name; returns it. */
@@ -280,6 +287,19 @@ class OnnxWriter {
         if (op.bias) inputs.push(this.graph.initializer(`${name}.bias`, op.bias));
         return this.graph.node('Gemm', name, inputs, { transB: 1 }); // y = x·Wᵀ + b
       }
+      case 'subsamplePadChannels': {
+        // x[:, :, ::s, ::s] as Slice over H and W (ends past any size), then zero channels by Pad.
+        const { stride, before, after } = op;
+        const sliced = this.graph.node('Slice', `${name}.slice`, [
+          this.value(op.x),
+          this.graph.int64s(`${name}.starts`, [0, 0]),
+          this.graph.int64s(`${name}.ends`, [Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER]),
+          this.graph.int64s(`${name}.axes`, [2, 3]),
+          this.graph.int64s(`${name}.steps`, [stride, stride]),
+        ]);
+        // pads: [N, C, H, W] at the start, then at the end.
+        return this.graph.node('Pad', name, [sliced, this.graph.int64s(`${name}.pads`, [0, before, 0, 0, 0, after, 0, 0])]);  // mode 'constant', value 0: the defaults
+      }
     }
   }
 
@@ -346,11 +366,11 @@ export const ONNX_OUTPUT_NAME = 'logits';
  * mode: input 'input' float32 [N, 3, H, W], output 'logits' float32 [N, numClasses], with N,
  * H and W symbolic.
  */
-export function exportOnnx(model: ResNet, options: OnnxExportOptions = {}): Uint8Array {
+export function exportOnnx(model: AnyResNet, options: OnnxExportOptions = {}): Uint8Array {
   const graph = new GraphBuilder([ONNX_INPUT_NAME, ONNX_OUTPUT_NAME]);
   const writer = new OnnxWriter(graph, options.foldBatchNorm ?? true);
   // Traced at one size; no op of the pass depends on N, H or W, so the graph takes any.
-  const last = writer.write(model, traceEval(model, [1, 3, 224, 224]), ONNX_INPUT_NAME);
+  const last = writer.write(model, traceEval(model, [1, model.conv1.inChannels, 224, 224]), ONNX_INPUT_NAME);
   // Rename the last node's output to the graph output.
   const lastNode = graph.nodes.at(-1);
   if (!lastNode || lastNode.output[0] !== last) throw new Error('the model produced no ONNX nodes');
@@ -367,7 +387,7 @@ export function exportOnnx(model: ResNet, options: OnnxExportOptions = {}): Uint
       name: options.graphName ?? 'resnet',
       node: graph.nodes,
       initializer: graph.initializers,
-      input: [{ name: ONNX_INPUT_NAME, type: tensorType(['N', 3, 'H', 'W']) }],
+      input: [{ name: ONNX_INPUT_NAME, type: tensorType(['N', model.conv1.inChannels, 'H', 'W']) }],
       output: [{ name: ONNX_OUTPUT_NAME, type: tensorType(['N', model.fc.outFeatures]) }],
     },
   });

@@ -19,6 +19,7 @@ import { registerPreprocessCommand } from './preprocess.js';
 import { registerExportCommand } from './export.js';
 import { registerDiagramCommand } from './diagram.js';
 import { registerClassifyCommand } from './classify.js';
+import { registerTrainCommands } from './train.js';
 import { buildModelWithWeights, type ModelCommandContext, type ModelFlags } from './model.js';
 import { parsePositiveInt } from './args.js';
 
@@ -90,7 +91,8 @@ function addModelOptions(command: Command): Command {
     .option('--groups <n>', 'groups of the 3×3 bottleneck convolutions', parsePositiveInt('--groups'))
     .option('--width-per-group <n>', 'channels per group of the bottleneck', parsePositiveInt('--width-per-group'))
     .option('--replace-stride-with-dilation <b,b,b>', 'dilate layer2/3/4 instead of striding, e.g. false,true,true', parseBooleanTriple)
-    .option('--zero-init-residual', 'zero-initialise the last norm layer of each block');
+    .option('--zero-init-residual', 'zero-initialise the last norm layer of each block')
+    .option('--in-channels <n>', 'channels of the input images (conv1\'s input; default 3)', parsePositiveInt('--in-channels'));
 }
 
 function buildModel(arch: string, flags: ModelFlags) {
@@ -100,6 +102,7 @@ function buildModel(arch: string, flags: ModelFlags) {
     widthPerGroup: flags.widthPerGroup,
     replaceStrideWithDilation: flags.replaceStrideWithDilation,
     zeroInitResidual: flags.zeroInitResidual,
+    inChannels: flags.inChannels,
   };
   try {
     return getModel(arch, options);
@@ -144,6 +147,25 @@ const MODEL_CONTEXT: ModelCommandContext = {
   addModelOptions,
   buildModel,
 };
+
+/** What `train` and `eval` take besides: the backend option and its selection with a thread count. */
+const TRAIN_CONTEXT = {
+  ...MODEL_CONTEXT,
+  addBackendOption,
+  selectBackend(name: string, threads?: number): void {
+    const backend = selectBackend(name);
+    warnOversubscription(threads);
+    if (threads !== undefined) backend.setThreads(threads);
+  },
+};
+
+/** More threads than cores are accepted (oversubscribing is a fair thing to measure), but rarely what was meant. */
+function warnOversubscription(threads: number | undefined): void {
+  const cores = availableParallelism();
+  if (threads !== undefined && threads > cores) {
+    process.stderr.write(`resnet: warning: --threads ${threads} is more than the ${cores} cores here; threads will share cores\n`);
+  }
+}
 
 async function readInputFile(path: string): Promise<Tensor> {
   let bytes: Uint8Array;
@@ -215,14 +237,10 @@ function progressReporter(label: string): (p: BenchProgress) => void {
 
 async function benchCommand(
   arch: string,
-  opts: { batch: number; threads: number; backend: string; input: [number, number, number]; warmup: number; iterations?: number; json?: boolean },
+  opts: { batch: number; threads: number; backend: string; input: [number, number, number]; warmup: number; iterations?: number; json?: boolean; train?: boolean },
 ): Promise<void> {
-  const cores = availableParallelism();
-  if (opts.threads > cores) {
-    // Accepted (oversubscribing is a fair thing to measure), but rarely what was meant.
-    process.stderr.write(`resnet: warning: --threads ${opts.threads} is more than the ${cores} cores here; threads will share cores\n`);
-  }
-  const label = `${arch} batch ${opts.batch} on ${opts.backend}`;
+  warnOversubscription(opts.threads);
+  const label = `${arch} ${opts.train ? 'training step' : 'batch'} ${opts.train ? `batch ${opts.batch}` : opts.batch} on ${opts.backend}`;
   let result;
   try {
     result = await benchmarkModel({
@@ -233,6 +251,7 @@ async function benchCommand(
       input: opts.input,
       warmup: opts.warmup,
       iterations: opts.iterations,
+      train: opts.train,
       onProgress: progressReporter(label),
     });
   } catch (e) {
@@ -248,7 +267,7 @@ async function benchCommand(
   } else {
     const threads = result.threadsSupported ? `${result.threads} thread${result.threads === 1 ? '' : 's'}` : '1 thread, no thread control';
     process.stdout.write(
-      `${arch} batch ${opts.batch} on ${result.backend} (${result.isa ? `${result.isa}, ` : ''}${threads}): median ${result.medianMs.toFixed(1)} ms, min ${result.minMs.toFixed(1)} ms over ${result.iterations} runs, ` +
+      `${arch} ${opts.train ? 'training step, ' : ''}batch ${opts.batch} on ${result.backend} (${result.isa ? `${result.isa}, ` : ''}${threads}): median ${result.medianMs.toFixed(1)} ms, min ${result.minMs.toFixed(1)} ms over ${result.iterations} runs, ` +
         `${result.imagesPerSec.toFixed(2)} images/s, ${result.gflops.toFixed(1)} GFLOP/s\n`,
     );
   }
@@ -293,13 +312,14 @@ export function buildProgram(): Command {
   addBackendOption(
     program
       .command('bench')
-      .description('time eval-mode forward passes (median and min of repeated runs after a warm-up)')
+      .description('time eval-mode forward passes, or training steps with --train (median and min of repeated runs after a warm-up)')
       .argument('<arch>', `architecture: ${listModels().join(', ')}`, parseArch)
       .option('--batch <n>', 'batch size', parsePositiveInt('--batch'), 1)
       .option('--threads <n>', 'threads, for backends that take a thread count', parsePositiveInt('--threads'), availableParallelism())
       .option('--input <CxHxW>', 'input size of one image', parseInputShape, [3, 224, 224] as [number, number, number])
       .option('--warmup <n>', 'untimed runs first', parseNonNegativeInt('--warmup'), 1)
       .option('--iterations <n>', 'timed runs (default: at least 5, until 3 s have passed)', parsePositiveInt('--iterations'))
+      .option('--train', 'time training steps (forward, backward, SGD step in train mode) instead of inference')
       .option('--json', 'print the result as one JSON line, with the ISA the kernels ran (progress stays on stderr)'),
   )
     .addHelpText('after', EXIT_HELP)
@@ -309,6 +329,7 @@ export function buildProgram(): Command {
   registerExportCommand(program, MODEL_CONTEXT);
   registerClassifyCommand(program, MODEL_CONTEXT);
   registerDiagramCommand(program, { ...MODEL_CONTEXT, parseInputShape });
+  registerTrainCommands(program, TRAIN_CONTEXT);
 
   for (const command of program.commands) command.exitOverride();
   return program;

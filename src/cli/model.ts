@@ -17,6 +17,7 @@ export interface ModelFlags {
   widthPerGroup?: number;
   replaceStrideWithDilation?: [boolean, boolean, boolean];
   zeroInitResidual?: boolean;
+  inChannels?: number;
 }
 
 /** What main.ts lends a command that builds a model: its exit codes, argument parsers and model options. */

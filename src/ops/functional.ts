@@ -434,7 +434,9 @@ export function subsamplePadChannels(x: Tensor, stride: number, before: number, 
   const [batch, channels, height, width] = x.shape;
   const outShape = [batch, before + channels + after, Math.ceil(height / stride), Math.ceil(width / stride)];
   const output = x.isMeta ? Tensor.meta(outShape) : new Tensor(subsamplePadChannelsForward(x.f32, x.shape, stride, before, after), outShape);
-  return recordOp({ kind: 'subsamplePadChannels', x, stride, before, after, output });
+  recordOp({ kind: 'subsamplePadChannels', x, stride, before, after, output });
+  // Saves nothing: the gradient needs only the shapes.
+  return record('SubsamplePadChannelsBackward', [x], output, {}, (dy) => [subsamplePadChannelsBackward(dy, x.shape, stride, before)]);
 }
 
 /** The forward of subsamplePadChannels on plain arrays: x (N, C, H, W) → (N, before + C + after, ⌈H/s⌉, ⌈W/s⌉). */

@@ -114,6 +114,9 @@ async function progressBar(enabled: boolean): Promise<{ update(line: string, val
 }
 
 async function trainCommand(opts: TrainFlags, context: ModelCommandContext & { selectBackend(name: string, threads?: number): void }): Promise<void> {
+  if (opts.freezeBackbone && opts.weights === undefined && !opts.resume) {
+    throw context.error('--freeze-backbone needs --weights: a backbone trained from scratch would stay at its random initialisation', context.exit.usage);
+  }
   context.selectBackend(opts.backend, opts.threads);
   const options: TrainOptions = {
     arch: context.parseArch(opts.arch),

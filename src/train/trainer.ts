@@ -141,7 +141,8 @@ export function resolveRecipe(options: TrainOptions): { lr: number; weightDecay:
  * data's classes), the file's own class count and channels notwithstanding.
  */
 export async function buildTrainModel(options: TrainOptions, data: TrainData): Promise<AnyResNet> {
-  const model = getModel(options.arch, { numClasses: data.classes.length, inChannels: data.inChannels });
+  // Seeded: the same --seed gives the same initial weights (and so a resumable, repeatable run).
+  const model = getModel(options.arch, { numClasses: data.classes.length, inChannels: data.inChannels, seed: options.seed });
   if (options.weights !== undefined) {
     const stateDict = await loadWeights(resolveWeights(options.arch, options.weights), { progress: process.stderr.isTTY });
     for (const key of [...stateDict.keys()]) if (key.startsWith('fc.')) stateDict.delete(key);

@@ -1,0 +1,169 @@
+/* Part of the kernels translation unit (csrc/kernels.c includes it; never compiled alone): the convolution's gradients, w.r.t. its input and its weight, as packed GEMMs on the forward's micro-kernels. */
+
+/* ---------------------------------------------------------------------------------------
+ * Per image n and group g, with W_g the group's weight as a (O/groups) × K matrix,
+ * K = C/groups·kh·kw, and x̂ the im2col matrix of the forward (K × OH·OW):
+ *   input gradient:  cols (K × OH·OW) = W_gᵀ · dy_g, then col2im adds each column entry back
+ *                    onto the input pixel it was read from (a 1×1 stride-1 unpadded
+ *                    convolution writes W_gᵀ · dy_g straight into dx: x̂ is x);
+ *   weight gradient: dW_g (O/groups × K) = Σ_n dy_g · x̂ᵀ, the pixels as the GEMM's depth.
+ * ------------------------------------------------------------------------------------- */
+
+/* Adds rows [r0, r1) of cols (row stride ldc; column q is output pixel p0 + q, `pixels` of
+   them) back onto the input pixels im2col read them from: the adjoint of im2col. dxg is the
+   group's first input plane; row r is (channel, ky, kx) = (r / taps, r % taps / kw, r % kw). */
+static void col2im_add(const rk_conv2d_shape *s, const conv_plan *p, const float *cols, size_t ldc, int32_t r0,
+                       int32_t r1, int32_t p0, int32_t pixels, float *dxg) {
+  const int32_t sw = s->stride_w;
+  for (int32_t r = r0; r < r1; r++) {
+    const int32_t tap = r % p->taps, ky = tap / s->kernel_w, kx = tap % s->kernel_w;
+    const float *src = cols + (size_t)(r - r0) * ldc;
+    float *plane = dxg + (size_t)(r / p->taps) * p->in_plane;
+    int32_t q = 0, oy = p0 / s->out_w, ox = p0 % s->out_w;
+    while (q < pixels) {
+      /* The pixels of one output row: lanes [q, q + count) are (oy, ox .. ox + count - 1). */
+      const int32_t count = min_i32(pixels - q, s->out_w - ox);
+      const int32_t iy = oy * s->stride_h - s->pad_h + ky * s->dilation_h;
+      if (iy >= 0 && iy < s->in_h) {
+        /* Lane l reads ix = ix0 + l·sw; inside the input for l in [lo, hi). */
+        const int32_t ix0 = ox * sw - s->pad_w + kx * s->dilation_w;
+        const int32_t lo = min_i32(count, ix0 >= 0 ? 0 : (-ix0 + sw - 1) / sw);
+        const int32_t hi = max_i32(lo, min_i32(count, ix0 > s->in_w - 1 ? 0 : (s->in_w - 1 - ix0) / sw + 1));
+        float *d = plane + (size_t)iy * s->in_w;
+        const float *v = src + q;
+        if (sw == 1) {
+          for (int32_t l = lo; l < hi; l++) d[ix0 + l] += v[l];
+        } else {
+          for (int32_t l = lo; l < hi; l++) d[ix0 + l * sw] += v[l];
+        }
+      }
+      q += count, ox = 0, oy++;
+    }
+  }
+}
+
+/* Output pixels per chunk: equal chunks of whole NR panels, none over NC. */
+static int32_t pixel_chunk(int32_t pixels) {
+  return ceil_div(ceil_div(pixels, ceil_div(pixels, NC)), NR) * NR;
+}
+
+/* Threads split (image, group, block of input channels) units: each unit's dx planes are
+   written by its thread alone (col2im of a channel's rows lands in that channel's plane),
+   so threads never race however windows overlap. Whole channels per image while there are
+   enough images to share; a small batch also cuts channels, into up to 4 blocks a thread. */
+void RK_API(conv2d_backward_input)(const rk_conv2d_shape *s, const float *dy, const float *weight, float *dx,
+                                   float *scratch, int32_t tid, int32_t nthreads) {
+  const conv_plan p = plan_conv(s);
+  const int64_t images = (int64_t)s->batch * s->groups;
+  const int32_t blocks = nthreads == 1 ? 1 : (int32_t)min_i32(p.group_in, (int32_t)((4 * (int64_t)nthreads + images - 1) / images));
+  int64_t u0, u1;
+  split_range(images * blocks, tid, nthreads, 1, &u0, &u1);
+  float *a_block = scratch, *b_block = scratch + GEMM_A_FLOATS, *c_block = b_block + GEMM_B_FLOATS;
+  const int32_t chunk = pixel_chunk(p.out_plane);
+  for (int64_t u = u0; u < u1; u++) {
+    const int32_t image = (int32_t)(u / blocks), block = (int32_t)(u % blocks);
+    const int32_t n = image / s->groups, g = image % s->groups;
+    const int32_t c0 = (int32_t)((int64_t)p.group_in * block / blocks), c1 = (int32_t)((int64_t)p.group_in * (block + 1) / blocks);
+    if (c0 == c1) continue;
+    const int32_t r0 = c0 * p.taps, r1 = c1 * p.taps;
+    float *dxg = dx + ((size_t)n * s->in_channels + (size_t)g * p.group_in) * p.in_plane;
+    const float *dyg = dy + ((size_t)n * s->out_channels + (size_t)g * p.group_out) * p.out_plane;
+    const float *wg = weight + (size_t)g * p.group_out * p.k;
+    if (!p.direct)
+      for (size_t i = (size_t)c0 * p.in_plane; i < (size_t)c1 * p.in_plane; i++) dxg[i] = 0.0f;
+    for (int32_t pc = 0; pc < p.out_plane; pc += chunk) {
+      const int32_t nc = min_i32(chunk, p.out_plane - pc);
+      for (int32_t mc = r0; mc < r1; mc += MC) {
+        const int32_t rows = min_i32(MC, r1 - mc);
+        for (int32_t kb = 0; kb < p.group_out; kb += KC) {
+          const int32_t kc = min_i32(KC, p.group_out - kb);
+          /* A = W_gᵀ: A(i, k) = w[kb + k][mc + i], MR consecutive floats of a weight row. */
+          pack_a(wg + (size_t)kb * p.k + mc, 1, (size_t)p.k, rows, kc, a_block);
+          /* B = dy_g rows [kb, kb + kc), pixels [pc, pc + nc). */
+          pack_planes(dyg + (size_t)kb * p.out_plane + pc, (size_t)p.out_plane, kc, nc, b_block);
+          if (p.direct)
+            gemm_packed(rows, nc, kc, a_block, b_block, dxg + (size_t)mc * p.in_plane + pc, (size_t)p.in_plane, kb > 0);
+          else
+            gemm_packed(rows, nc, kc, a_block, b_block, c_block, NC, kb > 0);
+        }
+        if (!p.direct) col2im_add(s, &p, c_block, NC, mc, mc + rows, pc, nc, dxg);
+      }
+    }
+  }
+}
+
+/* Packs B = x̂ᵀ for the weight gradient: B(k, j) = x̂[q0 + j][p0 + k], output pixels
+   [p0, p0 + kc) of one image and group (xg its first input plane) by im2col rows
+   [q0, q0 + cols), into NR-column panels [panel][k][NR], zero past the last column. One im2col
+   row at a time, reading the input along its rows; the panel's rows are in L1/L2. */
+static void pack_im2col_transposed(const rk_conv2d_shape *s, const conv_plan *p, const float *xg, int32_t p0,
+                                   int32_t kc, int32_t q0, int32_t cols, float *dst) {
+  const int32_t sw = s->stride_w;
+  for (int32_t j = 0; j < ceil_div(cols, NR) * NR; j++) {
+    float *d = dst + (size_t)(j / NR) * kc * NR + j % NR;
+    if (j >= cols) {
+      for (int32_t k = 0; k < kc; k++) d[(size_t)k * NR] = 0.0f;
+      continue;
+    }
+    const int32_t row = q0 + j, tap = row % p->taps, ky = tap / s->kernel_w, kx = tap % s->kernel_w;
+    const float *plane = xg + (size_t)(row / p->taps) * p->in_plane;
+    int32_t q = 0, oy = p0 / s->out_w, ox = p0 % s->out_w;
+    while (q < kc) {
+      const int32_t count = min_i32(kc - q, s->out_w - ox);
+      const int32_t iy = oy * s->stride_h - s->pad_h + ky * s->dilation_h;
+      float *dq = d + (size_t)q * NR;
+      if (iy < 0 || iy >= s->in_h) {
+        for (int32_t l = 0; l < count; l++) dq[(size_t)l * NR] = 0.0f;
+      } else {
+        const int32_t ix0 = ox * sw - s->pad_w + kx * s->dilation_w;
+        const int32_t lo = min_i32(count, ix0 >= 0 ? 0 : (-ix0 + sw - 1) / sw);
+        const int32_t hi = max_i32(lo, min_i32(count, ix0 > s->in_w - 1 ? 0 : (s->in_w - 1 - ix0) / sw + 1));
+        const float *src = plane + (size_t)iy * s->in_w;
+        for (int32_t l = 0; l < lo; l++) dq[(size_t)l * NR] = 0.0f;
+        for (int32_t l = lo; l < hi; l++) dq[(size_t)l * NR] = src[ix0 + l * sw];
+        for (int32_t l = hi; l < count; l++) dq[(size_t)l * NR] = 0.0f;
+      }
+      q += count, ox = 0, oy++;
+    }
+  }
+}
+
+/* Threads split (group, NR-column panel of im2col rows) units, that is the weight gradient's
+   columns (input channel, ky, kx): each thread owns whole columns of dW, summed over the
+   batch by that thread alone (never a race, no reduction afterwards), and unfolds (packs)
+   only the input it multiplies; the cheap dy panels are what every thread repeats. */
+void RK_API(conv2d_backward_weight)(const rk_conv2d_shape *s, const float *x, const float *dy, float *dw,
+                                    float *scratch, int32_t tid, int32_t nthreads) {
+  const conv_plan p = plan_conv(s);
+  const int32_t col_panels = ceil_div(p.k, NR);
+  int64_t u0, u1;
+  split_range((int64_t)s->groups * col_panels, tid, nthreads, 1, &u0, &u1);
+  float *a_block = scratch, *b_block = scratch + GEMM_A_FLOATS;
+  while (u0 < u1) {
+    /* This thread's columns [q0, q1) of group g. */
+    const int32_t g = (int32_t)(u0 / col_panels), j0 = (int32_t)(u0 % col_panels);
+    const int32_t j1 = (int32_t)(u1 - (int64_t)g * col_panels < col_panels ? u1 - (int64_t)g * col_panels : col_panels);
+    const int32_t q0 = j0 * NR, q1 = min_i32(p.k, j1 * NR);
+    float *dwg = dw + (size_t)g * p.group_out * p.k;
+    for (int32_t qc = q0; qc < q1; qc += NC) {
+      const int32_t cols = min_i32(NC, q1 - qc);
+      int32_t first = 1;
+      for (int32_t n = 0; n < s->batch; n++) {
+        const float *xg = x + ((size_t)n * s->in_channels + (size_t)g * p.group_in) * p.in_plane;
+        const float *dyg = dy + ((size_t)n * s->out_channels + (size_t)g * p.group_out) * p.out_plane;
+        for (int32_t pk = 0; pk < p.out_plane; pk += KC) {
+          const int32_t kc = min_i32(KC, p.out_plane - pk);
+          pack_im2col_transposed(s, &p, xg, pk, kc, qc, cols, b_block);
+          for (int32_t mc = 0; mc < p.group_out; mc += MC) {
+            const int32_t rows = min_i32(MC, p.group_out - mc);
+            /* A = dy_g rows [mc, mc + rows), pixels [pk, pk + kc). */
+            pack_a(dyg + (size_t)mc * p.out_plane + pk, (size_t)p.out_plane, 1, rows, kc, a_block);
+            gemm_packed(rows, cols, kc, a_block, b_block, dwg + (size_t)mc * p.k + qc, (size_t)p.k, !first);
+          }
+          first = 0;
+        }
+      }
+    }
+    u0 += j1 - j0;
+  }
+}

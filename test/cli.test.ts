@@ -72,6 +72,26 @@ test('run writes the logits that torch computes for the same weights and input',
   assertCloseToReference(readNpy(readFileSync(out)), expected, 1e-4, 'resnet run resnet18');
 });
 
+test('resnet20 on grey 28×28 images: summary takes the channels from --input, run from conv1.weight (torch\'s logits)', () => {
+  const summary = resnet('summary', 'resnet20', '--input', '1x28x28', '--json');
+  assert.equal(summary.status, 0, summary.stderr);
+  const s = JSON.parse(summary.stdout);
+  assert.deepEqual(s.outputShape, [1, 10]);
+  assert.deepEqual(s.layers.find((l: { name: string }) => l.name === 'layer3').outputShape, [1, 64, 7, 7]);
+
+  // The case resnet20_1x28x28_c7 of test/fixtures/cifar/make_cifar.py: 1 channel, 7 classes.
+  const weights = join(work, 'resnet20-grey.safetensors');
+  const shapes = [...getModel('resnet20', { inChannels: 1, numClasses: 7 }).stateDict()].map(([k, t]) => [k, t.shape] as const);
+  writeFileSync(weights, writeSafetensors(deterministicStateDict(shapes)));
+  const input = join(work, 'grey.npy');
+  writeFileSync(input, writeNpy(deterministicInput([2, 1, 28, 28])));
+  const out = join(work, 'y20.npy');
+  const r = resnet('run', 'resnet20', '--weights', weights, '--input', input, '--output', out, '--json');
+  assert.equal(r.status, 0, r.stderr);
+  const torch = readSafetensors(readFileSync(fixturePath('cifar', 'logits.safetensors'))).get('resnet20_1x28x28_c7')!;
+  assertCloseToReference(readNpy(readFileSync(out)), torch, 1e-4, 'resnet run resnet20');
+});
+
 test('run takes the class count from fc.weight, as classify and export do', () => {
   const tenClasses = join(work, 'resnet18-10.safetensors');
   const shapes = [...getModel('resnet18', { numClasses: 10 }).stateDict()].map(([k, t]) => [k, t.shape] as const);

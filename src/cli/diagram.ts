@@ -18,7 +18,7 @@ interface DiagramFlags extends ModelFlags {
 }
 
 async function diagramCommand(arch: string, opts: DiagramFlags, context: DiagramCommandContext): Promise<void> {
-  const model = context.buildModel(arch, opts);
+  const model = context.buildModel(arch, { ...opts, inChannels: opts.inChannels ?? opts.input[0] });
   let svg: string;
   try {
     svg = drawDiagram(model, opts.input, { title: arch });

@@ -92,7 +92,7 @@ function addModelOptions(command: Command): Command {
     .option('--width-per-group <n>', 'channels per group of the bottleneck', parsePositiveInt('--width-per-group'))
     .option('--replace-stride-with-dilation <b,b,b>', 'dilate layer2/3/4 instead of striding, e.g. false,true,true', parseBooleanTriple)
     .option('--zero-init-residual', 'zero-initialise the last norm layer of each block')
-    .option('--in-channels <n>', 'channels of the input images (conv1\'s input; default 3)', parsePositiveInt('--in-channels'));
+    .option('--in-channels <n>', 'channels of the input images conv1 takes (default: 3, or the --input shape\'s, or the weights\')', parsePositiveInt('--in-channels'));
 }
 
 function buildModel(arch: string, flags: ModelFlags) {
@@ -182,7 +182,7 @@ async function readInputFile(path: string): Promise<Tensor> {
 }
 
 async function summaryCommand(arch: string, opts: ModelFlags & { input: [number, number, number]; batch: number; json?: boolean; markdown?: boolean; depth?: number }): Promise<void> {
-  const model = buildModel(arch, opts);
+  const model = buildModel(arch, { ...opts, inChannels: opts.inChannels ?? opts.input[0] });
   const inputShape = [opts.batch, ...opts.input];
   let summary;
   try {

@@ -84,7 +84,10 @@ export async function buildModelWithWeights(
   // A fine-tuned classifier needs no --num-classes: fc.weight says how many.
   const fcWeight = stateDict.get('fc.weight');
   const numClasses = opts.numClasses ?? (fcWeight?.ndim === 2 ? fcWeight.shape[0] : undefined);
-  const model = context.buildModel(arch, { ...opts, numClasses });
+  // …and a model for grey images none either: conv1.weight says how many channels.
+  const conv1Weight = stateDict.get('conv1.weight');
+  const inChannels = opts.inChannels ?? (conv1Weight?.ndim === 4 ? conv1Weight.shape[1] : undefined);
+  const model = context.buildModel(arch, { ...opts, numClasses, inChannels });
   try {
     model.loadStateDict(stateDict);
   } catch (e) {

@@ -52,9 +52,9 @@ async function readIdx(root: string, name: string, rootGiven: boolean): Promise<
     return parseIdx(bytes, join(root, file));
   }
   const hint = rootGiven
-    ? ''
-    : "; install Debian's dataset-fashion-mnist package (apt-get install dataset-fashion-mnist), or pass the folder holding the IDX files as root";
-  throw new Error(`Fashion-MNIST: no ${name} or ${name}.gz in ${root}${hint}`);
+    ? 'the folder given as root should hold the four IDX files'
+    : 'pass the folder holding the four IDX files as root';
+  throw new Error(`Fashion-MNIST: no ${name} or ${name}.gz in ${root}; install Debian's dataset-fashion-mnist package (apt-get install dataset-fashion-mnist), or ${hint}`);
 }
 
 export interface FashionMNISTOptions<X> {

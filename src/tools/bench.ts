@@ -207,7 +207,8 @@ export async function benchmarkModel(options: BenchmarkOptions): Promise<Benchma
   const input = [...(options.input ?? [3, 224, 224])] as [number, number, number];
   const backendName = options.backend ?? 'ref';
 
-  const model = getModel(options.arch, { seed: 0, ...options.model });
+  // conv1 takes the input's channels (a grey 1×28×28 input builds a 1-channel model) unless told otherwise.
+  const model = getModel(options.arch, { seed: 0, inChannels: input[0], ...options.model });
   if (options.stateDict) model.loadStateDict(options.stateDict);
   model.eval();
   const inputShape = [batch, ...input];

@@ -76,8 +76,10 @@ enum { RK_PACKING_GEMM = 1, RK_PACKING_WINOGRAD = 2 };
  * - add: y = a + b (n elements); then max(y, 0) if flags & RK_RELU.
  * - relu: y = max(x, 0) (n elements).
  * Backward (training); each writes every element of its outputs (no accumulation):
- * - gemm_scratch_floats: floats of scratch one thread of conv2d_backward_input,
- *   conv2d_backward_weight or matmul needs (a thread keeps its block for all its slices).
+ * - gemm_scratch_floats: floats of scratch one thread of conv2d_backward_input or matmul
+ *   needs (a thread keeps its block for all its slices).
+ * - conv2d_backward_weight_scratch_floats: floats of scratch one thread of
+ *   conv2d_backward_weight needs for this geometry.
  * - conv2d_backward_input: dx (N, C, H, W) = the gradient of conv2d w.r.t. x, given dy
  *   (N, O, OH, OW) and the weight (O, C/groups, kh, kw) as it is (not packed).
  * - conv2d_backward_weight: dw (O, C/groups, kh, kw) = the gradient w.r.t. the weight, given
@@ -124,6 +126,7 @@ enum { RK_PACKING_GEMM = 1, RK_PACKING_WINOGRAD = 2 };
   X(void, conv2d_backward_input,                                                                                   \
     (const rk_conv2d_shape *s, const float *dy, const float *weight, float *dx, float *scratch, int32_t tid,       \
      int32_t nthreads))                                                                                            \
+  X(size_t, conv2d_backward_weight_scratch_floats, (const rk_conv2d_shape *s))                                     \
   X(void, conv2d_backward_weight,                                                                                  \
     (const rk_conv2d_shape *s, const float *x, const float *dy, float *dw, float *scratch, int32_t tid,            \
      int32_t nthreads))                                                                                            \

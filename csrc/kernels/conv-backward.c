@@ -128,41 +128,143 @@ static void pack_im2col_transposed(const rk_conv2d_shape *s, const conv_plan *p,
   }
 }
 
-/* Threads split (group, NR-column panel of im2col rows) units, that is the weight gradient's
-   columns (input channel, ky, kx): each thread owns whole columns of dW, summed over the
-   batch by that thread alone (never a race, no reduction afterwards), and unfolds (packs)
-   only the input it multiplies; the cheap dy panels are what every thread repeats. */
+/* Copies rows [m0, m0 + rows) of x̂ (one image and group, xg its first input plane), output
+   pixels [p0, p0 + kc), into dst as rows KC floats apart: contiguous runs of input rows and
+   zeros, what the f32_gemm_arows tiles read as A. */
+static void im2col_rows(const rk_conv2d_shape *s, const conv_plan *p, const float *xg, int32_t p0, int32_t kc,
+                        int32_t m0, int32_t rows, float *dst) {
+  const int32_t sw = s->stride_w;
+  for (int32_t r = 0; r < rows; r++) {
+    const int32_t row = m0 + r, tap = row % p->taps, ky = tap / s->kernel_w, kx = tap % s->kernel_w;
+    const float *plane = xg + (size_t)(row / p->taps) * p->in_plane;
+    float *d = dst + (size_t)r * KC;
+    int32_t q = 0, oy = p0 / s->out_w, ox = p0 % s->out_w;
+    while (q < kc) {
+      const int32_t count = min_i32(kc - q, s->out_w - ox);
+      const int32_t iy = oy * s->stride_h - s->pad_h + ky * s->dilation_h;
+      float *dq = d + q;
+      if (iy < 0 || iy >= s->in_h) {
+        for (int32_t l = 0; l < count; l++) dq[l] = 0.0f;
+      } else {
+        const int32_t ix0 = ox * sw - s->pad_w + kx * s->dilation_w;
+        const int32_t lo = min_i32(count, ix0 >= 0 ? 0 : (-ix0 + sw - 1) / sw);
+        const int32_t hi = max_i32(lo, min_i32(count, ix0 > s->in_w - 1 ? 0 : (s->in_w - 1 - ix0) / sw + 1));
+        for (int32_t l = 0; l < lo; l++) dq[l] = 0.0f;
+        copy_strided(dq + lo, plane + (size_t)iy * s->in_w + ix0 + lo * sw, hi - lo, sw);
+        for (int32_t l = hi; l < count; l++) dq[l] = 0.0f;
+      }
+      q += count, ox = 0, oy++;
+    }
+  }
+}
+
+/* The weight gradient's GEMM has the pixels as its depth, the contiguous axis of both dy and
+   x̂, so one operand must be transposed into the micro-kernel's panels, element by element:
+   whichever has fewer rows per pixel. Usually dy (O/groups rows against K = C/groups·kh·kw):
+   then C = dWᵀ (K × O/groups), A = x̂ copied as rows (f32_gemm_arows), B = dyᵀ panels, and the
+   result is transposed into dW once at the end. Where O/groups > K (1×1 convolutions that
+   widen), C = dW, A = dy panels and B = x̂ᵀ panels. */
+static int32_t weight_gradient_by_rows(const conv_plan *p) { return p->group_out <= p->k; }
+
+/* dWᵀ rows a thread accumulates at once (its block of scratch: at most WGRAD_T_FLOATS). */
+#define WGRAD_T_FLOATS ((size_t)256 * 1024)
+static int32_t wgrad_chunk_rows(const conv_plan *p) {
+  const int32_t rows = (int32_t)(WGRAD_T_FLOATS / (size_t)p->group_out) / MR * MR;
+  return min_i32(max_i32(rows, MR), ceil_div(p->k, MR) * MR);
+}
+
+size_t RK_API(conv2d_backward_weight_scratch_floats)(const rk_conv2d_shape *s) {
+  const conv_plan p = plan_conv(s);
+  if (!weight_gradient_by_rows(&p)) return GEMM_A_FLOATS + GEMM_B_FLOATS;
+  const size_t b_floats = round_line((size_t)KC * ceil_div(p.group_out, NR) * NR);
+  return (size_t)MC * KC + b_floats + round_line((size_t)wgrad_chunk_rows(&p) * p.group_out);
+}
+
+/* dWᵀ rows [t0, t0 + trows) of group g (see weight_gradient_by_rows), summed over the batch in
+   t (trows × O/groups), then stored transposed into dw. */
+static void weight_gradient_rows(const rk_conv2d_shape *s, const conv_plan *p, const float *x, const float *dy,
+                                 float *dw, int32_t g, int32_t t0, int32_t trows, float *scratch) {
+  const int32_t go = p->group_out;
+  float *x_block = scratch, *b_block = scratch + (size_t)MC * KC;
+  float *t = b_block + round_line((size_t)KC * ceil_div(go, NR) * NR);
+  int32_t first = 1;
+  for (int32_t n = 0; n < s->batch; n++) {
+    const float *xg = x + ((size_t)n * s->in_channels + (size_t)g * p->group_in) * p->in_plane;
+    const float *dyg = dy + ((size_t)n * s->out_channels + (size_t)g * go) * p->out_plane;
+    for (int32_t pk = 0; pk < p->out_plane; pk += KC) {
+      const int32_t kc = min_i32(KC, p->out_plane - pk);
+      /* B = dyᵀ: B(k, o) = dy[o][pk + k], all O/groups columns. */
+      pack_b(dyg + pk, 1, (size_t)p->out_plane, kc, go, b_block);
+      for (int32_t mc = 0; mc < trows; mc += MC) {
+        const int32_t rows = min_i32(MC, trows - mc);
+        im2col_rows(s, p, xg, pk, kc, t0 + mc, rows, x_block);
+        for (int32_t j = 0; j < go; j += NR) {
+          const int32_t nr = min_i32(NR, go - j);
+          const float *bj = b_block + (size_t)(j / NR) * kc * NR;
+          for (int32_t i = 0; i < rows; i += MR)
+            gemm_tile_arows(min_i32(MR, rows - i), nr, (size_t)kc, x_block + (size_t)i * KC, bj,
+                            t + (size_t)(mc + i) * go + j, (size_t)go, !first);
+        }
+      }
+      first = 0;
+    }
+  }
+  float *dwg = dw + (size_t)g * go * p->k;
+  for (int32_t o = 0; o < go; o++)
+    for (int32_t r = 0; r < trows; r++) dwg[(size_t)o * p->k + t0 + r] = t[(size_t)r * go + o];
+}
+
+/* dW columns [q0, q1) of group g (see weight_gradient_by_rows): C = dW, A = dy panels,
+   B = x̂ᵀ panels. */
+static void weight_gradient_columns(const rk_conv2d_shape *s, const conv_plan *p, const float *x, const float *dy,
+                                    float *dw, int32_t g, int32_t q0, int32_t q1, float *scratch) {
+  float *a_block = scratch, *b_block = scratch + GEMM_A_FLOATS;
+  float *dwg = dw + (size_t)g * p->group_out * p->k;
+  for (int32_t qc = q0; qc < q1; qc += NC) {
+    const int32_t cols = min_i32(NC, q1 - qc);
+    int32_t first = 1;
+    for (int32_t n = 0; n < s->batch; n++) {
+      const float *xg = x + ((size_t)n * s->in_channels + (size_t)g * p->group_in) * p->in_plane;
+      const float *dyg = dy + ((size_t)n * s->out_channels + (size_t)g * p->group_out) * p->out_plane;
+      for (int32_t pk = 0; pk < p->out_plane; pk += KC) {
+        const int32_t kc = min_i32(KC, p->out_plane - pk);
+        pack_im2col_transposed(s, p, xg, pk, kc, qc, cols, b_block);
+        for (int32_t mc = 0; mc < p->group_out; mc += MC) {
+          const int32_t rows = min_i32(MC, p->group_out - mc);
+          /* A = dy_g rows [mc, mc + rows), pixels [pk, pk + kc). */
+          pack_a(dyg + (size_t)mc * p->out_plane + pk, (size_t)p->out_plane, 1, rows, kc, a_block);
+          gemm_packed(rows, cols, kc, a_block, b_block, dwg + (size_t)mc * p->k + qc, (size_t)p->k, !first);
+        }
+        first = 0;
+      }
+    }
+  }
+}
+
+/* Threads split (group, panel of im2col rows) units, im2col row m being the weight gradient's
+   column (input channel, ky, kx): each thread owns whole columns of dW, summed over the batch
+   by that thread alone (never a race, no reduction afterwards), and unfolds only the input it
+   multiplies; what every thread repeats is dy's share (packed or transposed). Panels are MR
+   rows when dWᵀ is computed (weight_gradient_by_rows), NR columns otherwise. */
 void RK_API(conv2d_backward_weight)(const rk_conv2d_shape *s, const float *x, const float *dy, float *dw,
                                     float *scratch, int32_t tid, int32_t nthreads) {
   const conv_plan p = plan_conv(s);
-  const int32_t col_panels = ceil_div(p.k, NR);
+  const int32_t by_rows = weight_gradient_by_rows(&p);
+  const int32_t width = by_rows ? MR : NR;
+  const int32_t panels = ceil_div(p.k, width);
+  const int32_t chunk = by_rows ? wgrad_chunk_rows(&p) : p.k;
   int64_t u0, u1;
-  split_range((int64_t)s->groups * col_panels, tid, nthreads, 1, &u0, &u1);
-  float *a_block = scratch, *b_block = scratch + GEMM_A_FLOATS;
+  split_range((int64_t)s->groups * panels, tid, nthreads, 1, &u0, &u1);
   while (u0 < u1) {
-    /* This thread's columns [q0, q1) of group g. */
-    const int32_t g = (int32_t)(u0 / col_panels), j0 = (int32_t)(u0 % col_panels);
-    const int32_t j1 = (int32_t)(u1 - (int64_t)g * col_panels < col_panels ? u1 - (int64_t)g * col_panels : col_panels);
-    const int32_t q0 = j0 * NR, q1 = min_i32(p.k, j1 * NR);
-    float *dwg = dw + (size_t)g * p.group_out * p.k;
-    for (int32_t qc = q0; qc < q1; qc += NC) {
-      const int32_t cols = min_i32(NC, q1 - qc);
-      int32_t first = 1;
-      for (int32_t n = 0; n < s->batch; n++) {
-        const float *xg = x + ((size_t)n * s->in_channels + (size_t)g * p.group_in) * p.in_plane;
-        const float *dyg = dy + ((size_t)n * s->out_channels + (size_t)g * p.group_out) * p.out_plane;
-        for (int32_t pk = 0; pk < p.out_plane; pk += KC) {
-          const int32_t kc = min_i32(KC, p.out_plane - pk);
-          pack_im2col_transposed(s, &p, xg, pk, kc, qc, cols, b_block);
-          for (int32_t mc = 0; mc < p.group_out; mc += MC) {
-            const int32_t rows = min_i32(MC, p.group_out - mc);
-            /* A = dy_g rows [mc, mc + rows), pixels [pk, pk + kc). */
-            pack_a(dyg + (size_t)mc * p.out_plane + pk, (size_t)p.out_plane, 1, rows, kc, a_block);
-            gemm_packed(rows, cols, kc, a_block, b_block, dwg + (size_t)mc * p.k + qc, (size_t)p.k, !first);
-          }
-          first = 0;
-        }
-      }
+    /* This thread's rows or columns [q0, q1) of group g. */
+    const int32_t g = (int32_t)(u0 / panels), j0 = (int32_t)(u0 % panels);
+    const int32_t j1 = (int32_t)(u1 - (int64_t)g * panels < panels ? u1 - (int64_t)g * panels : panels);
+    const int32_t q0 = j0 * width, q1 = min_i32(p.k, j1 * width);
+    for (int32_t q = q0; q < q1; q += chunk) {
+      if (by_rows)
+        weight_gradient_rows(s, &p, x, dy, dw, g, q, min_i32(chunk, q1 - q), scratch);
+      else
+        weight_gradient_columns(s, &p, x, dy, dw, g, q, q1, scratch);
     }
     u0 += j1 - j0;
   }

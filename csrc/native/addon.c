@@ -510,10 +510,11 @@ static void run_matmul(void *ctx, int32_t tid, int32_t nthreads, int32_t thread)
                      t->scratch + t->scratch_per_thread * (size_t)thread, tid, nthreads);
 }
 
-/* Gives the task a scratch block per pool thread; false with an exception pending. */
-static bool gemm_scratch(napi_env env, gemm_task *t) {
+/* Gives the task a scratch block of `floats` (rounded to whole cache lines) per pool thread;
+   false with an exception pending. */
+static bool gemm_scratch(napi_env env, gemm_task *t, size_t floats) {
   addon_state *state = get_state(env);
-  t->scratch_per_thread = t->kernels->gemm_scratch_floats();
+  t->scratch_per_thread = (floats + 15) & ~(size_t)15;
   t->scratch = scratch_of(state, t->scratch_per_thread * (size_t)state->pool.threads);
   if (!t->scratch) {
     napi_throw_error(env, NULL, "resnet native: out of memory for GEMM scratch");
@@ -536,7 +537,7 @@ static napi_value js_conv2d_backward_input(napi_env env, napi_callback_info info
     return NULL;
   t.kernels = c.kernels;
   t.s = &s;
-  if (!gemm_scratch(env, &t)) return NULL;
+  if (!gemm_scratch(env, &t, c.kernels->gemm_scratch_floats())) return NULL;
   pool_run(&get_state(env)->pool, run_conv2d_backward_input, &t, get_state(env)->pool.threads);
   return undefined(env);
 }
@@ -555,7 +556,7 @@ static napi_value js_conv2d_backward_weight(napi_env env, napi_callback_info inf
     return NULL;
   t.kernels = c.kernels;
   t.s = &s;
-  if (!gemm_scratch(env, &t)) return NULL;
+  if (!gemm_scratch(env, &t, c.kernels->conv2d_backward_weight_scratch_floats(&s))) return NULL;
   pool_run(&get_state(env)->pool, run_conv2d_backward_weight, &t, get_state(env)->pool.threads);
   return undefined(env);
 }
@@ -577,7 +578,7 @@ static napi_value js_matmul(napi_env env, napi_callback_info info) {
   t.n = (int32_t)n;
   t.k = (int32_t)k;
   t.flags = (int32_t)flags & (RK_TRANS_A | RK_TRANS_B);
-  if (!gemm_scratch(env, &t)) return NULL;
+  if (!gemm_scratch(env, &t, c.kernels->gemm_scratch_floats())) return NULL;
   pool_run(&get_state(env)->pool, run_matmul, &t, threads_for(env, m * n * (k > 0 ? k : 1) / 16));
   return undefined(env);
 }

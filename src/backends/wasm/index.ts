@@ -311,7 +311,7 @@ export class WasmBackend implements Backend {
     const input = this.#input(x, temporaries);
     const gradient = this.#input(dy, temporaries);
     const output = this.#output(weightShape[0] * weightShape[1] * kh * kw);
-    const [scratch, scratchBytes] = this.#gemmScratch();
+    const [scratch, scratchBytes] = this.#gemmScratch(this.#kernels.rk_conv2d_backward_weight_scratch_floats(this.#shapeAddress));
     const slices = this.#slices(dy.size * weightShape[1] * kh * kw, MIN_MACS_PER_SLICE);
     this.#run(Kernel.conv2dBackwardWeight, [this.#shapeAddress, input, gradient, output, scratch, scratchBytes], slices, temporaries);
     return this.#result(output, weightShape);
@@ -406,9 +406,9 @@ export class WasmBackend implements Backend {
     return this.#result(output, [m, n]);
   }
 
-  /** The scratch of the GEMM-based kernels for every thread, and the bytes of each thread's block. */
-  #gemmScratch(): [number, number] {
-    const bytes = (this.#kernels.rk_gemm_scratch_floats() >>> 0) * 4;
+  /** Scratch for every thread of a GEMM-based kernel (`floats` each, default rk_gemm_scratch_floats), and the bytes of each thread's block. */
+  #gemmScratch(floats = this.#kernels.rk_gemm_scratch_floats()): [number, number] {
+    const bytes = Math.ceil((floats >>> 0) / 16) * 64;
     return [this.#scratch(bytes * this.#threads), bytes];
   }
 

@@ -24,6 +24,7 @@ export interface KernelExports {
   rk_relu(x: number, n: bigint, y: number, tid: number, nthreads: number): void;
   rk_gemm_scratch_floats(): number;
   rk_conv2d_backward_input(shape: number, dy: number, weight: number, dx: number, scratch: number, tid: number, nthreads: number): void;
+  rk_conv2d_backward_weight_scratch_floats(shape: number): number;
   rk_conv2d_backward_weight(shape: number, x: number, dy: number, dw: number, scratch: number, tid: number, nthreads: number): void;
   rk_channel_sums(dy: number, batch: number, channels: number, plane: number, sums: number, tid: number, nthreads: number): void;
   /** mean, invStd: addresses of C float64; gamma: of C floats, or 0. */

@@ -17,9 +17,10 @@ import { Generator } from '../src/core/rng.js';
 import type { Pixels } from '../src/preprocess/image.js';
 import { ImageClassification } from '../src/preprocess/transforms.js';
 import { readSafetensors } from '../src/io/safetensors.js';
+import { getModelWeights } from '../src/weights/load.js';
 import {
   CenterCrop, Compose, DataLoader, FashionMNIST, FASHION_MNIST_DEBIAN_ROOT, Grayscale, ImageFolder, Normalize,
-  RandomCrop, RandomHorizontalFlip, RandomResizedCrop, Resize, TensorDataset, ToTensor, crop, hflip, pixelsToTensor,
+  RandomCrop, RandomHorizontalFlip, RandomResizedCrop, Resize, Subset, TensorDataset, randomSplit, ToTensor, crop, hflip, pixelsToTensor,
   presetTransform, randomCropBox, randomResizedCropBox, type Batch, type Dataset, type Sample,
 } from '../src/data/index.js';
 import { maxAbsDiff } from './helpers/compare.js';
@@ -132,6 +133,11 @@ test('presetTransform is ImageClassification\'s preset, image by image', () => {
   const image = pattern(64, 48, 3);
   const one = presetTransform(preset).apply(image, new Generator(0));
   assert.equal(maxAbsDiff(one.reshape([1, 3, 32, 32]), preset.forward(image)), 0);
+  // A weights descriptor's transforms (resnet50's IMAGENET1K_V2: 232, 224) make the same preset.
+  const v2 = getModelWeights('resnet50').IMAGENET1K_V2.transforms!;
+  const big = pattern(300, 260, 3);
+  assert.equal(maxAbsDiff(presetTransform(v2).apply(big, new Generator(0)).reshape([1, 3, 224, 224]), new ImageClassification(v2).forward(big)), 0);
+  assert.equal(v2.resizeSize, 232);
 });
 
 test('transforms refuse bad arguments', () => {
@@ -295,6 +301,23 @@ test('DataLoader random transforms: the same batches whatever the prefetch depth
   const reference = await run(data, 0);
   assert.deepEqual(await run(data, 3), reference);
   assert.deepEqual(await run(slow, 2), reference);
+  // Resumed inside the epoch: the remaining batches, random draws included, as uninterrupted.
+  const resumed = new DataLoader(data, { batchSize: 6, shuffle: true, seed: 3, transform: noisy });
+  assert.deepEqual((await collect(resumed.epochBatches(0, { start: 2 }))).map((b) => b.images.f32), reference.slice(2));
+});
+
+test('Subset and randomSplit: seeded, disjoint, covering; the loader takes a subset like any data set', async () => {
+  const data = indexed(20);
+  const [train, val] = randomSplit(data, [15, 5], 4);
+  assert.deepEqual([train.length, val.length], [15, 5]);
+  assert.deepEqual([...train.indices, ...val.indices].sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i));
+  assert.deepEqual([...randomSplit(data, [15, 5], 4)[1].indices], [...val.indices]);
+  assert.notDeepEqual([...randomSplit(data, [15, 5], 5)[1].indices], [...val.indices]);
+  const batches = await collect(new DataLoader(val, { batchSize: 5 }));
+  assert.deepEqual([...batches[0].images.f32.filter((_, i) => i % 4 === 0)], [...val.indices]);
+  assert.deepEqual([...batches[0].indices], [0, 1, 2, 3, 4]); // the loader's indices are the subset's
+  assert.throws(() => randomSplit(data, [15, 4]), /must be counts summing to the data set's 20/);
+  assert.throws(() => new Subset(data, [20]), /index 20 is out of range for 20 samples/);
 });
 
 test('DataLoader errors: a sample that fails rejects its batch where it is awaited; mixed sizes and missing ToTensor are named', async () => {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { DOMParser, type Element } from '@xmldom/xmldom';
 import { Conv2d } from '../src/nn/layers.js';
 import { getModel, listModels, type BuilderOptions } from '../src/models/builders.js';
+import { CifarResNet } from '../src/models/resnet-cifar.js';
 import { drawDiagram } from '../src/tools/diagram.js';
 import { formatCount, summarize } from '../src/tools/summary.js';
 import { repoRoot } from './helpers/paths.js';
@@ -100,7 +101,8 @@ function checkDiagram(name: string, options: BuilderOptions = {}, input = [3, 22
       assert.ok(shown.has(moduleName) || shown.has(owner), `${name}: ${moduleName} is drawn`);
     }
   }
-  for (const stage of ['stem', 'layer1', 'layer2', 'layer3', 'layer4', 'head']) {
+  const stages = model instanceof CifarResNet ? ['layer1', 'layer2', 'layer3'] : ['layer1', 'layer2', 'layer3', 'layer4'];
+  for (const stage of ['stem', ...stages, 'head']) {
     assert.equal(boxes.filter((b) => b.kind === 'stage' && b.names[0] === stage).length, 1, `${name}: stage ${stage}`);
   }
 
@@ -171,7 +173,7 @@ test('resnet diagram writes the SVG to a file or stdout; bad arguments exit 2, i
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^<svg /);
   assert.match(r.stdout, />fc, 10</);
-  for (const [args, status] of [[['resnet19'], 2], [['resnet18', '--input', '3x64'], 2], [['resnet18', '--input', '1x64x64'], 5]] as const) {
+  for (const [args, status] of [[['resnet19'], 2], [['resnet18', '--input', '3x64'], 2], [['resnet18', '--input', '3x64x64', '--in-channels', '1'], 5]] as const) {
     r = run(...args);
     assert.equal(r.status, status, `${args.join(' ')}: ${r.stderr}`);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);

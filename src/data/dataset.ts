@@ -3,7 +3,7 @@
 // class index. TensorDataset serves images already in memory.
 
 import { Tensor, shapeToString } from '../core/tensor.js';
-import { getDefaultGenerator, type Generator } from '../core/rng.js';
+import { Generator, getDefaultGenerator } from '../core/rng.js';
 import type { Image, Transform } from './transforms.js';
 
 /** One labelled image: the image (8-bit pixels, or a [C, H, W] float32 tensor) and its class index. */
@@ -77,4 +77,55 @@ export class TensorDataset<X = Tensor> implements Dataset<X> {
     const sample = { image, target: this.targets[index] };
     return this.transform ? transformSample(sample, this.transform, generator) : (sample as Sample<unknown> as Sample<X>);
   }
+}
+
+/** 0 … n−1 in the order of a Fisher–Yates shuffle drawing from `generator` (torch.randperm's role). */
+export function permutation(n: number, generator: Generator): Int32Array {
+  const order = Int32Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(generator.random() * (i + 1));
+    const t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+  return order;
+}
+
+/** torch's Subset: the samples of `dataset` at `indices`, in that order (a validation split, say). */
+export class Subset<X = Image> implements Dataset<X> {
+  readonly dataset: Dataset<X>;
+  readonly indices: Int32Array;
+
+  constructor(dataset: Dataset<X>, indices: ArrayLike<number>) {
+    this.dataset = dataset;
+    this.indices = Int32Array.from(indices);
+    for (const i of this.indices) checkIndex(i, dataset.length, 'Subset');
+  }
+
+  get length(): number {
+    return this.indices.length;
+  }
+
+  get classes(): readonly string[] | undefined {
+    return this.dataset.classes;
+  }
+
+  get(index: number, generator?: Generator): Sample<X> | Promise<Sample<X>> {
+    checkIndex(index, this.length, 'Subset');
+    return this.dataset.get(this.indices[index], generator);
+  }
+}
+
+/**
+ * torch's random_split: `dataset` cut into subsets of the given lengths (counts summing to its
+ * length) after a seeded shuffle; the same seed gives the same split.
+ */
+export function randomSplit<X>(dataset: Dataset<X>, lengths: readonly number[], seed = 0): Subset<X>[] {
+  const total = lengths.reduce((a, b) => a + b, 0);
+  if (lengths.some((n) => !Number.isSafeInteger(n) || n < 0) || total !== dataset.length) {
+    throw new RangeError(`randomSplit: lengths [${lengths.join(', ')}] must be counts summing to the data set's ${dataset.length}`);
+  }
+  const order = permutation(total, new Generator(seed));
+  let start = 0;
+  return lengths.map((n) => new Subset(dataset, order.subarray(start, (start += n))));
 }

@@ -14,7 +14,7 @@
 
 import { Tensor, shapeToString, shapesEqual } from '../core/tensor.js';
 import { Generator } from '../core/rng.js';
-import type { Dataset, Sample } from './dataset.js';
+import { permutation, type Dataset, type Sample } from './dataset.js';
 import type { Image, Transform } from './transforms.js';
 
 /** One batch: images (N, C, H, W) float32, class indices (N) int64, and the data set's indices of the samples. */
@@ -130,16 +130,8 @@ export class DataLoader<X = Image> implements AsyncIterable<Batch> {
   /** The order of the data set's indices in `epoch`: a seeded Fisher–Yates shuffle, or 0 … n−1. */
   order(epoch: number): Int32Array {
     const n = this.dataset.length;
-    const order = Int32Array.from({ length: n }, (_, i) => i);
-    if (!this.shuffle) return order;
-    const generator = new Generator(mixSeed(this.seed, epoch, ORDER_STREAM));
-    for (let i = n - 1; i > 0; i--) {
-      const j = Math.floor(generator.random() * (i + 1));
-      const t = order[i];
-      order[i] = order[j];
-      order[j] = t;
-    }
-    return order;
+    if (!this.shuffle) return Int32Array.from({ length: n }, (_, i) => i);
+    return permutation(n, new Generator(mixSeed(this.seed, epoch, ORDER_STREAM)));
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Batch> {

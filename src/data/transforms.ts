@@ -10,7 +10,7 @@ import { Tensor } from '../core/tensor.js';
 import type { Generator } from '../core/rng.js';
 import { checkPixels, type Pixels } from '../preprocess/image.js';
 import { resizeBilinear } from '../preprocess/resize.js';
-import { ImageClassification, centerCrop, resizeShorterSide, roundHalfEven, IMAGENET_MEAN, IMAGENET_STD } from '../preprocess/transforms.js';
+import { ImageClassification, type ImageClassificationOptions, centerCrop, resizeShorterSide, roundHalfEven, IMAGENET_MEAN, IMAGENET_STD } from '../preprocess/transforms.js';
 
 /** A step of a pipeline: `apply` maps one sample's image, drawing any randomness from `generator`. */
 export interface Transform<I, O> {
@@ -305,10 +305,12 @@ export class Normalize implements Transform<Tensor, Tensor> {
 
 /**
  * The eval transform of a weights preset (torchvision's ImageClassification: resize the shorter
- * side, center crop, ToTensor, Normalize), on any image PIL would convert to RGB. With no
- * preset, torchvision's ResNet one: 256, 224, ImageNet's mean and std.
+ * side, center crop, ToTensor, Normalize), on any image PIL would convert to RGB: an
+ * ImageClassification, or its options (a weights descriptor's `transforms`). With none,
+ * torchvision's ResNet preset: 256, 224, ImageNet's mean and std.
  */
-export function presetTransform(preset: ImageClassification = new ImageClassification()): Transform<Pixels, Tensor> {
+export function presetTransform(options: ImageClassification | ImageClassificationOptions = {}): Transform<Pixels, Tensor> {
+  const preset = options instanceof ImageClassification ? options : new ImageClassification(options);
   return new Compose<Pixels, Tensor>([
     { apply: (image: Pixels) => preset.resizeAndCrop(image) },
     new ToTensor(),

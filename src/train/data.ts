@@ -11,7 +11,7 @@ import { Generator } from '../core/rng.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../preprocess/transforms.js';
 import {
   CenterCrop, Compose, DataLoader, FashionMNIST, ImageFolder, Normalize, RandomCrop, RandomHorizontalFlip,
-  RandomResizedCrop, Resize, ToTensor, type Dataset, type Sample, type Transform,
+  RandomResizedCrop, Resize, Subset, ToTensor, permutation, type Dataset, type Transform,
 } from '../data/index.js';
 import type { ModelMetadata } from './checkpoint.js';
 
@@ -42,43 +42,20 @@ export interface TrainDataOptions {
   limit?: number;
 }
 
-/** The samples of `dataset` at `indices`, in that order (torch's Subset). */
-export class Subset<X> implements Dataset<X> {
-  constructor(readonly dataset: Dataset<X>, readonly indices: Int32Array) {}
-
-  get length(): number {
-    return this.indices.length;
-  }
-
-  get classes(): readonly string[] | undefined {
-    return this.dataset.classes;
-  }
-
-  get(index: number, generator?: Generator): Sample<X> | Promise<Sample<X>> {
-    if (!Number.isSafeInteger(index) || index < 0 || index >= this.indices.length) {
-      throw new RangeError(`Subset: index ${index} is out of range for ${this.indices.length} samples`);
-    }
-    return this.dataset.get(this.indices[index], generator);
-  }
-}
-
 function firstN<X>(dataset: Dataset<X>, limit: number | undefined): Dataset<X> {
   if (limit === undefined || limit >= dataset.length) return dataset;
   return new Subset(dataset, Int32Array.from({ length: limit }, (_, i) => i));
 }
 
-/** A seeded split of 0 … n−1 into (train, val) index lists, val taking round(n·fraction). */
+/**
+ * A seeded split of 0 … n−1 into (train, val) index lists, val taking round(n·fraction) (at
+ * least 1, at most n − 1), each sorted: two data sets over one folder, with the training and
+ * the evaluation transforms, take the two halves.
+ */
 export function splitIndices(n: number, fraction: number, seed: number): [Int32Array, Int32Array] {
-  const order = Int32Array.from({ length: n }, (_, i) => i);
-  const generator = new Generator(seed);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(generator.random() * (i + 1));
-    [order[i], order[j]] = [order[j], order[i]];
-  }
+  const order = permutation(n, new Generator(seed));
   const valCount = Math.min(n - 1, Math.max(1, Math.round(n * fraction)));
-  const val = order.slice(0, valCount).sort();
-  const train = order.slice(valCount).sort();
-  return [train, val];
+  return [order.slice(valCount).sort(), order.slice(0, valCount).sort()];
 }
 
 function isDirectory(path: string): boolean {

@@ -8,21 +8,24 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { repoRoot } from './helpers/paths.js';
 
 /**
- * What each folder of src/ may import. Formats (io), image preprocessing and the weight
- * descriptors only need tensors, so they sit low; models may use them to load weights. Data
- * sets, transforms and the loader (data) need tensors and the image code only. The
- * inference plan works on traced ops, below the modules that run it in eval mode.
+ * What each folder of src/ may import. The platform (Node's or a browser's APIs, src/platform,
+ * imported as '#platform') sits just above the tensors, below every layer that needs it. Formats
+ * (io), image preprocessing and the weight descriptors only need tensors, so they sit low; models
+ * may use them to load weights. Data sets, transforms and the loader (data) need tensors and the
+ * image code only. The inference plan works on traced ops, below the modules that run it in eval
+ * mode.
  */
 const ALLOWED: Record<string, string[]> = {
   core: [],
-  backends: ['core'],
+  platform: ['core'],
+  backends: ['core', 'platform'],
   ops: ['core', 'backends'],
   plan: ['core', 'backends', 'ops'],
   nn: ['core', 'backends', 'ops', 'plan'],
-  io: ['core'],
-  preprocess: ['core', 'io'],
-  weights: ['core', 'io', 'preprocess'],
-  data: ['core', 'io', 'preprocess'],
+  io: ['core', 'platform'],
+  preprocess: ['core', 'platform', 'io'],
+  weights: ['core', 'platform', 'io', 'preprocess'],
+  data: ['core', 'platform', 'io', 'preprocess'],
   models: ['core', 'backends', 'ops', 'plan', 'nn', 'io', 'weights', 'preprocess'],
   tools: ['core', 'backends', 'ops', 'plan', 'nn', 'io', 'weights', 'preprocess', 'models'],
   cli: ['core', 'backends', 'ops', 'plan', 'nn', 'io', 'weights', 'preprocess', 'data', 'models', 'tools'],
@@ -47,8 +50,9 @@ test('src/ folders import only from the layers below them', () => {
     const allowed = ALLOWED[folder];
     assert.ok(allowed, `src/${folder} has no place in the layering table of test/layers.test.ts`);
     const text = readFileSync(file, 'utf8');
-    for (const match of text.matchAll(/(?:import|export)[^'"]*?from\s+['"](\.[^'"]+)['"]|import\(\s*['"](\.[^'"]+)['"]\s*\)/g)) {
-      const target = relative(src, resolve(dirname(file), match[1] ?? match[2]));
+    for (const match of text.matchAll(/(?:import|export)[^'"]*?from\s+['"]([.#][^'"]+)['"]|import\(\s*['"]([.#][^'"]+)['"]\s*\)/g)) {
+      const specifier = match[1] ?? match[2];
+      const target = specifier === '#platform' ? 'platform/index.ts' : relative(src, resolve(dirname(file), specifier));
       const targetFolder = target.split('/')[0];
       if (targetFolder === folder || target.startsWith('..')) continue;
       if (!allowed.includes(targetFolder)) violations.push(`${relative(repoRoot, file)} imports ${target}`);

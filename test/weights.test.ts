@@ -30,7 +30,8 @@ import {
   writeSafetensors,
   type WeightsDescriptor,
 } from '../src/index.js';
-import { checkpointDir, downloadToCache, loadStateDictFromUrl, resnetHome } from '../src/weights/download.js';
+import { downloadToCache, loadStateDictFromUrl } from '../src/weights/load.js';
+import { checkpointDir, resnetHome } from '../src/platform/node-download.js';
 import { summarize } from '../src/tools/summary.js';
 import { getDefaultGenerator } from '../src/core/rng.js';
 import { fixturePath } from './helpers/paths.js';

@@ -3,6 +3,7 @@
 // Backends receive validated, contiguous float32 NCHW tensors: checking shapes and
 // arguments is the ops layer's job, so each backend is only arithmetic.
 
+import { platform } from '#platform';
 import type { Tensor } from '../core/tensor.js';
 
 export interface Conv2dParams {
@@ -169,13 +170,24 @@ export class BackendSettingError extends Error {
   }
 }
 
-/** The name 'auto' resolves to: the first backend of AUTO_ORDER that is registered and starts. */
+let warnedAutoReference = false;
+
+/**
+ * The name 'auto' resolves to: the first backend of AUTO_ORDER that is registered and starts.
+ * Landing on the reference backend (tens of times slower) because a faster one failed to start
+ * is said once, with the reason.
+ */
 function createAuto(): Backend {
   const failures: string[] = [];
   for (const name of AUTO_ORDER) {
     if (!registry.has(name)) continue;
     try {
-      return instance(name);
+      const backend = instance(name);
+      if (name === 'ref' && failures.length && !warnedAutoReference) {
+        warnedAutoReference = true;
+        platform.warn(`resnet-ts: backend 'auto' runs on the slow reference backend, since ${failures.join('; ')}`);
+      }
+      return backend;
     } catch (error) {
       if (error instanceof BackendSettingError) throw error;
       failures.push(`${name}: ${(error as Error).message}`);
@@ -209,7 +221,7 @@ export function withBackend<T>(name: string, work: () => T): T {
 }
 
 function environmentBackend(): string | undefined {
-  return typeof process !== 'undefined' ? process.env?.RESNET_BACKEND || undefined : undefined;
+  return platform.env('RESNET_BACKEND') || undefined;
 }
 
 export function getBackend(): Backend {

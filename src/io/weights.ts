@@ -1,7 +1,8 @@
 // Loads a state dict from a weight file of any supported format, chosen by content
-// rather than extension. The only module here that touches the file system, and it does
-// so through a dynamic import, so the byte-level readers stay usable in browsers.
+// rather than extension. loadWeightsFile reads a path through the platform (Node's file
+// system; a browser has none), so the byte-level readers stay usable in browsers.
 
+import { platform } from '#platform';
 import type { Tensor } from '../core/tensor.js';
 import { WeightFileError } from './errors.js';
 import type { ReadOptions } from './elements.js';
@@ -36,12 +37,9 @@ export function readWeights(bytes: Uint8Array, options: ReadOptions = {}): Map<s
 
 /** Reads `path` and returns its state dict; every failure is a WeightFileError naming the path. */
 export async function loadWeightsFile(path: string): Promise<Map<string, Tensor>> {
-  const { readFile } = await import('node:fs/promises');
   let bytes: Uint8Array;
   try {
-    const buffer = await readFile(path);
-    // A plain Uint8Array over the Buffer's memory, so .slice() copies as everywhere else.
-    bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+    bytes = await platform.readFile(path);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     const reason = code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory' : (error as Error).message;

@@ -10,24 +10,28 @@ import { skipInit } from '../nn/init.js';
 
 export type BuilderOptions = ResNetOptions;
 
+/** A builder's `progress`: stderr on or off (Node), or a callback. */
+type Progress = boolean | ((loaded: number, total: number | undefined) => void);
+
 /** Pretrained weights for a builder, as torchvision's `weights` and `progress` arguments. */
 export interface WeightsOptions {
   /**
    * 'IMAGENET1K_V1', 'IMAGENET1K_V2' or 'DEFAULT' (torchvision's best), a WeightsDescriptor, a
-   * file path or an http(s) URL. Downloads are cached and checked against the SHA-256 prefix
-   * in the file name. With weights the builder returns a Promise.
+   * file path, an http(s) URL, or a file's contents (a File, Blob, ArrayBuffer or Uint8Array).
+   * Downloads are cached (a directory in Node, the Cache Storage in a browser) and checked
+   * against the SHA-256 prefix in the file name. With weights the builder returns a Promise.
    */
   weights?: WeightsSpec | null;
-  /** Download progress on stderr. Default true. */
-  progress?: boolean;
+  /** Download progress: on stderr in Node (default true), or a callback (bytes so far, total if known). */
+  progress?: Progress;
 }
 
 /** Options without weights: the builder returns a model. */
-type PlainOptions = BuilderOptions & { weights?: null; progress?: boolean };
+type PlainOptions = BuilderOptions & { weights?: null; progress?: Progress };
 /** Options with weights: the builder returns a Promise. */
-type PretrainedOptions = BuilderOptions & { weights: WeightsSpec; progress?: boolean };
+type PretrainedOptions = BuilderOptions & { weights: WeightsSpec; progress?: Progress };
 /** Weights that may or may not be there: pass the key, get the union. */
-type MaybePretrainedOptions = BuilderOptions & { weights: WeightsSpec | null | undefined; progress?: boolean };
+type MaybePretrainedOptions = BuilderOptions & { weights: WeightsSpec | null | undefined; progress?: Progress };
 
 /**
  * A builder: a model now, or with `weights` a Promise of one with the weights loaded. The plain
@@ -68,10 +72,10 @@ function withFixedParams(options: BuilderOptions, fixed: FixedParams): BuilderOp
 /** torchvision's _resnet, as the builder of one architecture that `construct` builds. */
 function builder<M extends AnyResNet>(arch: string, construct: (options: BuilderOptions) => M, fixed: FixedParams = {}): Builder<M> {
   // With weights every failure, a bad option included, rejects the returned Promise.
-  const buildPretrained = async (options: BuilderOptions, weights: WeightsSpec, progress?: boolean): Promise<M> => {
+  const buildPretrained = async (options: BuilderOptions, weights: WeightsSpec, progress?: Progress): Promise<M> => {
     options = withFixedParams(options, fixed);
     const source = resolveWeights(arch, weights);
-    if (typeof source !== 'string') {
+    if (typeof source !== 'string' && 'meta' in source) {
       // torchvision's check, and its message, which names the keyword argument.
       options = overwriteNamedParam(options, 'numClasses', source.meta.categories.length, 'num_classes');
       // torchvision's weights were trained on RGB: conv1 takes 3 channels, and no other count.

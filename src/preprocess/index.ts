@@ -1,6 +1,6 @@
 // Image preprocessing for the ResNets: torchvision's ImageClassification preset with PIL's
-// arithmetic. Everything but decode.ts is plain TypeScript for browsers too; decode.ts loads
-// sharp and node:fs only when decodeImage / readImage are called.
+// arithmetic. Plain TypeScript for Node and browsers alike: decoding files is the platform's
+// (sharp in Node, createImageBitmap in a browser), and source.ts takes a page's images.
 
 export { type Pixels, type RgbImage, toRgb, fromImageData, cmykToRgb } from './image.js';
 export { resizeBilinear } from './resize.js';
@@ -17,3 +17,4 @@ export {
   toTensor,
 } from './transforms.js';
 export { ImageFileError, type DecodeOptions, decodeImage, defaultMaxPixels, readImage } from './decode.js';
+export { type ImageSource, imagePixels, preprocessImage } from './source.js';

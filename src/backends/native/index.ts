@@ -4,6 +4,7 @@
 // (outputs are allocated here, uninitialised, and written by C: no copies). Convolution
 // weights are packed once into the micro-kernel's layout and cached per weight tensor.
 
+import { platform } from '#platform';
 import { Tensor } from '../../core/tensor.js';
 import { BackendSettingError, type Backend, type BatchNormGradients, type Conv2dParams, type ConvEpilogue, type Pool2dParams, type ChannelMoments } from '../backend.js';
 import { createReferenceBackend } from '../ref/kernels.js';
@@ -67,28 +68,14 @@ export interface NativeBackend extends Backend {
   isas(): string[];
 }
 
-const ADDON_PATH = '../../../../build/Release/resnet_native.node';
-
 let addon: NativeAddon | null = null;
 let loadError: Error | null = null;
-
-/**
- * Node's require for this file. No static import of node:module, so that bundling the
- * library for a browser (wasm backend) does not break on this file.
- */
-function nodeRequire(): NodeJS.Require {
-  const proc = (globalThis as { process?: NodeJS.Process }).process;
-  if (!proc?.versions?.node) throw new Error('not running in Node.js');
-  if (typeof proc.getBuiltinModule !== 'function') throw new Error('needs Node >= 20.16 (process.getBuiltinModule)');
-  return proc.getBuiltinModule('node:module').createRequire(import.meta.url);
-}
 
 function loadAddon(): NativeAddon {
   if (addon) return addon;
   if (!loadError) {
     try {
-      // dist/src/backends/native/index.js → <package root>/build/Release.
-      addon = nodeRequire()(ADDON_PATH) as NativeAddon;
+      addon = platform.loadNativeAddon() as NativeAddon;
       return addon;
     } catch (error) {
       loadError = error as Error;
@@ -179,7 +166,7 @@ export const FORCED_ISA: Readonly<Record<string, readonly string[]>> = {
  * run is an error, never a silent fallback.
  */
 function defaultIsa(native: NativeAddon): string {
-  const forced = (globalThis as { process?: NodeJS.Process }).process?.env?.RESNET_NATIVE_ISA?.trim();
+  const forced = platform.env('RESNET_NATIVE_ISA')?.trim();
   if (!forced) return native.best;
   const isa = (FORCED_ISA[forced] ?? [forced]).find((name) => name in native.variants);
   if (!isa) {

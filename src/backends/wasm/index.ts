@@ -22,17 +22,19 @@
 // Threads. Every kernel call is split into (tid, nthreads) slices run by the calling thread and
 // the workers. Jobs block the caller in Atomics.wait, which a browser allows only inside a
 // worker: in a browser, run the model in a Web Worker (on the main thread it still works, with
-// the caller spinning instead of sleeping). Browsers also need cross-origin isolation
-// (COOP/COEP headers) for shared memory, and `await initWasmBackend()` before setBackend('wasm').
+// the caller spinning instead of sleeping). Browsers share the memory with workers only on a
+// cross-origin isolated page (COOP/COEP headers); elsewhere the backend runs on one thread and
+// says so once (console.warn).
 
+import { platform } from '#platform';
 import { Tensor } from '../../core/tensor.js';
 import { registerBackend, type Backend, type BatchNormGradients, type ChannelMoments, type Conv2dParams, type ConvEpilogue, type Pool2dParams } from '../backend.js';
 import { createReferenceBackend } from '../ref/kernels.js';
 import { convShapeFields, convShapeOf, matmulFlags, packingKey } from '../kernel-abi.js';
 import { Heap } from './heap.js';
-import { Kernel, RK_RELU, readIsa, type KernelExports } from './kernels.js';
+import { instantiate, Kernel, RK_RELU, readIsa, type KernelExports } from './kernels.js';
 import {
-  compileKernels, compileKernelsSync, createSharedMemory, instantiate, nodeSync, STACK_BYTES,
+  compileKernels, compileKernelsSync, createSharedMemory, STACK_BYTES,
   type CompiledKernels, type WasmBytes, type WasmVariant,
 } from './loader.js';
 import { CONTROL_BYTES, MAX_THREADS, ThreadPool } from './threads.js';
@@ -80,15 +82,20 @@ interface Packed {
   scale: Float64Array | null;
 }
 
-function warn(message: string): void {
-  if (typeof process !== 'undefined' && typeof process.emitWarning === 'function') process.emitWarning(message);
-  else console.warn(message);
-}
+let warnedSingleThread = false;
 
-function defaultThreads(): number {
-  const node = nodeSync();
-  if (node) return node.os.availableParallelism();
-  return (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
+/**
+ * The threads a backend asked for `requested` may have: one where the platform cannot share the
+ * memory with workers (a page that is not cross-origin isolated), said once per page.
+ */
+function availableThreads(requested: number): number {
+  const reason = platform.threadsUnavailableReason();
+  if (reason === null || requested <= 1) return requested;
+  if (!warnedSingleThread) {
+    warnedSingleThread = true;
+    platform.warn(`resnet-ts wasm backend: running on 1 thread instead of ${requested}: ${reason}`);
+  }
+  return 1;
 }
 
 export class WasmBackend implements Backend {
@@ -137,11 +144,11 @@ export class WasmBackend implements Backend {
     this.#weightCacheBytes = options.weightCacheBytes ?? 2 ** 30;
     this.#shapeAddress = this.#heap.alloc(CONV_SHAPE_FIELDS * 4);
     this.#shape = this.#heap.i32(this.#shapeAddress, CONV_SHAPE_FIELDS);
-    const threads = Math.max(1, Math.min(MAX_THREADS, Math.floor(options.threads ?? defaultThreads())));
+    const threads = availableThreads(Math.max(1, Math.min(MAX_THREADS, Math.floor(options.threads ?? platform.cores()))));
     const control = this.#heap.alloc(CONTROL_BYTES);
     this.#heap.i32(control, CONTROL_BYTES / 4).fill(0);
     const stacks = Array.from({ length: threads - 1 }, () => this.#heap.alloc(STACK_BYTES) + STACK_BYTES);
-    this.#pool = new ThreadPool(compiled.module, memory, control, this.#kernels, stacks);
+    this.#pool = new ThreadPool(compiled.module, memory, control, this.#kernels, stacks, platform.spawnWasmThread, platform.mayBlock());
     this.#threads = threads;
     this.#splitSmallOps = options.splitSmallOps ?? false;
   }
@@ -478,7 +485,7 @@ export class WasmBackend implements Backend {
     if (this.#residentBytes + view.byteLength > this.#residentLimitBytes) {
       if (!this.#warnedOverLimit && this.#residentLimitBytes > 0) {
         this.#warnedOverLimit = true;
-        warn(
+        platform.warn(
           `resnet-ts wasm backend: ${(this.#residentLimitBytes / 2 ** 20).toFixed(0)} MiB of outputs are still held in wasm memory ` +
             '(they are freed only after the garbage collector has collected them and the event loop turns); ' +
             'outputs are copied out until then, which is slower. See residentLimitBytes.',

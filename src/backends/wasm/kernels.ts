@@ -134,3 +134,15 @@ export function readIsa(k: KernelExports, memory: WebAssembly.Memory): string {
   // TextDecoder refuses views of shared memory, hence the copy.
   return new TextDecoder().decode(bytes.slice(start, end));
 }
+
+/**
+ * Instantiates the kernels on the shared memory. The module's start function initialises its
+ * data once for all instances. Every instance starts on the linker's stack; give all but the
+ * first its own (`stackTop`, the high end: the stack grows down).
+ */
+export function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory, stackTop?: number): KernelExports {
+  const instance = new WebAssembly.Instance(module, { env: { memory } });
+  const exports = instance.exports as unknown as KernelExports;
+  if (stackTop !== undefined) exports.__stack_pointer.value = stackTop;
+  return exports;
+}

@@ -5,12 +5,14 @@
 // caller never waits for a worker that is slow to wake, still starting, or missing. The pool
 // knows nothing about ops: a job is a kernel index and its int32 arguments (kernels.ts).
 //
-// The worker boundary is the message union below, handled in one switch on each side, with
-// one adapter over Node's worker_threads and the browser's Web Workers. Messages only start
-// workers; jobs never travel as messages (a worker blocks in Atomics.wait between jobs).
+// The worker boundary is the message union below, handled in one switch on each side; the
+// platform starts the threads (Node's worker_threads, or Web Workers) and the pool is handed
+// its spawner, so that this module stays free of platform code (a browser's worker bundle
+// holds it). Messages only start workers; jobs never travel as messages (a worker blocks in
+// Atomics.wait between jobs).
 
+import type { ThreadPort } from '../../platform/types.js';
 import { callKernel, MAX_KERNEL_ARGS, type KernelExports } from './kernels.js';
-import { isNode, nodeSync, type NodeApi } from './loader.js';
 
 /** main → worker */
 export type ToWorker = {
@@ -103,47 +105,12 @@ export function workerLoop(memory: WebAssembly.Memory, address: number, kernels:
   }
 }
 
-/** What the pool needs of a thread, in Node or a browser. */
-interface ThreadPort {
-  post(message: ToWorker): void;
-  /** Whether the thread keeps a Node process alive: only while someone awaits it. */
-  keepAlive(on: boolean): void;
-  terminate(): void;
-}
-
-const workerUrl = new URL('./worker.js', import.meta.url);
-
-/** The one adapter: a worker_threads Worker in Node (unref'd), a module Web Worker elsewhere. */
-function spawnThread(node: NodeApi | null, onMessage: (message: FromWorker) => void): ThreadPort {
-  if (node) {
-    const worker = new node.workerThreads.Worker(workerUrl);
-    worker.on('message', onMessage);
-    worker.on('error', (error: Error) => onMessage({ type: 'failed', message: error.message }));
-    // Idle workers must not keep the process alive (unref after adding listeners, which ref).
-    worker.unref();
-    return {
-      post: (message) => worker.postMessage(message),
-      keepAlive: (on) => (on ? worker.ref() : worker.unref()),
-      terminate: () => void worker.terminate(),
-    };
-  }
-  const worker = new Worker(workerUrl, { type: 'module' });
-  worker.onmessage = (event: MessageEvent<FromWorker>) => onMessage(event.data);
-  worker.onerror = (event: ErrorEvent) => onMessage({ type: 'failed', message: event.message });
-  return { post: (message) => worker.postMessage(message), keepAlive: () => {}, terminate: () => worker.terminate() };
-}
-
-/** Whether this thread may block in Atomics.wait (not a browser's main thread). */
-function canBlock(): boolean {
-  return isNode || typeof (globalThis as { document?: unknown }).document === 'undefined';
-}
-
 export class ThreadPool {
   readonly #control: Int32Array;
   readonly #args: Int32Array;
   readonly #kernels: KernelExports;
   readonly #threads: ThreadPort[] = [];
-  readonly #canBlock = canBlock();
+  readonly #canBlock: boolean;
   #generation = 0;
   #ready = 0;
   #failure: string | null = null;
@@ -151,14 +118,21 @@ export class ThreadPool {
 
   /**
    * `control` is a CONTROL_BYTES block of `memory` (zeroed); `stacks` has one stack top per
-   * worker, so the pool has stacks.length + 1 threads, the calling one included.
+   * worker, so the pool has stacks.length + 1 threads, the calling one included. `spawn` starts
+   * a thread running worker.ts; `canBlock` says whether the calling thread may Atomics.wait.
    */
-  constructor(module: WebAssembly.Module, memory: WebAssembly.Memory, control: number, kernels: KernelExports, stacks: number[]) {
+  constructor(
+    module: WebAssembly.Module, memory: WebAssembly.Memory, control: number, kernels: KernelExports, stacks: number[],
+    spawn: (onMessage: (message: unknown) => void, onError: (message: string) => void) => ThreadPort, canBlock: boolean,
+  ) {
     ({ control: this.#control, args: this.#args } = controlViews(memory, control));
     this.#kernels = kernels;
-    const node = nodeSync();
+    this.#canBlock = canBlock;
     for (const [i, stackTop] of stacks.entries()) {
-      const thread = spawnThread(node, (message) => this.#onMessage(message));
+      const thread = spawn(
+        (message) => this.#onMessage(message as FromWorker),
+        (message) => this.#onMessage({ type: 'failed', message }),
+      );
       thread.post({ type: 'start', module, memory, control, index: i + 1, stackTop });
       this.#threads.push(thread);
     }

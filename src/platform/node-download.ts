@@ -2,17 +2,15 @@
 // checked against the SHA-256 prefix in the file name, with progress on stderr. Beyond torch.hub:
 // a broken transfer resumes from `<file>.partial` with an HTTP Range request, network errors and
 // 5xx responses are retried with backoff, and only a verified file is ever renamed to its final
-// name. Node only: the browser-safe modules reach it through a dynamic import.
+// name. Node only: platform/node.ts reaches it through a dynamic import.
 
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
-import type { Tensor } from '../core/tensor.js';
-import { loadWeightsFile } from '../io/weights.js';
-import { fileNameOf, sha256PrefixOf } from './descriptor.js';
-import { DownloadError } from './errors.js';
+import { DownloadError } from '../core/errors.js';
+import { readResponseBody } from './response-body.js';
 
 /** resnet-ts's cache root: $RESNET_TS_HOME, else $XDG_CACHE_HOME/resnet-ts, else ~/.cache/resnet-ts. */
 export function resnetHome(): string {
@@ -26,8 +24,8 @@ export function checkpointDir(): string {
 }
 
 export interface DownloadOptions {
-  /** Progress on stderr: a bar on a terminal, a few lines otherwise. Default true. */
-  progress?: boolean;
+  /** Progress on stderr (a bar on a terminal, a few lines otherwise; default true), or a callback instead. */
+  progress?: boolean | ((loaded: number, total: number | undefined) => void);
   /** First hex digits the file's SHA-256 must start with; undefined or '' checks nothing. */
   sha256Prefix?: string;
   /** Failed attempts in a row, none of which received data, before giving up. Default 5. */
@@ -39,15 +37,13 @@ export interface DownloadOptions {
 export interface CacheOptions extends DownloadOptions {
   /** Default: checkpointDir(). */
   modelDir?: string;
-  /** Name in the cache; default: the URL's last path segment. */
-  fileName?: string;
-  /** Check the SHA-256 prefix that the file name carries (torch.hub's check_hash). Default true. */
-  checkHash?: boolean;
+  /** Name in the cache. */
+  fileName: string;
 }
 
 /** The file under its final name in the cache, downloading it first if it is not there yet. */
-export async function downloadToCache(url: string, options: CacheOptions = {}): Promise<string> {
-  const fileName = options.fileName ?? fileNameOf(url);
+export async function downloadToCache(url: string, options: CacheOptions): Promise<string> {
+  const { fileName, sha256Prefix } = options;
   if (basename(fileName) !== fileName || fileName === '.' || fileName === '..') {
     throw new RangeError(`file name '${fileName}' must not contain a directory`);
   }
@@ -55,15 +51,9 @@ export async function downloadToCache(url: string, options: CacheOptions = {}): 
   const cached = join(dir, fileName);
   if (await isFile(cached)) return cached; // only verified files are ever given this name
   await mkdir(dir, { recursive: true });
-  const sha256Prefix = options.checkHash === false ? undefined : (options.sha256Prefix ?? sha256PrefixOf(fileName));
-  if (options.progress ?? true) process.stderr.write(`Downloading: "${url}" to ${cached}\n`);
+  if ((options.progress ?? true) === true) process.stderr.write(`Downloading: "${url}" to ${cached}\n`);
   await downloadUrlToFile(url, cached, { ...options, sha256Prefix });
   return cached;
-}
-
-/** torch.hub.load_state_dict_from_url: the state dict in the (cached) file at `url`. */
-export async function loadStateDictFromUrl(url: string, options: CacheOptions = {}): Promise<Map<string, Tensor>> {
-  return loadWeightsFile(await downloadToCache(url, options));
 }
 
 /** What has been received so far: the bytes in `<dst>.partial` and their running hash. */
@@ -176,20 +166,13 @@ async function fetchInto(url: string, partial: string, received: Received, progr
   progress.start(received.size, total);
   const file = await open(partial, append ? 'a' : 'w');
   try {
-    const reader = response.body!.getReader();
-    for (;;) {
-      let chunk: ReadableStreamReadResult<Uint8Array>;
-      try {
-        chunk = await reader.read();
-      } catch (error) {
-        throw new DownloadError(`download of ${url} broke off after ${received.size} bytes: ${networkReason(error)}`, true, { cause: error });
-      }
-      if (chunk.done) break;
-      await file.write(chunk.value);
-      received.hash.update(chunk.value);
-      received.size += chunk.value.length;
+    const onChunk = async (chunk: Uint8Array): Promise<void> => {
+      await file.write(chunk);
+      received.hash.update(chunk);
+      received.size += chunk.length;
       progress.update(received.size);
-    }
+    };
+    await readResponseBody(url, response, onChunk, () => received.size, networkReason);
   } finally {
     await file.close();
   }
@@ -252,9 +235,21 @@ interface Progress {
 const MiB = 1024 * 1024;
 
 /** A cli-progress bar on a terminal; otherwise a line at each quarter of the file. */
-async function createProgress(enabled: boolean, label: string): Promise<Progress> {
+async function createProgress(enabled: DownloadOptions['progress'], label: string): Promise<Progress> {
   const stderr = process.stderr;
   if (!enabled) return { start() {}, update() {}, message() {}, stop() {} };
+  if (typeof enabled === 'function') {
+    let total: number | undefined;
+    return {
+      start(done, size) {
+        total = size;
+        enabled(done, total);
+      },
+      update: (done) => enabled(done, total),
+      message() {},
+      stop() {},
+    };
+  }
   if (!stderr.isTTY) {
     let total: number | undefined;
     let quarter = 0;

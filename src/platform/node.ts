@@ -1,0 +1,91 @@
+// The Node.js platform (see types.ts): the package's files on disk, worker_threads, sharp, and a
+// download cache in a directory. The only module of src/ outside the CLI that imports Node's
+// built-ins; a browser bundle takes browser.ts instead ('#platform' in package.json).
+
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
+import { Worker } from 'node:worker_threads';
+import { WeightFileError } from '../core/errors.js';
+import type { Platform, ThreadPort, WasmBytes, WasmVariant } from './types.js';
+
+const WASM_FILES: Record<WasmVariant, string> = { relaxed: 'kernels.wasm', simd: 'kernels-simd.wasm' };
+
+/** Where the .wasm files ship: <package>/wasm/, three levels above dist/src/platform/. */
+function wasmUrl(variant: WasmVariant): URL {
+  return new URL(`../../../wasm/${WASM_FILES[variant]}`, import.meta.url);
+}
+
+/** The worker script of the wasm backend's thread pool (a Web Worker script), and what runs it in a worker_threads Worker. */
+const wasmWorkerUrl = new URL('../backends/wasm/worker.js', import.meta.url);
+const nodeThreadUrl = new URL('./node-thread.js', import.meta.url);
+
+let relaxedSimdFlagSet = false;
+
+export const platform: Platform = {
+  name: 'node',
+
+  warn: (message) => process.emitWarning(message),
+
+  env: (name) => process.env[name],
+
+  cores: () => availableParallelism(),
+
+  threadsUnavailableReason: () => null,
+
+  mayBlock: () => true,
+
+  wasmBytesSync: (variant) => readFileSync(wasmUrl(variant)) as WasmBytes,
+
+  wasmBytes: async (variant) => (await readFile(wasmUrl(variant))) as WasmBytes,
+
+  enableRelaxedSimd() {
+    if (relaxedSimdFlagSet) return false;
+    relaxedSimdFlagSet = true;
+    setFlagsFromString('--experimental-wasm-relaxed-simd');
+    return true;
+  },
+
+  spawnWasmThread(onMessage, onError): ThreadPort {
+    const worker = new Worker(nodeThreadUrl, { workerData: { script: wasmWorkerUrl.href } });
+    worker.on('message', onMessage);
+    worker.on('error', (error: Error) => onError(error.message));
+    // Idle workers must not keep the process alive (unref after adding listeners, which ref).
+    worker.unref();
+    return {
+      post: (message) => worker.postMessage(message),
+      keepAlive: (on) => (on ? worker.ref() : worker.unref()),
+      terminate: () => void worker.terminate(),
+    };
+  },
+
+  // dist/src/platform/node.js → <package root>/build/Release.
+  loadNativeAddon: () => createRequire(import.meta.url)('../../../build/Release/resnet_native.node'),
+
+  readFile: async (path) => {
+    const buffer = await readFile(path);
+    // A plain Uint8Array over the Buffer's memory, so .slice() copies as everywhere else.
+    return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  },
+
+  async decodeImage(bytes, format, maxPixels) {
+    const { decodeWithSharp } = await import('./node-decode.js');
+    return decodeWithSharp(bytes, format, maxPixels);
+  },
+
+  async downloadToCache(url, options) {
+    const { downloadToCache } = await import('./node-download.js');
+    return downloadToCache(url, options);
+  },
+
+  async downloadWeights(url, options) {
+    const path = await platform.downloadToCache(url, options);
+    try {
+      return await platform.readFile(path);
+    } catch (error) {
+      throw new WeightFileError(`${path}: ${(error as Error).message}`, { cause: error });
+    }
+  },
+};

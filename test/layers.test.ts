@@ -27,8 +27,10 @@ const ALLOWED: Record<string, string[]> = {
   weights: ['core', 'platform', 'io', 'preprocess'],
   data: ['core', 'platform', 'io', 'preprocess'],
   models: ['core', 'backends', 'ops', 'plan', 'nn', 'io', 'weights', 'preprocess'],
-  tools: ['core', 'backends', 'ops', 'plan', 'nn', 'io', 'weights', 'preprocess', 'models'],
-  cli: ['core', 'backends', 'ops', 'plan', 'nn', 'io', 'weights', 'preprocess', 'data', 'models', 'tools'],
+  optim: ['core', 'nn'],
+  tools: ['core', 'backends', 'ops', 'plan', 'nn', 'optim', 'io', 'weights', 'preprocess', 'models'],
+  train: ['core', 'platform', 'backends', 'ops', 'plan', 'nn', 'optim', 'io', 'weights', 'preprocess', 'data', 'models', 'tools'],
+  cli: ['core', 'platform', 'backends', 'ops', 'plan', 'nn', 'optim', 'io', 'weights', 'preprocess', 'data', 'models', 'tools', 'train'],
   web: ['core', 'backends', 'ops', 'plan', 'nn', 'io', 'weights', 'preprocess', 'data', 'models', 'tools'],
 };
 

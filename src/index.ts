@@ -1,10 +1,13 @@
-// The public API of resnet-ts: tensors, the ResNet family and its registry, layers, and backends.
+// The public API of resnet-ts: tensors, the ResNet family and its registry, layers, backends,
+// autograd and optimizers.
 
 export { Tensor, numel, shapesEqual, type DType, type Shape } from './core/tensor.js';
 export { Generator, manualSeed } from './core/rng.js';
 export { getBackend, setBackend, listBackends, type Backend } from './backends/index.js';
 export * as F from './ops/functional.js';
 export { ShapeError } from './ops/functional.js';
+export { noGrad, enableGrad, isGradEnabled, setGradEnabled } from './ops/autograd.js';
+export * as optim from './optim/index.js';
 export { Module, StateDictError, type StateDict, type LoadStateDictResult } from './nn/module.js';
 export * from './nn/layers.js';
 export * as init from './nn/init.js';

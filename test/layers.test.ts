@@ -1,5 +1,5 @@
 // Keeps the layering of src/ visible and enforced: each folder imports only from the folders
-// below it (core → backends → ops → plan → nn → models → tools → cli), never upwards.
+// below it (core → backends → ops → plan → nn → optim → models → tools → cli), never upwards.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,13 +18,14 @@ const ALLOWED: Record<string, string[]> = {
   ops: ['core', 'backends'],
   plan: ['core', 'backends', 'ops'],
   nn: ['core', 'backends', 'ops', 'plan'],
+  optim: ['core', 'backends', 'ops', 'plan', 'nn'],
   io: ['core'],
   preprocess: ['core', 'io'],
   weights: ['core', 'io', 'preprocess'],
   models: ['core', 'backends', 'ops', 'plan', 'nn', 'io', 'weights', 'preprocess'],
-  tools: ['core', 'backends', 'ops', 'plan', 'nn', 'io', 'weights', 'preprocess', 'models'],
-  cli: ['core', 'backends', 'ops', 'plan', 'nn', 'io', 'weights', 'preprocess', 'models', 'tools'],
-  web: ['core', 'backends', 'ops', 'plan', 'nn', 'io', 'weights', 'preprocess', 'models', 'tools'],
+  tools: ['core', 'backends', 'ops', 'plan', 'nn', 'optim', 'io', 'weights', 'preprocess', 'models'],
+  cli: ['core', 'backends', 'ops', 'plan', 'nn', 'optim', 'io', 'weights', 'preprocess', 'models', 'tools'],
+  web: ['core', 'backends', 'ops', 'plan', 'nn', 'optim', 'io', 'weights', 'preprocess', 'models', 'tools'],
 };
 
 const src = join(repoRoot, 'src');

@@ -1,4 +1,4 @@
-// Training as a user runs it (src/train, `resnet train/eval`, `bench --train`): a run on a
+// Training runs as a user starts them (src/train, `resnet train/eval`, `bench --train`): a run on a
 // small image folder made here writes its files (weights torch loads with weights_only=True,
 // resume state, log, plot), a resumed run gives the losses of an uninterrupted one exactly,
 // fine-tuning swaps fc and a frozen backbone stays as loaded, eval reports accuracy/loss, and

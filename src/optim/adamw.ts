@@ -2,7 +2,8 @@
 // 1.13's single-tensor path): the weight shrinks by lr·weightDecay, then the first and second
 // moments update, and the step divides the bias-corrected first moment by the root of the
 // bias-corrected second (its running maximum with amsgrad) plus eps. Per-element arithmetic
-// in float32 as torch's kernels; the bias corrections in float64 as torch's Python does.
+// in float32 as torch's kernels (scalars rounded to float32 first, as they pass them); the bias
+// corrections in float64 as torch's Python does.
 
 import { Tensor } from '../core/tensor.js';
 import { Optimizer, withGradients, type GroupOptions, type ParamsInput, type ParamGroup } from './optimizer.js';
@@ -52,6 +53,8 @@ export class AdamW extends Optimizer<AdamWOptions> {
         const eps = f32(group.eps);
         const keep1 = f32(1 - beta1);
         const keep2 = f32(1 - beta2);
+        const decay1 = f32(beta1);
+        const decay2 = f32(beta2);
         const w = param.f32;
         const m = state.exp_avg.f32;
         const v = state.exp_avg_sq.f32;
@@ -59,8 +62,8 @@ export class AdamW extends Optimizer<AdamWOptions> {
         for (let i = 0; i < w.length; i++) {
           const g = maximize ? -grad[i] : grad[i];
           w[i] = w[i] * decay;
-          m[i] = f32(m[i] * beta1) + keep1 * g;
-          v[i] = f32(v[i] * beta2) + f32(keep2 * g) * g;
+          m[i] = f32(m[i] * decay1) + keep1 * g;
+          v[i] = f32(v[i] * decay2) + f32(keep2 * g) * g;
           let second = v[i];
           if (vMax) second = vMax[i] = Math.max(vMax[i], v[i]);
           const denom = f32(f32(Math.sqrt(second)) / biasCorrection2Sqrt) + eps;

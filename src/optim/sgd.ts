@@ -31,7 +31,8 @@ export class SGD extends Optimizer<SGDOptions> {
 
   step(): void {
     for (const group of this.paramGroups) {
-      const { momentum, nesterov, maximize } = group;
+      const { nesterov, maximize } = group;
+      const momentum = f32(group.momentum);
       const weightDecay = f32(group.weightDecay);
       const keep = f32(1 - group.dampening);
       const lr = f32(group.lr);
@@ -55,7 +56,7 @@ export class SGD extends Optimizer<SGDOptions> {
           if (weightDecay !== 0) d = f32(d + weightDecay * w[i]);
           if (buffer) {
             buffer[i] = first ? d : f32(f32(buffer[i] * momentum) + keep * d);
-            d = nesterov ? f32(d + f32(momentum) * buffer[i]) : buffer[i];
+            d = nesterov ? f32(d + momentum * buffer[i]) : buffer[i];
           }
           w[i] = w[i] - lr * d;
         }

@@ -1,6 +1,7 @@
 // One test body for every backward kernel on every fast backend (native AVX-512F, AVX2+FMA and
 // portable builds, wasm relaxed SIMD and SIMD128, each on 1 and 2 threads) against the reference
-// backward kernels, on the named edge cases of test/helpers/kernel-cases.ts (the forward's
+// backward kernels (the input gradient both ways: as a convolution where the stride is 1, and on
+// its GEMM + col2im kernel), on the named edge cases of test/helpers/kernel-cases.ts (the forward's
 // convolutions and the backward GEMMs' block boundaries) and seeded random geometries.
 // Tolerances: max|fast - ref| <= 1e-5 * max|ref| per gradient (both sum in float32 over
 // different blockings; the reference's sums of one image's pixels run in float64); max pooling
@@ -21,6 +22,9 @@ import {
 
 const REL_TOL = 1e-5;
 const { runnable, unrunnable } = fastBackends();
+// The same builds with every input gradient on the backward GEMM + col2im kernel (by default a
+// stride-1 one runs as a convolution on the forward kernels).
+const gemmInputGradient = fastBackends({ inputGradientByConvolution: false }).runnable.map((f) => ({ ...f, tag: `${f.tag} (GEMM input gradient)` }));
 
 for (const { tag, why } of unrunnable) test(`backward kernels on ${tag}`, { skip: why }, () => {});
 
@@ -42,7 +46,7 @@ function checkConvBackward(rng: Generator, c: ConvCase): void {
   const dy = random(rng, [c.x[0], c.w[0], outH, outW]);
   const dx = ref.conv2dBackwardInput(dy, weight, p, c.x[2], c.x[3]);
   const dw = ref.conv2dBackwardWeight(x, dy, p, c.w[1], c.w[2]);
-  for (const fast of runnable) {
+  for (const fast of [...runnable, ...gemmInputGradient]) {
     const what = `${fast.tag}: ${c.name} [${c.x}] w[${c.w}]`;
     fast.use((b) => {
       assertCloseToReference(own(b, 'conv2dBackwardInput', fast.tag)(dy, weight, p, c.x[2], c.x[3]), dx, REL_TOL, `${what} input gradient`);
@@ -146,5 +150,24 @@ test('matmul with every transpose, every fast backend', () => {
         }
       }
     }
+  }
+});
+
+test('input gradient as a convolution: a weight written in place is flipped (and packed) again', () => {
+  const rng = new Generator(16);
+  const p = { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 2 } as const;
+  const weight = random(rng, [6, 2, 3, 3]);
+  const dy = random(rng, [2, 6, 5, 5]);
+  for (const fast of runnable) {
+    fast.use((b) => {
+      const backward = own(b, 'conv2dBackwardInput', fast.tag);
+      assertCloseToReference(backward(dy, weight, p, 5, 5), ref.conv2dBackwardInput(dy, weight, p, 5, 5), REL_TOL, `${fast.tag}: first weight`);
+      weight.fill_(0.25);
+      assertCloseToReference(backward(dy, weight, p, 5, 5), ref.conv2dBackwardInput(dy, weight, p, 5, 5), REL_TOL, `${fast.tag}: after fill_`);
+      weight.f32[5] = -2;
+      weight.bumpVersion();
+      assertCloseToReference(backward(dy, weight, p, 5, 5), ref.conv2dBackwardInput(dy, weight, p, 5, 5), REL_TOL, `${fast.tag}: after bumpVersion`);
+      weight.copy_(random(rng, weight.shape));
+    });
   }
 });

@@ -8,17 +8,24 @@ static void channel_sum_pair(const float *x, const float *x2, double mean, int32
                              int32_t plane, int32_t c, double *sum, double *sum_centered) {
   double s[SUM_LANES] = {0}, sc[SUM_LANES] = {0};
   for (int32_t n = 0; n < batch; n++) {
-    const float *xp = x + ((size_t)n * channels + c) * plane;
-    const float *x2p = x2 ? x2 + ((size_t)n * channels + c) * plane : 0;
+    const float *restrict xp = x + ((size_t)n * channels + c) * plane;
     int32_t i = 0;
-    for (; i + SUM_LANES <= plane; i += SUM_LANES) {
-      for (int32_t l = 0; l < SUM_LANES; l++) s[l] += xp[i + l];
-      if (x2p)
-        for (int32_t l = 0; l < SUM_LANES; l++) sc[l] += (double)xp[i + l] * ((double)x2p[i + l] - mean);
-    }
-    for (; i < plane; i++) {
-      s[0] += xp[i];
-      if (x2p) sc[0] += (double)xp[i] * ((double)x2p[i] - mean);
+    if (x2) {
+      const float *restrict x2p = x2 + ((size_t)n * channels + c) * plane;
+      for (; i + SUM_LANES <= plane; i += SUM_LANES) {
+        for (int32_t l = 0; l < SUM_LANES; l++) {
+          s[l] += xp[i + l];
+          sc[l] += (double)xp[i + l] * ((double)x2p[i + l] - mean);
+        }
+      }
+      for (; i < plane; i++) {
+        s[0] += xp[i];
+        sc[0] += (double)xp[i] * ((double)x2p[i] - mean);
+      }
+    } else {
+      for (; i + SUM_LANES <= plane; i += SUM_LANES)
+        for (int32_t l = 0; l < SUM_LANES; l++) s[l] += xp[i + l];
+      for (; i < plane; i++) s[0] += xp[i];
     }
   }
   double total = 0.0, total_centered = 0.0;

@@ -42,15 +42,95 @@ static void col2im_add(const rk_conv2d_shape *s, const conv_plan *p, const float
   }
 }
 
-/* Output pixels per chunk: equal chunks of whole NR panels, none over NC. */
+/* Columns per chunk: equal chunks of whole NR panels, none over NC. */
 static int32_t pixel_chunk(int32_t pixels) {
   return ceil_div(ceil_div(pixels, ceil_div(pixels, NC)), NR) * NR;
 }
 
-/* Threads split (image, group, block of input channels) units: each unit's dx planes are
-   written by its thread alone (col2im of a channel's rows lands in that channel's plane),
-   so threads never race however windows overlap. Whole channels per image while there are
-   enough images to share; a small batch also cuts channels, into up to 4 blocks a thread. */
+/* Packs B for the input gradient: rows [0, kc) of dy_g (row stride OH·OW, consecutive images
+   image_stride apart, dyg at the first image of the range), columns [col, col + cols) of the
+   images' pixels laid end to end (column n·OH·OW + p is pixel p of image n), into NR-column
+   panels [panel][k][NR], zero past the last column. */
+static void pack_dy_columns(const float *dyg, size_t image_stride, int32_t out_plane, int32_t kc, int32_t col,
+                            int32_t cols, float *dst) {
+  const size_t panel_step = (size_t)kc * NR;
+  for (int32_t k = 0; k < kc; k++) {
+    float *d = dst + (size_t)k * NR;
+    int32_t lane = 0, c = col;
+    while (lane < cols) {
+      /* A run of one image's row: pixels [q, q + count) to lanes [lane, lane + count). */
+      const int32_t n = c / out_plane, q = c % out_plane;
+      const int32_t count = min_i32(cols - lane, out_plane - q);
+      const float *src = dyg + (size_t)n * image_stride + (size_t)k * out_plane + q;
+      for (int32_t i = 0; i < count;) {
+        const int32_t l = lane + i, run = min_i32(count - i, NR - l % NR);
+        float *dl = d + (size_t)(l / NR) * panel_step + l % NR;
+        for (int32_t j = 0; j < run; j++) dl[j] = src[i + j];
+        i += run;
+      }
+      lane += count, c += count;
+    }
+    for (int32_t l = cols; l < ceil_div(cols, NR) * NR; l++) d[(size_t)(l / NR) * panel_step + l % NR] = 0.0f;
+  }
+}
+
+/* Input channels [c0, c1) of group g, images [n0, n1): see conv2d_backward_input. */
+static void input_gradient_block(const rk_conv2d_shape *s, const conv_plan *p, const float *dy, const float *weight,
+                                 float *dx, int32_t g, int32_t c0, int32_t c1, int32_t n0, int32_t n1, float *scratch) {
+  float *a_block = scratch, *b_block = scratch + GEMM_A_FLOATS, *c_block = b_block + GEMM_B_FLOATS;
+  const int32_t r0 = c0 * p->taps, r1 = c1 * p->taps;
+  const size_t in_image = (size_t)s->in_channels * p->in_plane, out_image = (size_t)s->out_channels * p->out_plane;
+  float *dxg = dx + (size_t)n0 * in_image + (size_t)g * p->group_in * p->in_plane;
+  const float *dyg = dy + (size_t)n0 * out_image + (size_t)g * p->group_out * p->out_plane;
+  const float *wg = weight + (size_t)g * p->group_out * p->k;
+  /* Planes smaller than a chunk: the images' pixels end to end as the GEMM's columns, so that
+     panels are full and each packed A block serves NC columns, not one small plane. */
+  const int32_t flatten = p->out_plane < NC;
+  const int32_t total = (n1 - n0) * p->out_plane, span = flatten ? total : p->out_plane;
+  /* A 1×1 stride-1 unpadded convolution writes W_gᵀ · dy_g straight into dx (one image per
+     chunk); everything else goes through the C block and col2im, onto zeroed planes. */
+  const int32_t straight = p->direct && !flatten;
+  if (!straight)
+    for (int32_t n = 0; n < n1 - n0; n++)
+      for (size_t i = (size_t)c0 * p->in_plane; i < (size_t)c1 * p->in_plane; i++) dxg[(size_t)n * in_image + i] = 0.0f;
+  const int32_t chunk = pixel_chunk(span);
+  for (int32_t base = 0; base < total; base += span) {
+    for (int32_t col = base; col < base + span; col += chunk) {
+      const int32_t nc = min_i32(chunk, base + span - col);
+      for (int32_t mc = r0; mc < r1; mc += MC) {
+        const int32_t rows = min_i32(MC, r1 - mc);
+        for (int32_t kb = 0; kb < p->group_out; kb += KC) {
+          const int32_t kc = min_i32(KC, p->group_out - kb);
+          /* A = W_gᵀ: A(i, k) = w[kb + k][mc + i], MR consecutive floats of a weight row. */
+          pack_a(wg + (size_t)kb * p->k + mc, 1, (size_t)p->k, rows, kc, a_block);
+          /* B = dy_g rows [kb, kb + kc), columns [col, col + nc). */
+          pack_dy_columns(dyg + (size_t)kb * p->out_plane, out_image, p->out_plane, kc, col, nc, b_block);
+          if (straight) {
+            float *c = dxg + (size_t)(col / p->out_plane) * in_image + (size_t)mc * p->in_plane + col % p->out_plane;
+            gemm_packed(rows, nc, kc, a_block, b_block, c, (size_t)p->in_plane, kb > 0);
+          } else {
+            gemm_packed(rows, nc, kc, a_block, b_block, c_block, NC, kb > 0);
+          }
+        }
+        if (straight) continue;
+        /* col2im, image by image of the chunk. */
+        for (int32_t c = col; c < col + nc;) {
+          const int32_t n = c / p->out_plane, q = c % p->out_plane;
+          const int32_t count = min_i32(col + nc - c, p->out_plane - q);
+          col2im_add(s, p, c_block + (c - col), NC, mc, mc + rows, q, count, dxg + (size_t)n * in_image);
+          c += count;
+        }
+      }
+    }
+  }
+}
+
+/* Threads split (group, block of input channels, image) units, images innermost, and take
+   whole runs of them: each unit's dx planes are written by its thread alone (col2im of a
+   channel's rows lands in that channel's plane), so threads never race however windows
+   overlap, and a thread's images of one block share its packed weight panels. Whole channels
+   while there are enough images to share; a small batch also cuts channels, into up to 4
+   blocks a thread. */
 void RK_API(conv2d_backward_input)(const rk_conv2d_shape *s, const float *dy, const float *weight, float *dx,
                                    float *scratch, int32_t tid, int32_t nthreads) {
   const conv_plan p = plan_conv(s);
@@ -58,37 +138,14 @@ void RK_API(conv2d_backward_input)(const rk_conv2d_shape *s, const float *dy, co
   const int32_t blocks = nthreads == 1 ? 1 : (int32_t)min_i32(p.group_in, (int32_t)((4 * (int64_t)nthreads + images - 1) / images));
   int64_t u0, u1;
   split_range(images * blocks, tid, nthreads, 1, &u0, &u1);
-  float *a_block = scratch, *b_block = scratch + GEMM_A_FLOATS, *c_block = b_block + GEMM_B_FLOATS;
-  const int32_t chunk = pixel_chunk(p.out_plane);
-  for (int64_t u = u0; u < u1; u++) {
-    const int32_t image = (int32_t)(u / blocks), block = (int32_t)(u % blocks);
-    const int32_t n = image / s->groups, g = image % s->groups;
+  while (u0 < u1) {
+    /* Units ((g·blocks + block)·batch + n): this thread's images [n0, n1) of one block. */
+    const int64_t run = u0 / s->batch;
+    const int32_t g = (int32_t)(run / blocks), block = (int32_t)(run % blocks), n0 = (int32_t)(u0 % s->batch);
+    const int32_t n1 = (int32_t)(u1 - run * s->batch < s->batch ? u1 - run * s->batch : s->batch);
     const int32_t c0 = (int32_t)((int64_t)p.group_in * block / blocks), c1 = (int32_t)((int64_t)p.group_in * (block + 1) / blocks);
-    if (c0 == c1) continue;
-    const int32_t r0 = c0 * p.taps, r1 = c1 * p.taps;
-    float *dxg = dx + ((size_t)n * s->in_channels + (size_t)g * p.group_in) * p.in_plane;
-    const float *dyg = dy + ((size_t)n * s->out_channels + (size_t)g * p.group_out) * p.out_plane;
-    const float *wg = weight + (size_t)g * p.group_out * p.k;
-    if (!p.direct)
-      for (size_t i = (size_t)c0 * p.in_plane; i < (size_t)c1 * p.in_plane; i++) dxg[i] = 0.0f;
-    for (int32_t pc = 0; pc < p.out_plane; pc += chunk) {
-      const int32_t nc = min_i32(chunk, p.out_plane - pc);
-      for (int32_t mc = r0; mc < r1; mc += MC) {
-        const int32_t rows = min_i32(MC, r1 - mc);
-        for (int32_t kb = 0; kb < p.group_out; kb += KC) {
-          const int32_t kc = min_i32(KC, p.group_out - kb);
-          /* A = W_gᵀ: A(i, k) = w[kb + k][mc + i], MR consecutive floats of a weight row. */
-          pack_a(wg + (size_t)kb * p.k + mc, 1, (size_t)p.k, rows, kc, a_block);
-          /* B = dy_g rows [kb, kb + kc), pixels [pc, pc + nc). */
-          pack_planes(dyg + (size_t)kb * p.out_plane + pc, (size_t)p.out_plane, kc, nc, b_block);
-          if (p.direct)
-            gemm_packed(rows, nc, kc, a_block, b_block, dxg + (size_t)mc * p.in_plane + pc, (size_t)p.in_plane, kb > 0);
-          else
-            gemm_packed(rows, nc, kc, a_block, b_block, c_block, NC, kb > 0);
-        }
-        if (!p.direct) col2im_add(s, &p, c_block, NC, mc, mc + rows, pc, nc, dxg);
-      }
-    }
+    if (c0 < c1) input_gradient_block(s, &p, dy, weight, dx, g, c0, c1, n0, n1, scratch);
+    u0 += n1 - n0;
   }
 }
 

@@ -1,10 +1,15 @@
 /* Part of the kernels translation unit (csrc/kernels.c includes it; never compiled alone): the gradients of max pooling, adaptive average pooling and relu. */
 
+/* Output columns max_pool2d_backward tracks at once (their running maxima live on the stack). */
+#define MAX_POOL_COLUMNS 256
+
 /* dx (N, C, H, W) of max pooling: each dy goes to the input that won its window, found as the
    forward finds it (the first maximum in torch's window order, ky then kx; a NaN wins, and
    the last NaN of a window if several; a window of -inf gives it to its first input inside).
-   Overlapping windows add up. Threads split planes (N·C): windows overlap within a plane
-   only, so each plane's dx is one thread's. */
+   Overlapping windows add up. Like the forward, a row of outputs at a time, one tap at a time
+   across the row (the running maximum and its index per column: selects the compiler
+   vectorises). Threads split planes (N·C): windows overlap within a plane only, so each
+   plane's dx is one thread's. */
 void RK_API(max_pool2d_backward)(const float *x, const float *dy, int32_t batch, int32_t channels, int32_t in_h,
                                  int32_t in_w, int32_t kernel_h, int32_t kernel_w, int32_t stride_h, int32_t stride_w,
                                  int32_t pad_h, int32_t pad_w, int32_t dilation_h, int32_t dilation_w, int32_t out_h,
@@ -12,27 +17,37 @@ void RK_API(max_pool2d_backward)(const float *x, const float *dy, int32_t batch,
   int64_t p0, p1;
   split_range((int64_t)batch * channels, tid, nthreads, 1, &p0, &p1);
   const size_t in_plane = (size_t)in_h * in_w, out_plane = (size_t)out_h * out_w;
+  float best[MAX_POOL_COLUMNS];
+  int32_t winner[MAX_POOL_COLUMNS]; /* index in the plane, -1 before the first tap inside */
   for (int64_t plane = p0; plane < p1; plane++) {
     const float *xp = x + (size_t)plane * in_plane;
     const float *dyp = dy + (size_t)plane * out_plane;
     float *dxp = dx + (size_t)plane * in_plane;
     for (size_t i = 0; i < in_plane; i++) dxp[i] = 0.0f;
     for (int32_t oy = 0; oy < out_h; oy++) {
-      for (int32_t ox = 0; ox < out_w; ox++) {
-        float best = -__builtin_inff();
-        int64_t winner = -1;
+      for (int32_t ox0 = 0; ox0 < out_w; ox0 += MAX_POOL_COLUMNS) {
+        const int32_t columns = min_i32(MAX_POOL_COLUMNS, out_w - ox0);
+        for (int32_t j = 0; j < columns; j++) best[j] = -__builtin_inff(), winner[j] = -1;
         for (int32_t ky = 0; ky < kernel_h; ky++) {
           const int32_t iy = oy * stride_h - pad_h + ky * dilation_h;
           if (iy < 0 || iy >= in_h) continue;
           for (int32_t kx = 0; kx < kernel_w; kx++) {
-            const int32_t ix = ox * stride_w - pad_w + kx * dilation_w;
-            if (ix < 0 || ix >= in_w) continue;
-            const int64_t at = (int64_t)iy * in_w + ix;
-            const float v = xp[at];
-            if (winner < 0 || v > best || v != v) best = v, winner = at;
+            /* Column ox0 + j reads ix = (ox0 + j)·sw + off; inside the input for j in [lo, hi). */
+            const int32_t off = ox0 * stride_w + kx * dilation_w - pad_w;
+            const int32_t lo = min_i32(columns, off >= 0 ? 0 : (-off + stride_w - 1) / stride_w);
+            const int32_t hi = max_i32(lo, min_i32(columns, off > in_w - 1 ? 0 : (in_w - 1 - off) / stride_w + 1));
+            const int32_t base = iy * in_w + off;
+            for (int32_t j = lo; j < hi; j++) {
+              const float v = xp[base + j * stride_w];
+              const int take = (winner[j] < 0) | (v > best[j]) | (v != v);
+              best[j] = take ? v : best[j];
+              winner[j] = take ? base + j * stride_w : winner[j];
+            }
           }
         }
-        if (winner >= 0) dxp[winner] += dyp[(size_t)oy * out_w + ox];
+        const float *dyr = dyp + (size_t)oy * out_w + ox0;
+        for (int32_t j = 0; j < columns; j++)
+          if (winner[j] >= 0) dxp[winner[j]] += dyr[j];
       }
     }
   }

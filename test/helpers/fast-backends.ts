@@ -13,8 +13,13 @@ export interface Fast {
   use<T>(fn: (b: Backend) => T): T;
 }
 
+/** Options every backend of the list is created with (both kinds take them). */
+export interface FastOptions {
+  inputGradientByConvolution?: boolean;
+}
+
 /** The builds this machine runs, and those it cannot with the reason; wasm pools are disposed after the file's tests. */
-export function fastBackends(): { runnable: Fast[]; unrunnable: { tag: string; why: string }[] } {
+export function fastBackends(options: FastOptions = {}): { runnable: Fast[]; unrunnable: { tag: string; why: string }[] } {
   const runnable: Fast[] = [];
   const unrunnable: { tag: string; why: string }[] = [];
   const disposers: (() => void)[] = [];
@@ -29,7 +34,7 @@ export function fastBackends(): { runnable: Fast[]; unrunnable: { tag: string; w
       if (!nativeAvailable()) unrunnable.push({ tag, why: 'native addon not built (node scripts/install-native.js)' });
       else if (!cpuRuns.includes(isa)) unrunnable.push({ tag, why: `this CPU cannot run the ${isa} build (it runs ${cpuRuns.join(', ')}): compiled, not run here` });
       else {
-        const backend = createNativeBackend({ isa, threads });
+        const backend = createNativeBackend({ isa, threads, ...options });
         runnable.push({ tag, use: (fn) => (backend.setThreads(threads), fn(backend)) });
       }
     }
@@ -40,7 +45,7 @@ export function fastBackends(): { runnable: Fast[]; unrunnable: { tag: string; w
       const tag = `wasm ${variant} ×${threads}`;
       try {
         // splitSmallOps: even small ops run on every thread, so the slicing of each is exercised.
-        const backend = createWasmBackend({ variant, threads, splitSmallOps: threads > 1 });
+        const backend = createWasmBackend({ variant, threads, splitSmallOps: threads > 1, ...options });
         disposers.push(() => backend.dispose());
         runnable.push({ tag, use: (fn) => fn(backend) });
       } catch (error) {

@@ -9,6 +9,7 @@ import { Tensor } from '../../core/tensor.js';
 import { BackendSettingError, type Backend, type BatchNormGradients, type Conv2dParams, type ConvEpilogue, type Pool2dParams, type ChannelMoments } from '../backend.js';
 import { createReferenceBackend } from '../ref/kernels.js';
 import { convShapeFields, convShapeOf, matmulFlags, packingKey } from '../kernel-abi.js';
+import { FlippedWeights, inputGradientConv } from '../input-gradient.js';
 
 /** One build of the kernels inside the addon (see csrc/native/addon.c for the argument lists). */
 interface NativeKernels {
@@ -57,6 +58,12 @@ export interface NativeBackendOptions {
   threads?: number;
   /** Which build of the kernels to run ('avx512f', 'avx2-fma', 'scalar'); default: $RESNET_NATIVE_ISA, else the best the CPU supports. */
   isa?: string;
+  /**
+   * Computes a stride-1 convolution's input gradient as a convolution on the forward kernels
+   * (src/backends/input-gradient.ts; default true); false runs the backward GEMM + col2im
+   * kernel for every stride (tests of that kernel).
+   */
+  inputGradientByConvolution?: boolean;
 }
 
 export interface NativeBackend extends Backend {
@@ -190,6 +197,8 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
   // Weight tensor → its packing, for the geometry and layout it was packed for (packingKey), the
   // scale folded in, and the weight's version (a write in place packs it again).
   const packs = new WeakMap<Tensor, Packed>();
+  const flippedWeights = new FlippedWeights();
+  const byConvolution = options.inputGradientByConvolution ?? true;
 
   function packed(weight: Tensor, geometry: Int32Array, scale: Float64Array | null): Float32Array {
     const key = packingKey(geometry, k.conv2dPacking(geometry));
@@ -201,7 +210,7 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
     return data;
   }
 
-  return {
+  const backend: NativeBackend = {
     name: 'native',
     setThreads: (n: number) => native.setThreads(n),
     getThreads: () => native.getThreads(),
@@ -282,6 +291,8 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
     conv2dBackwardInput(dy: Tensor, weight: Tensor, p: Conv2dParams, inH: number, inW: number): Tensor {
       const [batch, , outH, outW] = dy.shape;
       const xShape = [batch, weight.shape[1] * p.groups, inH, inW];
+      const asConv = inputGradientConv(p, weight.shape[2], weight.shape[3]);
+      if (asConv && byConvolution && batch > 0) return backend.conv2d(dy, flippedWeights.get(weight, p.groups), null, asConv, inH, inW);
       const dx = output(batch * xShape[1] * inH * inW);
       if (dx.length > 0) k.conv2dBackwardInput(Int32Array.from(convShapeOf(xShape, weight.shape, p, outH, outW)), dy.f32, weight.f32, dx);
       return new Tensor(dx, xShape);
@@ -346,6 +357,7 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
       return new Tensor(c, [m, n]);
     },
   };
+  return backend;
 }
 
 let shared: NativeBackend | null = null;

@@ -31,6 +31,7 @@ import { Tensor } from '../../core/tensor.js';
 import { registerBackend, type Backend, type BatchNormGradients, type ChannelMoments, type Conv2dParams, type ConvEpilogue, type Pool2dParams } from '../backend.js';
 import { createReferenceBackend } from '../ref/kernels.js';
 import { convShapeFields, convShapeOf, matmulFlags, packingKey } from '../kernel-abi.js';
+import { FlippedWeights, inputGradientConv } from '../input-gradient.js';
 import { Heap } from './heap.js';
 import { instantiate, Kernel, RK_RELU, readIsa, type KernelExports } from './kernels.js';
 import {
@@ -54,6 +55,12 @@ export interface WasmBackendOptions {
   weightCacheBytes?: number;
   /** Split even the smallest call over every thread (tests of the kernels' slicing); default false. */
   splitSmallOps?: boolean;
+  /**
+   * Computes a stride-1 convolution's input gradient as a convolution on the forward kernels
+   * (src/backends/input-gradient.ts; default true); false runs the backward GEMM + col2im
+   * kernel for every stride (tests of that kernel).
+   */
+  inputGradientByConvolution?: boolean;
   /** The .wasm files' bytes, where they cannot be read from the package (bundlers). */
   wasmBytes?: Partial<Record<WasmVariant, WasmBytes>>;
 }
@@ -133,6 +140,8 @@ export class WasmBackend implements Backend {
   });
 
   readonly #reference = createReferenceBackend();
+  readonly #flippedWeights = new FlippedWeights();
+  readonly #inputGradientByConvolution: boolean;
 
   constructor(compiled: CompiledKernels, options: WasmBackendOptions = {}) {
     this.variant = compiled.variant;
@@ -151,6 +160,7 @@ export class WasmBackend implements Backend {
     this.#pool = new ThreadPool(compiled.module, memory, control, this.#kernels, stacks, platform.spawnWasmThread, platform.mayBlock());
     this.#threads = threads;
     this.#splitSmallOps = options.splitSmallOps ?? false;
+    this.#inputGradientByConvolution = options.inputGradientByConvolution ?? true;
   }
 
   /** Threads a kernel call is split over (at most the pool's size, set at creation). */
@@ -312,6 +322,8 @@ export class WasmBackend implements Backend {
     const [, groupChannels, kh, kw] = weight.shape;
     const xShape = [batch, groupChannels * p.groups, inH, inW];
     if (batch === 0) return Tensor.zeros(xShape);
+    const asConv = inputGradientConv(p, kh, kw);
+    if (asConv && this.#inputGradientByConvolution) return this.conv2d(dy, this.#flippedWeights.get(weight, p.groups), null, asConv, inH, inW);
     this.#shape.set(convShapeOf(xShape, weight.shape, p, outH, outW));
     const temporaries: number[] = [];
     const gradient = this.#input(dy, temporaries);

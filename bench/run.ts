@@ -14,6 +14,10 @@
 //                          [--engines onnxruntime-node,...,browser] [--min-time-ms 3000] [--rounds 4]
 //                          [--cold-runs 5] [--native-isa avx512,avx2] [--out BENCHMARKS.md]
 //                          [--quiet-wait-s 20] [--max-time-ms 20000] [--timeout-s 240]
+//                          [--train-cases resnet20:1x28x28:128,...|none] [--train-rounds 2]
+//
+// The training section times whole training steps of resnet-ts and PyTorch (bench/train.ts);
+// with --engines it runs only when the list names 'train'.
 //
 // --native-isa times the native backend once per ISA listed (engines 'resnet-ts/native@<isa>',
 // each worker started with RESNET_NATIVE_ISA=<isa>); without it, native runs what the backend
@@ -34,6 +38,7 @@ import { browserSection, measureInBrowser, type BrowserResult } from './browser.
 import { parseOurs } from './engine_setup.js';
 import { OURS_PREFIX, PEERS, modelFile, packageVersion, referencePath, relativeDifference } from './engines.js';
 import { waitForQuiet } from './system.js';
+import { DEFAULT_TRAIN_CASES, measureTraining, parseTrainCases, trainingSection, type TrainRow } from './train.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const workerPath = fileURLToPath(new URL('./worker.js', import.meta.url));
@@ -61,6 +66,8 @@ const { values: args } = parseArgs({
     'max-time-ms': { type: 'string', default: '20000' }, // fewer runs for engines slower than that
     'timeout-s': { type: 'string', default: '240' }, // a worker still running then is stopped
     out: { type: 'string', default: join(repoRoot, 'BENCHMARKS.md') },
+    'train-cases': { type: 'string' }, // arch:CxHxW:batch,… or none (default: DEFAULT_TRAIN_CASES)
+    'train-rounds': { type: 'string', default: '2' },
   },
 });
 const archs = args.arch.split(',');
@@ -463,6 +470,7 @@ interface Measured {
   rows: Row[];
   references: Row[];
   coldRows: ColdStartRow[];
+  trainRows: TrainRow[];
   /** Peak RSS of a bare `node -e ''`. */
   baselineRssKiB: number;
   exportInfo: Record<string, unknown>;
@@ -475,7 +483,7 @@ interface Measured {
   seconds: number;
 }
 
-function report({ rows, references, coldRows, baselineRssKiB, exportInfo, pytorchSkipped, browser, load, started, seconds }: Measured): string {
+function report({ rows, references, coldRows, trainRows, baselineRssKiB, exportInfo, pytorchSkipped, browser, load, started, seconds }: Measured): string {
   const timed = rows.filter((r) => r.medianMs !== undefined);
   const ours = timed.filter((r) => r.engine.startsWith(OURS_PREFIX));
   const versions = ['onnxruntime-node', 'onnxruntime-web', 'onnxruntime-common', '@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-wasm', 'typescript']
@@ -535,6 +543,7 @@ function report({ rows, references, coldRows, baselineRssKiB, exportInfo, pytorc
   L.push('');
   if (browser) L.push(...browserSection(browser, threads, rounds));
   L.push(...coldStartSection(coldRows, baselineRssKiB));
+  if (trainRows.length) L.push(...trainingSection(trainRows, threads, pytorchSkipped ?? torchMissing()));
   return L.join('\n');
 }
 
@@ -616,13 +625,22 @@ const browser = browserChosen
   ? await measureInBrowser({ repoRoot, modelsDir, archs, threads, input: INPUT, minTimeMs, maxTimeMs, rounds, tolerance: TOLERANCE, timeoutMs: workerTimeoutMs, log })
   : null;
 if (browser?.skipped) log(`browser: skipped: ${browser.skipped}`);
+// Training steps: on by default; with --engines, only when it names 'train'.
+const trainChosen = !args.engines || args.engines.split(',').includes('train');
+const trainCases = trainChosen ? (args['train-cases'] ? parseTrainCases(args['train-cases']) : DEFAULT_TRAIN_CASES) : [];
+const trainRows = trainCases.length
+  ? await measureTraining(trainCases, {
+    threads, backend: 'auto', python: torchMissing() ? null : PYTHON,
+    rounds: Math.max(1, Number(args['train-rounds'])), minTimeMs, timeoutMs: workerTimeoutMs, log,
+  })
+  : [];
 // A bare Node's peak, measured as the cold starts measure theirs.
 const systemUrl = new URL('./system.js', import.meta.url).href;
 const baseline = spawnSync(process.execPath, ['--input-type=module', '-e', `import { peakRssKiB } from '${systemUrl}'; process.stdout.write(String(peakRssKiB()));`], { encoding: 'utf8' });
 load.end = loadavg();
 
 const seconds = (Date.now() - started.getTime()) / 1000;
-writeFileSync(args.out, report({ rows, references, coldRows, baselineRssKiB: Number(baseline.stdout), exportInfo, pytorchSkipped, browser, load, started, seconds }));
-writeFileSync(join(repoRoot, 'bench', 'results.json'), `${JSON.stringify({ started, references, rows, coldRows, browser }, null, 1)}\n`);
+writeFileSync(args.out, report({ rows, references, coldRows, trainRows, baselineRssKiB: Number(baseline.stdout), exportInfo, pytorchSkipped, browser, load, started, seconds }));
+writeFileSync(join(repoRoot, 'bench', 'results.json'), `${JSON.stringify({ started, references, rows, coldRows, browser, trainRows }, null, 1)}\n`);
 log(`wrote ${args.out} and bench/results.json in ${Math.round(seconds)} s`);
 process.exitCode = rows.some((r) => r.error) || coldRows.some((r) => r.error) || browser?.rows.some((r) => r.error) ? 1 : 0;

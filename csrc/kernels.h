@@ -73,6 +73,8 @@ enum { RK_PACKING_GEMM = 1, RK_PACKING_WINOGRAD = 2 };
  *   [floor(i·H/OH), ceil((i+1)·H/OH)).
  * - linear: y (N, O) = x (N, I) · w (O, I)ᵀ + bias (O or NULL).
  * - channel_affine: y[n,c,i] = x[n,c,i] · scale[c] + shift[c] over (N, C, plane).
+ * - channel_moments: mean (C) and biased variance (C) of x (N, C, plane) over (N, plane), in
+ *   float64 (train-mode BatchNorm's batch statistics).
  * - add: y = a + b (n elements); then max(y, 0) if flags & RK_RELU.
  * - relu: y = max(x, 0) (n elements).
  * Backward (training); each writes every element of its outputs (no accumulation):
@@ -120,6 +122,9 @@ enum { RK_PACKING_GEMM = 1, RK_PACKING_WINOGRAD = 2 };
   X(void, channel_affine,                                                                                          \
     (const float *x, const float *scale, const float *shift, int32_t batch, int32_t channels, int32_t plane,       \
      float *y, int32_t tid, int32_t nthreads))                                                                     \
+  X(void, channel_moments,                                                                                         \
+    (const float *x, int32_t batch, int32_t channels, int32_t plane, double *mean, double *variance, int32_t tid,  \
+     int32_t nthreads))                                                                                            \
   X(void, add, (const float *a, const float *b, int64_t n, int32_t flags, float *y, int32_t tid, int32_t nthreads)) \
   X(void, relu, (const float *x, int64_t n, float *y, int32_t tid, int32_t nthreads))                              \
   X(size_t, gemm_scratch_floats, (void))                                                                           \

@@ -12,6 +12,8 @@ export {
 export type { WasmVariant } from './backends/wasm/loader.js';
 export * as F from './ops/functional.js';
 export { ShapeError } from './ops/functional.js';
+export { noGrad, enableGrad, isGradEnabled, setGradEnabled } from './ops/autograd.js';
+export * as optim from './optim/index.js';
 export { Module, StateDictError, type StateDict, type LoadStateDictResult } from './nn/module.js';
 export * from './nn/layers.js';
 export * as init from './nn/init.js';

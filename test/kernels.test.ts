@@ -55,7 +55,7 @@ test('conv2d: 40 seeded random shapes, every fast backend', () => {
   for (const [i, c] of randomConvCases(4242, 40).entries()) checkConv(rng, c, epilogues[i % epilogues.length]);
 });
 
-test('maxPool2d, adaptiveAvgPool2d, linear, channelAffine, add, relu: every fast backend', () => {
+test('maxPool2d, adaptiveAvgPool2d, linear, channelAffine, channelMoments, add, relu: every fast backend', () => {
   const rng = new Generator(7);
   const each = (what: string, op: (b: Backend) => Tensor, tol: number) => {
     const expected = op(ref);
@@ -98,6 +98,16 @@ test('maxPool2d, adaptiveAvgPool2d, linear, channelAffine, add, relu: every fast
     const scale = random(rng, [shape[1]]).f32;
     const shift = random(rng, [shape[1]]).f32;
     each(`channelAffine [${shape}]`, (b) => b.channelAffine(x, scale, shift), REL_TOL);
+    // Batch statistics: float64 two-pass sums on both sides, summed in another order (1e-12).
+    const offset = new Tensor(x.f32.map((v) => v * 0.1 + 3), x.shape); // a mean far from 0 shows cancellation
+    const expectedMoments = ref.channelMoments(offset);
+    for (const fast of runnable) {
+      const m = fast.use((b) => b.channelMoments(offset));
+      for (const [name, got, want] of [['mean', m.mean, expectedMoments.mean], ['variance', m.variance, expectedMoments.variance]] as const) {
+        const scale = Math.max(...want.map(Math.abs));
+        assert.ok(got.every((v, i) => Math.abs(v - want[i]) <= 1e-12 * scale), `${fast.tag}: channelMoments ${name} [${shape}]: ${got} vs ${want}`);
+      }
+    }
     each(`add [${shape}]`, (b) => b.add(x, y), REL_TOL);
     each(`relu [${shape}]`, (b) => b.relu(x), 0);
   }

@@ -1,5 +1,5 @@
 // Keeps the layering of src/ visible and enforced: each folder imports only from the folders
-// below it (core → backends → ops → plan → nn → models → tools → cli), never upwards.
+// below it (core → backends → ops → plan → nn → optim → models → tools → cli), never upwards.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,9 +27,11 @@ const ALLOWED: Record<string, string[]> = {
   weights: ['core', 'platform', 'io', 'preprocess'],
   data: ['core', 'platform', 'io', 'preprocess'],
   models: ['core', 'backends', 'ops', 'plan', 'nn', 'io', 'weights', 'preprocess'],
-  tools: ['core', 'backends', 'ops', 'plan', 'nn', 'io', 'weights', 'preprocess', 'models'],
-  cli: ['core', 'backends', 'ops', 'plan', 'nn', 'io', 'weights', 'preprocess', 'data', 'models', 'tools'],
-  web: ['core', 'backends', 'ops', 'plan', 'nn', 'io', 'weights', 'preprocess', 'data', 'models', 'tools'],
+  optim: ['core', 'backends', 'ops', 'plan', 'nn'],
+  tools: ['core', 'backends', 'ops', 'plan', 'nn', 'optim', 'io', 'weights', 'preprocess', 'models'],
+  train: ['core', 'platform', 'backends', 'ops', 'plan', 'nn', 'optim', 'io', 'weights', 'preprocess', 'data', 'models', 'tools'],
+  cli: ['core', 'platform', 'backends', 'ops', 'plan', 'nn', 'optim', 'io', 'weights', 'preprocess', 'data', 'models', 'tools', 'train'],
+  web: ['core', 'backends', 'ops', 'plan', 'nn', 'optim', 'io', 'weights', 'preprocess', 'data', 'models', 'tools'],
 };
 
 const src = join(repoRoot, 'src');

@@ -133,7 +133,7 @@ for (const c of manifest.cases) {
   test(`eval logits of ${c.fixture} ${JSON.stringify(c.options)} match torch`, async (t) => {
     // The test runner keeps every subtest's function, and with it what the function can reach:
     // the model is dropped at the end, or every case's weights would stay alive to the end.
-    let model: AnyResNet | null = filledModel(() => build(c)).eval();
+    let model: AnyResNet | null = filledModel(() => build(c)).eval().requiresGrad_(false); // frozen: the eval plan runs
     const input = deterministicInput(c.input);
     try {
       for (const backend of BACKENDS) {

@@ -31,7 +31,8 @@ const MODEL_TOL = 1e-4;
 function filled(name: string): AnyResNet {
   const model = getModel(name);
   model.loadStateDict(deterministicStateDict([...model.stateDict()].map(([k, t]) => [k, t.shape] as const)));
-  return model.eval();
+  // Frozen, so that no pass needs an autograd graph: eval mode then runs the plan in any grad mode.
+  return model.eval().requiresGrad_(false);
 }
 
 /** The pass module by module, nothing fused: every module hooked for the duration. */

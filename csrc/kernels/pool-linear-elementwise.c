@@ -117,6 +117,48 @@ void RK_API(linear)(const float *x, const float *w, const float *bias, int32_t b
   }
 }
 
+/* Two passes in float64 as the reference backend's: the mean, then the squared deviations
+   from it (no cancellation), each in 8 independent lanes so that compilers vectorise without
+   reassociating. Threads split channels: a channel's sums are one thread's. */
+#define MOMENT_LANES 8
+void RK_API(channel_moments)(const float *x, int32_t batch, int32_t channels, int32_t plane, double *mean,
+                             double *variance, int32_t tid, int32_t nthreads) {
+  int64_t c0, c1;
+  split_range(channels, tid, nthreads, 1, &c0, &c1);
+  const double count = (double)batch * plane;
+  for (int32_t c = (int32_t)c0; c < (int32_t)c1; c++) {
+    double s[MOMENT_LANES] = {0};
+    for (int32_t n = 0; n < batch; n++) {
+      const float *xp = x + ((size_t)n * channels + c) * plane;
+      int32_t i = 0;
+      for (; i + MOMENT_LANES <= plane; i += MOMENT_LANES)
+        for (int32_t l = 0; l < MOMENT_LANES; l++) s[l] += xp[i + l];
+      for (; i < plane; i++) s[i % MOMENT_LANES] += xp[i];
+    }
+    double sum = 0.0;
+    for (int32_t l = 0; l < MOMENT_LANES; l++) sum += s[l];
+    const double m = sum / count;
+    double q[MOMENT_LANES] = {0};
+    for (int32_t n = 0; n < batch; n++) {
+      const float *xp = x + ((size_t)n * channels + c) * plane;
+      int32_t i = 0;
+      for (; i + MOMENT_LANES <= plane; i += MOMENT_LANES)
+        for (int32_t l = 0; l < MOMENT_LANES; l++) {
+          const double d = xp[i + l] - m;
+          q[l] += d * d;
+        }
+      for (; i < plane; i++) {
+        const double d = xp[i] - m;
+        q[i % MOMENT_LANES] += d * d;
+      }
+    }
+    double squares = 0.0;
+    for (int32_t l = 0; l < MOMENT_LANES; l++) squares += q[l];
+    mean[c] = m;
+    variance[c] = squares / count;
+  }
+}
+
 /* Threads split the flat N·C·plane range in cache lines; any plane size divides evenly. */
 void RK_API(channel_affine)(const float *x, const float *scale, const float *shift, int32_t batch, int32_t channels,
                             int32_t plane, float *y, int32_t tid, int32_t nthreads) {

@@ -630,6 +630,37 @@ static napi_value js_channel_sums(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+typedef struct {
+  const kernel_table *kernels;
+  const float *x;
+  int32_t batch, channels, plane;
+  double *mean, *variance;
+} moments_task;
+
+static void run_channel_moments(void *ctx, int32_t tid, int32_t nthreads, int32_t thread) {
+  (void)thread;
+  const moments_task *t = ctx;
+  t->kernels->channel_moments(t->x, t->batch, t->channels, t->plane, t->mean, t->variance, tid, nthreads);
+}
+
+/* channelMoments(x, batch, channels, plane, mean, variance): mean and variance Float64Arrays of C */
+static napi_value js_channel_moments(napi_env env, napi_callback_info info) {
+  call_info c;
+  norm_task shape;
+  moments_task t;
+  if (!get_call(env, info, 6, &c) || !planes_args(&c, 1, &shape)) return NULL;
+  t.batch = shape.batch;
+  t.channels = shape.channels;
+  t.plane = shape.plane;
+  if (!f32_arg(&c, 0, "x", (size_t)t.batch * t.channels * t.plane, false, (float **)&t.x) ||
+      !typed_arg(env, c.argv[4], napi_float64_array, "mean", (size_t)t.channels, false, (void **)&t.mean) ||
+      !typed_arg(env, c.argv[5], napi_float64_array, "variance", (size_t)t.channels, false, (void **)&t.variance))
+    return NULL;
+  t.kernels = c.kernels;
+  pool_run(&get_state(env)->pool, run_channel_moments, &t, threads_for(env, (int64_t)t.batch * t.channels * t.plane));
+  return undefined(env);
+}
+
 /* batchNormBackward(x, dy, mean, invStd, gamma | null, batch, channels, plane, dx, dgamma, dbeta):
    mean and invStd Float64Arrays of C */
 static napi_value js_batch_norm_backward(napi_env env, napi_callback_info info) {
@@ -775,6 +806,7 @@ static napi_value variant_object(napi_env env, const kernel_table *kernels) {
       {"conv2dBackwardInput", NULL, js_conv2d_backward_input, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
       {"conv2dBackwardWeight", NULL, js_conv2d_backward_weight, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
       {"channelSums", NULL, js_channel_sums, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
+      {"channelMoments", NULL, js_channel_moments, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
       {"batchNormBackward", NULL, js_batch_norm_backward, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
       {"maxPool2dBackward", NULL, js_max_pool2d_backward, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
       {"adaptiveAvgPool2dBackward", NULL, js_adaptive_avg_pool2d_backward, NULL, NULL, NULL, napi_enumerable, (void *)kernels},

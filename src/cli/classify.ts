@@ -3,13 +3,22 @@
 
 import { InvalidArgumentError, type Command } from 'commander';
 import { parsePositiveInt } from './args.js';
-import type { Tensor } from '../core/tensor.js';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { Tensor } from '../core/tensor.js';
+import { Generator } from '../core/rng.js';
+import { readSafetensorsMetadata } from '../io/safetensors.js';
+import type { AnyResNet } from '../models/builders.js';
+import { CenterCrop, Compose, Grayscale, Normalize, Resize, ToTensor, type Transform } from '../data/index.js';
+import { decodeModelMetadata, type ModelMetadata } from '../train/checkpoint.js';
+import { loadTrainedModel } from '../train/trainer.js';
 import { ImageClassification } from '../preprocess/transforms.js';
 import { ImageFileError, readImage } from '../preprocess/decode.js';
 import type { RgbImage } from '../preprocess/image.js';
 import { IMAGENET_CATEGORIES } from '../weights/imagenet.generated.js';
 import { resolveWeights } from '../weights/load.js';
 import { ShapeError } from '../ops/functional.js';
+import { noGrad } from '../ops/autograd.js';
 import { buildModelWithWeights, type ModelCommandContext, type ModelFlags } from './model.js';
 
 interface ClassifyFlags extends ModelFlags {
@@ -44,7 +53,41 @@ export function topK(logits: Tensor, k: number, categories: readonly string[]): 
   return rows;
 }
 
+/**
+ * A model saved by `resnet train` (a .safetensors file with its metadata), with the
+ * preprocessing it was trained with: resize, centre crop, grayscale for one-channel models,
+ * normalisation. Null for any other weights.
+ */
+async function trainedModel(weights: string, context: ModelCommandContext): Promise<{ model: AnyResNet; meta: ModelMetadata; preprocess: (images: RgbImage[]) => Tensor } | null> {
+  if (!weights.endsWith('.safetensors') || !existsSync(weights)) return null;
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(weights);
+  } catch (e) {
+    throw context.error(`cannot read ${weights}: ${(e as Error).message}`, context.exit.file);
+  }
+  const meta = decodeModelMetadata(readSafetensorsMetadata(bytes));
+  if (!meta) return null;
+  const { model } = await loadTrainedModel(weights);
+  const p = meta.preprocess;
+  const steps: Transform<never, unknown>[] = [new Resize(p.resize), new CenterCrop(p.crop)];
+  if (meta.inChannels === 1) steps.push(new Grayscale(1));
+  steps.push(new ToTensor(), new Normalize(p.mean, p.std));
+  const transform = new Compose<RgbImage, Tensor>(steps);
+  const generator = new Generator(0); // the eval transforms draw no random numbers
+  const preprocess = (images: RgbImage[]): Tensor => {
+    const tensors = images.map((image) => transform.apply(image, generator));
+    const [c, h, w] = tensors[0].shape;
+    const batch = new Float32Array(tensors.length * c * h * w);
+    tensors.forEach((t, i) => batch.set(t.f32, i * c * h * w));
+    return new Tensor(batch, [tensors.length, c, h, w]);
+  };
+  return { model, meta, preprocess };
+}
+
 async function classifyCommand(images: string[], opts: ClassifyFlags, context: ModelCommandContext): Promise<void> {
+  const trained = await trainedModel(opts.weights, context);
+  if (trained) return classifyWith(images, opts, trained.meta.arch, trained.model, trained.preprocess, trained.meta.classes, context);
   const arch = context.parseArch(opts.arch);
   let source;
   try {
@@ -62,7 +105,13 @@ async function classifyCommand(images: string[], opts: ClassifyFlags, context: M
     std: transforms?.std,
   });
   const categories = descriptor?.meta.categories ?? (model.fc.outFeatures === IMAGENET_CATEGORIES.length ? IMAGENET_CATEGORIES : []);
+  return classifyWith(images, opts, arch, model, (decoded) => preprocess.forward(decoded), categories, context);
+}
 
+async function classifyWith(
+  images: string[], opts: ClassifyFlags, arch: string, model: AnyResNet, preprocess: (images: RgbImage[]) => Tensor,
+  categories: readonly string[], context: ModelCommandContext,
+): Promise<void> {
   const results: { image: string; predictions: Prediction[] }[] = [];
   for (let start = 0; start < images.length; start += opts.batch) {
     const paths = images.slice(start, start + opts.batch);
@@ -77,7 +126,7 @@ async function classifyCommand(images: string[], opts: ClassifyFlags, context: M
     }
     let logits: Tensor;
     try {
-      logits = model.call(preprocess.forward(decoded));
+      logits = noGrad(() => model.call(preprocess(decoded)));
     } catch (e) {
       if (e instanceof ShapeError) throw context.error(e.message, context.exit.input);
       throw e;
@@ -100,7 +149,7 @@ export function registerClassifyCommand(program: Command, context: ModelCommandC
     .command('classify')
     .description('top-k ImageNet categories with probabilities for each image (JPEG, PNG, WebP), batched')
     .argument('<images...>', 'image files')
-    .option('--arch <arch>', 'architecture', 'resnet50')
+    .option('--arch <arch>', 'architecture (weights written by resnet train say their own)', 'resnet50')
     .option('--weights <file|url|name>', 'torchvision weights name (IMAGENET1K_V1, IMAGENET1K_V2, DEFAULT), .pth/.safetensors file or URL', 'DEFAULT')
     .option('--topk <k>', 'categories per image', parsePositiveInt('--topk'), 5)
     .option('--batch <n>', 'images per forward pass', parsePositiveInt('--batch'), 8)

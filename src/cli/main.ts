@@ -9,6 +9,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { Tensor, shapeToString } from '../core/tensor.js';
 import { AUTO_ORDER, BackendSettingError, listBackends, nativeUnavailableReason, setBackend, type Backend } from '../backends/index.js';
 import { ShapeError } from '../ops/functional.js';
+import { noGrad } from '../ops/autograd.js';
 import { getModel, isModelName, listModels, type BuilderOptions } from '../models/builders.js';
 import { formatSummary, summarize } from '../tools/summary.js';
 import { benchmarkModel, formatProgress, type BenchProgress } from '../tools/bench.js';
@@ -18,6 +19,7 @@ import { registerPreprocessCommand } from './preprocess.js';
 import { registerExportCommand } from './export.js';
 import { registerDiagramCommand } from './diagram.js';
 import { registerClassifyCommand } from './classify.js';
+import { registerTrainCommands } from './train.js';
 import { buildModelWithWeights, type ModelCommandContext, type ModelFlags } from './model.js';
 import { parsePositiveInt } from './args.js';
 
@@ -146,6 +148,25 @@ const MODEL_CONTEXT: ModelCommandContext = {
   buildModel,
 };
 
+/** What `train` and `eval` take besides: the backend option and its selection with a thread count. */
+const TRAIN_CONTEXT = {
+  ...MODEL_CONTEXT,
+  addBackendOption,
+  selectBackend(name: string, threads?: number): void {
+    const backend = selectBackend(name);
+    warnOversubscription(threads);
+    if (threads !== undefined) backend.setThreads(threads);
+  },
+};
+
+/** More threads than cores are accepted (oversubscribing is a fair thing to measure), but rarely what was meant. */
+function warnOversubscription(threads: number | undefined): void {
+  const cores = availableParallelism();
+  if (threads !== undefined && threads > cores) {
+    process.stderr.write(`resnet: warning: --threads ${threads} is more than the ${cores} cores here; threads will share cores\n`);
+  }
+}
+
 async function readInputFile(path: string): Promise<Tensor> {
   let bytes: Uint8Array;
   try {
@@ -190,7 +211,7 @@ async function runCommand(
   const start = performance.now();
   let y: Tensor;
   try {
-    y = model.call(x);
+    y = noGrad(() => model.call(x));
   } catch (e) {
     if (e instanceof ShapeError) throw new CliError(`input '${opts.input}': ${e.message}`, EXIT.input);
     throw e;
@@ -216,14 +237,10 @@ function progressReporter(label: string): (p: BenchProgress) => void {
 
 async function benchCommand(
   arch: string,
-  opts: { batch: number; threads: number; backend: string; input: [number, number, number]; warmup: number; iterations?: number; json?: boolean },
+  opts: { batch: number; threads: number; backend: string; input: [number, number, number]; warmup: number; iterations?: number; json?: boolean; train?: boolean },
 ): Promise<void> {
-  const cores = availableParallelism();
-  if (opts.threads > cores) {
-    // Accepted (oversubscribing is a fair thing to measure), but rarely what was meant.
-    process.stderr.write(`resnet: warning: --threads ${opts.threads} is more than the ${cores} cores here; threads will share cores\n`);
-  }
-  const label = `${arch} batch ${opts.batch} on ${opts.backend}`;
+  warnOversubscription(opts.threads);
+  const label = `${arch} ${opts.train ? 'training step' : 'batch'} ${opts.train ? `batch ${opts.batch}` : opts.batch} on ${opts.backend}`;
   let result;
   try {
     result = await benchmarkModel({
@@ -234,6 +251,7 @@ async function benchCommand(
       input: opts.input,
       warmup: opts.warmup,
       iterations: opts.iterations,
+      train: opts.train,
       onProgress: progressReporter(label),
     });
   } catch (e) {
@@ -249,7 +267,7 @@ async function benchCommand(
   } else {
     const threads = result.threadsSupported ? `${result.threads} thread${result.threads === 1 ? '' : 's'}` : '1 thread, no thread control';
     process.stdout.write(
-      `${arch} batch ${opts.batch} on ${result.backend} (${result.isa ? `${result.isa}, ` : ''}${threads}): median ${result.medianMs.toFixed(1)} ms, min ${result.minMs.toFixed(1)} ms over ${result.iterations} runs, ` +
+      `${arch} ${opts.train ? 'training step, ' : ''}batch ${opts.batch} on ${result.backend} (${result.isa ? `${result.isa}, ` : ''}${threads}): median ${result.medianMs.toFixed(1)} ms, min ${result.minMs.toFixed(1)} ms over ${result.iterations} runs, ` +
         `${result.imagesPerSec.toFixed(2)} images/s, ${result.gflops.toFixed(1)} GFLOP/s\n`,
     );
   }
@@ -294,13 +312,14 @@ export function buildProgram(): Command {
   addBackendOption(
     program
       .command('bench')
-      .description('time eval-mode forward passes (median and min of repeated runs after a warm-up)')
+      .description('time eval-mode forward passes, or training steps with --train (median and min of repeated runs after a warm-up)')
       .argument('<arch>', `architecture: ${listModels().join(', ')}`, parseArch)
       .option('--batch <n>', 'batch size', parsePositiveInt('--batch'), 1)
       .option('--threads <n>', 'threads, for backends that take a thread count', parsePositiveInt('--threads'), availableParallelism())
       .option('--input <CxHxW>', 'input size of one image', parseInputShape, [3, 224, 224] as [number, number, number])
       .option('--warmup <n>', 'untimed runs first', parseNonNegativeInt('--warmup'), 1)
       .option('--iterations <n>', 'timed runs (default: at least 5, until 3 s have passed)', parsePositiveInt('--iterations'))
+      .option('--train', 'time training steps (forward, backward, SGD step in train mode) instead of inference')
       .option('--json', 'print the result as one JSON line, with the ISA the kernels ran (progress stays on stderr)'),
   )
     .addHelpText('after', EXIT_HELP)
@@ -310,6 +329,7 @@ export function buildProgram(): Command {
   registerExportCommand(program, MODEL_CONTEXT);
   registerClassifyCommand(program, MODEL_CONTEXT);
   registerDiagramCommand(program, { ...MODEL_CONTEXT, parseInputShape });
+  registerTrainCommands(program, TRAIN_CONTEXT);
 
   for (const command of program.commands) command.exitOverride();
   return program;

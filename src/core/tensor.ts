@@ -7,6 +7,12 @@
 // running statistics, loadStateDict). Caches derived from a tensor's values (packed weights,
 // BatchNorm folded into a convolution) key on (tensor, version): they know, they do not guess.
 // Code that writes into `tensor.data` itself calls `tensor.bumpVersion()` afterwards.
+//
+// Autograd's part of a tensor lives here too, as torch keeps it on the tensor: `requiresGrad`,
+// the accumulated `grad`, and `gradFn`, the graph node of the op that made it (src/ops/autograd.ts
+// builds and runs the graph; core knows a node only as something with a name). Saved tensors
+// of that graph are checked against their versions, so an in-place write after the forward
+// fails loudly instead of giving wrong gradients.
 
 export type DType = 'float32' | 'int64';
 
@@ -39,6 +45,22 @@ interface VersionCounter {
   stamp: number;
 }
 
+/** A node of the autograd graph (the op that made a tensor), as core sees it; see src/ops/autograd.ts. */
+export interface GradFn {
+  /** torch's name for the node: ConvolutionBackward0, ReluBackward0, … */
+  readonly name: string;
+}
+
+/** How Tensor.backward reaches the autograd engine, which lives above core (src/ops/autograd.ts registers it). */
+export type BackwardEngine = (root: Tensor, gradient: Tensor | undefined, options: { retainGraph?: boolean }) => void;
+
+let backwardEngine: BackwardEngine | null = null;
+
+/** Called once by src/ops/autograd.ts. */
+export function registerBackwardEngine(engine: BackwardEngine): void {
+  backwardEngine = engine;
+}
+
 function checkShape(shape: Shape): void {
   for (const d of shape) {
     if (!Number.isInteger(d) || d < 0) throw new RangeError(`invalid tensor shape ${shapeToString(shape)}`);
@@ -52,6 +74,14 @@ export class Tensor {
   /** A meta tensor has a shape and no data: summaries run the network on these to get shapes for free. */
   readonly isMeta: boolean;
   #version: VersionCounter;
+  #requiresGrad = false;
+  /**
+   * The gradient that backward() accumulated into this leaf (a tensor of this shape), or null.
+   * It accumulates over backward passes until zeroed (Module.zeroGrad, Optimizer.zeroGrad).
+   */
+  grad: Tensor | null = null;
+  /** The op that made this tensor while autograd recorded (null for leaves: inputs, parameters). */
+  gradFn: GradFn | null = null;
 
   constructor(data: TensorData, shape: Shape, meta = false) {
     checkShape(shape);
@@ -85,6 +115,51 @@ export class Tensor {
     return this;
   }
 
+  /** Whether gradients flow to this tensor: a leaf marked with requiresGrad_(), or the output of a recorded op. */
+  get requiresGrad(): boolean {
+    return this.#requiresGrad || this.gradFn !== null;
+  }
+
+  set requiresGrad(flag: boolean) {
+    this.requiresGrad_(flag);
+  }
+
+  /** A leaf is a tensor no recorded op made: backward() accumulates its gradient into `grad`. */
+  get isLeaf(): boolean {
+    return this.gradFn === null;
+  }
+
+  /**
+   * Marks a leaf as one whose gradient backward() computes (torch's requires_grad_). Only
+   * float32 tensors can require gradients; an op's output cannot be unmarked (detach() it).
+   */
+  requiresGrad_(flag = true): this {
+    if (!flag && this.gradFn) {
+      throw new Error(`you can only change requiresGrad flags of leaf variables (this tensor is the output of ${this.gradFn.name}); use detach()`);
+    }
+    if (flag && this.dtype !== 'float32') throw new TypeError(`only float32 tensors can require gradients, got ${this.dtype}`);
+    this.#requiresGrad = flag;
+    return this;
+  }
+
+  /** The same data (shared, with its version counter) outside the autograd graph: a leaf that requires no gradient. */
+  detach(): Tensor {
+    const view = new Tensor(this.data, this.shape, this.isMeta);
+    view.#version = this.#version;
+    return view;
+  }
+
+  /**
+   * Computes the gradient of this tensor with respect to every leaf that requires one and adds
+   * it to the leaf's `grad`. Without `gradient` this must be a one-element tensor (a loss); with
+   * it, `gradient` (this shape) is the vector the Jacobian is multiplied by. The graph's saved
+   * tensors are freed afterwards unless `retainGraph`.
+   */
+  backward(gradient?: Tensor, options: { retainGraph?: boolean } = {}): void {
+    if (!backwardEngine) throw new Error('backward: the autograd engine is not loaded (import resnet-ts or its ops)');
+    backwardEngine(this, gradient, options);
+  }
+
   static zeros(shape: Shape, dtype: DType = 'float32'): Tensor {
     const n = numel(shape);
     return new Tensor(dtype === 'int64' ? new BigInt64Array(n) : new Float32Array(n), shape);
@@ -100,6 +175,16 @@ export class Tensor {
 
   static from(values: ArrayLike<number>, shape?: Shape): Tensor {
     return new Tensor(Float32Array.from(values), shape ?? [values.length]);
+  }
+
+  /**
+   * An int64 tensor (torch.long; stored as a BigInt64Array) from numbers or bigints: class
+   * indices for F.crossEntropy, say.
+   */
+  static int64(values: ArrayLike<number | bigint>, shape?: Shape): Tensor {
+    const data = new BigInt64Array(values.length);
+    for (let i = 0; i < values.length; i++) data[i] = BigInt(values[i]);
+    return new Tensor(data, shape ?? [values.length]);
   }
 
   /** A 0-d int64 tensor, as torch stores BatchNorm's num_batches_tracked. */
@@ -121,6 +206,10 @@ export class Tensor {
     return this.data;
   }
 
+  /**
+   * A view of the same data in another shape (one element count; -1 infers one dimension). It
+   * is not recorded by autograd: F.reshape and F.flatten are the differentiable forms.
+   */
   reshape(shape: Shape): Tensor {
     const resolved = [...shape];
     const infer = resolved.indexOf(-1);

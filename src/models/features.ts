@@ -10,6 +10,7 @@
 
 import type { Tensor } from '../core/tensor.js';
 import { Bottleneck, type BasicBlock, type ResNet } from './resnet.js';
+import { noGrad } from '../ops/autograd.js';
 
 /** Thrown by a hook once every requested output is in; caught by extractFeatures. */
 class FeaturesComplete {}
@@ -45,7 +46,7 @@ export function extractFeatures(model: ResNet, x: Tensor, names: readonly string
     removers.push(modules.get(lastStage)!.registerForwardHook(() => {
       throw new FeaturesComplete();
     }));
-    model.call(x);
+    noGrad(() => model.call(x));
   } catch (e) {
     if (!(e instanceof FeaturesComplete)) throw e;
   } finally {

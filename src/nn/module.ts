@@ -1,10 +1,14 @@
 // The Module base class, as torch.nn.Module: named parameters, buffers and child modules in
 // registration order, train/eval mode, and state dicts whose keys are torch's dotted names
 // (`layer1.0.downsample.0.weight`). Those names are our wire format for weight files.
-// In eval mode a module's forward runs as an inference plan (src/plan) traced from it.
+// In eval mode a module's forward runs as an inference plan (src/plan) traced from it, unless
+// autograd needs the graph (grad mode on and a parameter or the input requires a gradient):
+// then the modules run their forward, as in train mode. Parameters require gradients from the
+// start, as torch's do: run inference inside noGrad() (or freeze with requiresGrad_(false)).
 
 import { Tensor, shapeToString, shapesEqual } from '../core/tensor.js';
 import { isTracing, recordScope, trace, type Trace } from '../ops/trace.js';
+import { isGradEnabled } from '../ops/autograd.js';
 import { Plan } from '../plan/index.js';
 
 export type StateDict = Map<string, Tensor>;
@@ -47,7 +51,8 @@ export abstract class Module {
     // call(), comes here first: when this module and every module inside it are in eval mode,
     // the pass runs from the module's inference plan (src/plan: BatchNorm folded, fused
     // epilogues, activations reused), traced from the subclass's forward on the first call for
-    // each input shape. Train mode, and the tracing pass itself, run the subclass's forward.
+    // each input shape. Train mode, the tracing pass itself, and a pass autograd records run
+    // the subclass's forward.
     const self = this as { forward: (x: Tensor) => Tensor };
     const defined = self.forward;
     self.forward = (x: Tensor): Tensor => this.#forward(defined, x);
@@ -77,8 +82,16 @@ export abstract class Module {
   #forward(defined: (x: Tensor) => Tensor, x: Tensor): Tensor {
     if (this.training || isTracing()) return defined.call(this, x);
     const modules = [...this.modules()];
-    if (modules.some((m) => m.training)) return defined.call(this, x);
+    if (modules.some((m) => m.training) || this.#needsGraph(x)) return defined.call(this, x);
     return this.#plan(defined, x, modules).run(x, (scope, input, output) => (scope as Module).#runHooks(input, output));
+  }
+
+  /** Whether autograd records this pass: grad mode on, and the input or a parameter requires a gradient. */
+  #needsGraph(x: Tensor): boolean {
+    if (!isGradEnabled()) return false;
+    if (x.requiresGrad) return true;
+    for (const p of this.parameters()) if (p.requiresGrad) return true;
+    return false;
   }
 
   /**
@@ -112,10 +125,13 @@ export abstract class Module {
     return () => this.#forwardHooks.delete(hook);
   }
 
-  /** Registers a learnable tensor under `name`; returns it for assignment to a field. */
+  /**
+   * Registers a learnable tensor under `name`; returns it for assignment to a field. It
+   * requires gradients from now on, as a torch Parameter (requiresGrad_(false) freezes it).
+   */
   protected addParameter(name: string, value: Tensor): Tensor {
     this.checkName(name);
-    this.#parameters.set(name, value);
+    this.#parameters.set(name, value.requiresGrad_(true));
     return value;
   }
 
@@ -233,6 +249,24 @@ export abstract class Module {
     return result;
   }
 
+  /**
+   * Sets requiresGrad on every parameter of this module and its descendants (torch's
+   * requires_grad_): requiresGrad_(false) freezes them, so backward() leaves their `grad` alone
+   * and an eval-mode pass that needs no graph runs from the inference plan.
+   */
+  requiresGrad_(flag = true): this {
+    for (const p of this.parameters()) p.requiresGrad_(flag);
+    return this;
+  }
+
+  /**
+   * Clears the gradients of every parameter: to null (setToNone, the default, as torch 2; a
+   * later backward() allocates them again), or to zeros in place (torch 1.13's default).
+   */
+  zeroGrad(options: { setToNone?: boolean } = {}): void {
+    zeroGrads(this.parameters(), options.setToNone ?? true);
+  }
+
   train(mode = true): this {
     for (const m of this.modules()) m.training = mode;
     return this;
@@ -289,4 +323,13 @@ export function formatLoadErrors(typeName: string, r: LoadStateDictResult): stri
     );
   }
   return `Error(s) in loading state_dict for ${typeName}:\n\t${parts.join('\n\t')}`;
+}
+
+/** Clears the gradients of `params`: to null, or to zeros in place. Module.zeroGrad and the optimizers share it. */
+export function zeroGrads(params: Iterable<Tensor>, setToNone: boolean): void {
+  for (const p of params) {
+    if (!p.grad) continue;
+    if (setToNone) p.grad = null;
+    else p.grad.fill_(0);
+  }
 }

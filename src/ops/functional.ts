@@ -1,13 +1,17 @@
 // The ops layer: every tensor operation the network uses, with its argument and shape
 // checks and its output-size arithmetic, dispatched to the current backend. Modules call
-// only these functions, so this is where autograd will record its tape. Arguments are
-// checked here, once, before any backend sees them: every backend then fails alike (a
-// ShapeError or RangeError with the same message), and backends hold no checks of their own.
+// only these functions, so this is where the trace (src/ops/trace.ts) and autograd
+// (src/ops/autograd.ts) record: each op's backward sits under its forward, names the values
+// the forward saved for it, and calls the backend's backward kernels (the reference's where
+// the backend lacks one). Arguments are checked here, once, before any backend sees them:
+// every backend then fails alike (a ShapeError or RangeError with the same message), and
+// backends hold no checks of their own.
 // An output with no elements (batch 0) is made here too, as torch returns one.
 
 import { Tensor, numel, shapeToString, shapesEqual, type Shape } from '../core/tensor.js';
 import { getBackend, type Conv2dParams, type ConvEpilogue, type Pool2dParams } from '../backends/index.js';
 import { recordOp, type BatchNormArgs } from './trace.js';
+import { backwardKernels, needsGraph, record } from './autograd.js';
 
 export type { BatchNormArgs } from './trace.js';
 
@@ -95,8 +99,20 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, params: C
   if (epilogue?.residual && !shapesEqual(epilogue.residual.shape, outShape)) {
     throw new ShapeError(`conv2d: residual ${describe(epilogue.residual)} does not match the output ${shapeToString(outShape)}`);
   }
+  if (epilogue && needsGraph(x, weight, bias, epilogue.residual)) {
+    throw new Error('conv2d: a fused epilogue (scale, residual, relu) is for inference; run the ops one by one, or in noGrad, when gradients are needed');
+  }
   const output = emptyOutput(x, outShape) ?? getBackend().conv2d(x, weight, bias, params, outH, outW, epilogue);
-  return recordOp({ kind: 'conv2d', x, weight, bias, params, epilogue, output });
+  recordOp({ kind: 'conv2d', x, weight, bias, params, epilogue, output });
+  // y = conv(x, W) + b: dx = conv_transpose(dy, W), dW = correlate(x, dy), db = Σ_{n,h,w} dy.
+  return record('ConvolutionBackward0', [x, weight, bias], output, { x, weight }, (dy, saved, needs) => {
+    const kernels = backwardKernels();
+    return [
+      needs[0] ? kernels.conv2dBackwardInput(dy, saved.weight, params, height, width) : null,
+      needs[1] ? kernels.conv2dBackwardWeight(saved.x, dy, params, kh, kw) : null,
+      needs[2] ? new Tensor(kernels.channelSums(dy), [outChannels]) : null,
+    ];
+  });
 }
 
 /**
@@ -126,8 +142,8 @@ export function batchNorm2d(x: Tensor, args: BatchNormArgs): Tensor {
   const empty = emptyOutput(x, x.shape);
   if (empty) return recordOp({ kind: 'batchNorm2d', x, args, output: empty });
   const backend = getBackend();
-  let mean: ArrayLike<number>;
-  let variance: ArrayLike<number>;
+  let mean: Float64Array;
+  let variance: Float64Array;
   const useBatchStats = args.training || !args.runningMean || !args.runningVar;
   if (useBatchStats) {
     const count = x.size / channels;
@@ -150,23 +166,46 @@ export function batchNorm2d(x: Tensor, args: BatchNormArgs): Tensor {
       args.runningVar.bumpVersion();
     }
   } else {
-    mean = args.runningMean!.f32;
-    variance = args.runningVar!.f32;
+    mean = Float64Array.from(args.runningMean!.f32);
+    variance = Float64Array.from(args.runningVar!.f32);
   }
   const scale = new Float32Array(channels);
   const shift = new Float32Array(channels);
+  const invStd = new Float64Array(channels);
   const w = args.weight?.f32;
   const b = args.bias?.f32;
   for (let c = 0; c < channels; c++) {
-    const invStd = 1 / Math.sqrt(variance[c] + args.eps);
-    scale[c] = (w ? w[c] : 1) * invStd;
+    invStd[c] = 1 / Math.sqrt(variance[c] + args.eps);
+    scale[c] = (w ? w[c] : 1) * invStd[c];
     shift[c] = (b ? b[c] : 0) - mean[c] * scale[c];
   }
-  return recordOp({ kind: 'batchNorm2d', x, args, output: backend.channelAffine(x, scale, shift) });
+  const output = backend.channelAffine(x, scale, shift);
+  recordOp({ kind: 'batchNorm2d', x, args, output });
+  const weight = args.weight;
+  const saved: { x: Tensor; weight?: Tensor } = weight ? { x, weight } : { x };
+  if (useBatchStats) {
+    // y = γ·x̂ + β with x̂ = (x − mean)·invStd of this batch, so the statistics depend on x:
+    // the kernel's dx carries the terms through mean and variance; dγ = Σ dy·x̂, dβ = Σ dy.
+    return record('NativeBatchNormBackward0', [x, weight, args.bias], output, saved, (dy, { x, weight }, needs) => {
+      const g = backwardKernels().batchNormBackward(x, dy, mean, invStd, weight?.f32 ?? null);
+      return [needs[0] ? g.dx : null, needs[1] ? new Tensor(g.dGamma, [channels]) : null, needs[2] ? new Tensor(g.dBeta, [channels]) : null];
+    });
+  }
+  // Eval mode (a frozen backbone): the running statistics are constants, so y is an affine
+  // map of x per channel: dx = dy·γ·invStd; dγ = Σ dy·x̂ and dβ = Σ dy as in train mode (the
+  // train-mode kernel computes those two alike; its dx is not this one).
+  return record('NativeBatchNormBackward0', [x, weight, args.bias], output, saved, (dy, { x, weight }, needs) => {
+    const dx = needs[0] ? getBackend().channelAffine(dy, scale, new Float32Array(channels)) : null;
+    if (!needs[1] && !needs[2]) return [dx, null, null];
+    const g = backwardKernels().batchNormBackward(x, dy, mean, invStd, weight?.f32 ?? null);
+    return [dx, needs[1] ? new Tensor(g.dGamma, [channels]) : null, needs[2] ? new Tensor(g.dBeta, [channels]) : null];
+  });
 }
 
 export function relu(x: Tensor): Tensor {
-  return recordOp({ kind: 'relu', x, output: emptyOutput(x, x.shape) ?? getBackend().relu(x) });
+  const output = recordOp({ kind: 'relu', x, output: emptyOutput(x, x.shape) ?? getBackend().relu(x) });
+  // y = max(x, 0): dx = dy where y > 0 (torch's convention: 0 at x = 0), read from the output.
+  return record('ReluBackward0', [x], output, { result: output }, (dy, { result }) => [backwardKernels().reluBackward(result, dy)]);
 }
 
 /** The residual add: elementwise a + b of equal shapes. */
@@ -174,7 +213,9 @@ export function add(a: Tensor, b: Tensor): Tensor {
   if (!shapesEqual(a.shape, b.shape)) {
     throw new ShapeError(`add: shapes ${describe(a)} and ${describe(b)} differ`);
   }
-  return recordOp({ kind: 'add', a, b, output: emptyOutput(a, a.shape) ?? getBackend().add(a, b) });
+  const output = recordOp({ kind: 'add', a, b, output: emptyOutput(a, a.shape) ?? getBackend().add(a, b) });
+  // y = a + b: both inputs receive dy.
+  return record('AddBackward0', [a, b], output, {}, (dy) => [dy, dy]);
 }
 
 export function maxPool2d(x: Tensor, params: Pool2dParams): Tensor {
@@ -191,7 +232,9 @@ export function maxPool2d(x: Tensor, params: Pool2dParams): Tensor {
     throw new ShapeError(`max_pool2d: given input size ${channels}×${height}×${width}, the output size ${channels}×${outH}×${outW} is too small`);
   }
   const output = emptyOutput(x, [batch, channels, outH, outW]) ?? getBackend().maxPool2d(x, params, outH, outW);
-  return recordOp({ kind: 'maxPool2d', x, params, output });
+  recordOp({ kind: 'maxPool2d', x, params, output });
+  // Each dy goes to the (first) maximum of its window, found again in the saved input.
+  return record('MaxPool2DWithIndicesBackward0', [x], output, { x }, (dy, saved) => [backwardKernels().maxPool2dBackward(saved.x, dy, params)]);
 }
 
 export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor {
@@ -200,7 +243,10 @@ export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor {
   if (x.shape[2] < 1 || x.shape[3] < 1) throw new ShapeError(`adaptive_avg_pool2d: empty input ${describe(x)}`);
   if (!isPair(outputSize, (v) => v >= 1)) throw new RangeError(`adaptive_avg_pool2d: output size must be positive integers, got ${describePair(outputSize)}`);
   const output = emptyOutput(x, [x.shape[0], x.shape[1], outH, outW]) ?? getBackend().adaptiveAvgPool2d(x, outH, outW);
-  return recordOp({ kind: 'adaptiveAvgPool2d', x, outputSize, output });
+  recordOp({ kind: 'adaptiveAvgPool2d', x, outputSize, output });
+  // Each dy spreads evenly over the window it averaged.
+  const [height, width] = [x.shape[2], x.shape[3]];
+  return record('AdaptiveAvgPool2DBackward0', [x], output, {}, (dy) => [backwardKernels().adaptiveAvgPool2dBackward(dy, height, width)]);
 }
 
 /**
@@ -211,7 +257,14 @@ export function flatten(x: Tensor, startDim = 1): Tensor {
   if (!Number.isSafeInteger(startDim) || startDim < 0 || startDim >= Math.max(x.ndim, 1)) {
     throw new RangeError(`flatten: start dimension ${startDim} is out of range for shape ${describe(x)}`);
   }
-  return recordOp({ kind: 'flatten', x, startDim, output: x.reshape([...x.shape.slice(0, startDim), numel(x.shape.slice(startDim))]) });
+  const output = recordOp({ kind: 'flatten', x, startDim, output: x.reshape([...x.shape.slice(0, startDim), numel(x.shape.slice(startDim))]) });
+  return record('ViewBackward0', [x], output, {}, (dy) => [dy.reshape(x.shape)]);
+}
+
+/** x.reshape(shape) recorded by autograd (Tensor.reshape is the plain view): the same elements in another shape. */
+export function reshape(x: Tensor, shape: Shape): Tensor {
+  const output = x.reshape(shape);
+  return record('ViewBackward0', [x], output, {}, (dy) => [dy.reshape(x.shape)]);
 }
 
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
@@ -222,7 +275,148 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
     throw new ShapeError(`linear: input ${describe(x)} has ${x.shape[1]} features but weight ${describe(weight)} expects ${inFeatures}`);
   }
   if (bias && (bias.ndim !== 1 || bias.shape[0] !== outFeatures)) throw new ShapeError(`linear: bias ${describe(bias)} does not match weight ${describe(weight)}`);
-  return recordOp({ kind: 'linear', x, weight, bias, output: emptyOutput(x, [x.shape[0], outFeatures]) ?? getBackend().linear(x, weight, bias) });
+  const output = recordOp({ kind: 'linear', x, weight, bias, output: emptyOutput(x, [x.shape[0], outFeatures]) ?? getBackend().linear(x, weight, bias) });
+  // y = x·Wᵀ + b with x (N, I), W (O, I): dx = dy·W (N, O)·(O, I), dW = dyᵀ·x (O, N)·(N, I), db = Σ_n dy.
+  return record('AddmmBackward0', [x, weight, bias], output, { x, weight }, (dy, saved, needs) => {
+    const kernels = backwardKernels();
+    return [
+      needs[0] ? kernels.matmul(dy, saved.weight, false, false) : null,
+      needs[1] ? kernels.matmul(dy, saved.x, true, false) : null,
+      needs[2] ? new Tensor(kernels.channelSums(dy), [outFeatures]) : null,
+    ];
+  });
+}
+
+// --- losses and reductions (training) ---------------------------------------------------------
+// Small enough to compute here in float64 and round once; their backwards are elementwise.
+
+function expect2d(x: Tensor, op: string): void {
+  if (x.ndim !== 2) throw new ShapeError(`${op}: expected a 2-D (N, C) input, got shape ${describe(x)}`);
+  if (x.dtype !== 'float32') throw new TypeError(`${op}: expected a float32 input, got ${x.dtype}`);
+}
+
+/** log(softmax(x)) over dimension 1 of x (N, C), as torch.log_softmax(x, 1): x − max − log Σ exp(x − max) per row. */
+export function logSoftmax(x: Tensor, dim = 1): Tensor {
+  expect2d(x, 'log_softmax');
+  if (dim !== 1 && dim !== -1) throw new RangeError(`log_softmax: only dimension 1 (classes) of an (N, C) input is supported, got ${dim}`);
+  const [rows, classes] = x.shape;
+  const src = x.f32;
+  const out = new Float32Array(src.length);
+  for (let n = 0; n < rows; n++) {
+    const row = n * classes;
+    let max = -Infinity;
+    for (let c = 0; c < classes; c++) max = Math.max(max, src[row + c]);
+    let sum = 0;
+    for (let c = 0; c < classes; c++) sum += Math.exp(src[row + c] - max);
+    const logSum = max + Math.log(sum);
+    for (let c = 0; c < classes; c++) out[row + c] = src[row + c] - logSum;
+  }
+  const output = new Tensor(out, x.shape);
+  // y = x − logΣexp(x) per row: dx = dy − softmax(x)·Σ_c dy, softmax read back as exp(y).
+  return record('LogSoftmaxBackward0', [x], output, { result: output }, (dy, { result }) => {
+    const y = result.f32;
+    const g = dy.f32;
+    const dx = new Float32Array(y.length);
+    for (let n = 0; n < rows; n++) {
+      const row = n * classes;
+      let sum = 0;
+      for (let c = 0; c < classes; c++) sum += g[row + c];
+      for (let c = 0; c < classes; c++) dx[row + c] = g[row + c] - Math.exp(y[row + c]) * sum;
+    }
+    return [new Tensor(dx, x.shape)];
+  });
+}
+
+export type Reduction = 'mean' | 'sum' | 'none';
+
+export interface NllLossOptions {
+  /** 'mean' (torch's default) over the batch, 'sum', or 'none' for one loss per sample (N). */
+  reduction?: Reduction;
+  /**
+   * ε in [0, 1]: the target becomes (1 − ε)·onehot + ε/C (Szegedy et al. 2016, §7), so the loss
+   * per sample is (1 − ε)·(−logp[t]) + ε·mean_c(−logp[c]), as torch's label_smoothing.
+   */
+  labelSmoothing?: number;
+}
+
+/** The class indices of an int64 target (N) for an (N, C) input, checked as torch checks them. */
+function classIndices(target: Tensor, rows: number, classes: number, op: string): Int32Array {
+  if (target.dtype !== 'int64') throw new TypeError(`${op}: expected an int64 target of class indices (Tensor.int64), got ${target.dtype}`);
+  if (target.ndim !== 1 || target.shape[0] !== rows) {
+    throw new ShapeError(`${op}: expected a target of shape [${rows}] for input of ${rows} rows, got ${describe(target)}`);
+  }
+  const indices = new Int32Array(rows);
+  (target.data as BigInt64Array).forEach((v, n) => {
+    if (v < 0n || v >= BigInt(classes)) throw new RangeError(`${op}: target ${v} is out of bounds for ${classes} classes`);
+    indices[n] = Number(v);
+  });
+  return indices;
+}
+
+/**
+ * The negative log-likelihood of class indices `target` (N, int64) under log-probabilities
+ * `logProbs` (N, C), as torch.nn.functional.nll_loss (with cross_entropy's label smoothing).
+ */
+export function nllLoss(logProbs: Tensor, target: Tensor, options: NllLossOptions = {}): Tensor {
+  expect2d(logProbs, 'nll_loss');
+  const reduction = options.reduction ?? 'mean';
+  const smoothing = options.labelSmoothing ?? 0;
+  if (!['mean', 'sum', 'none'].includes(reduction)) throw new RangeError(`nll_loss: reduction must be 'mean', 'sum' or 'none', got '${reduction}'`);
+  if (!(smoothing >= 0 && smoothing <= 1)) throw new RangeError(`nll_loss: label smoothing must be in [0, 1], got ${smoothing}`);
+  const [rows, classes] = logProbs.shape;
+  const labels = classIndices(target, rows, classes, 'nll_loss');
+  const logp = logProbs.f32;
+  const perSample = new Float64Array(rows);
+  for (let n = 0; n < rows; n++) {
+    const row = n * classes;
+    let sum = 0;
+    for (let c = 0; c < classes; c++) sum += logp[row + c];
+    perSample[n] = -(1 - smoothing) * logp[row + labels[n]] - (smoothing / classes) * sum;
+  }
+  let output: Tensor;
+  if (reduction === 'none') output = new Tensor(Float32Array.from(perSample), [rows]);
+  else {
+    const total = perSample.reduce((a, b) => a + b, 0);
+    output = new Tensor(Float32Array.of(reduction === 'mean' ? total / rows : total), []);
+  }
+  // loss_n = −Σ_c q[n, c]·logp[n, c] with q = (1 − ε)·onehot(t_n) + ε/C: dlogp[n, c] = −q[n, c]·dloss_n.
+  return record('NllLossBackward0', [logProbs], output, {}, (dy) => {
+    const g = dy.f32;
+    const dx = new Float32Array(rows * classes);
+    for (let n = 0; n < rows; n++) {
+      const scale = reduction === 'none' ? g[n] : reduction === 'mean' ? g[0] / rows : g[0];
+      const row = n * classes;
+      for (let c = 0; c < classes; c++) dx[row + c] = -(smoothing / classes) * scale;
+      dx[row + labels[n]] -= (1 - smoothing) * scale;
+    }
+    return [new Tensor(dx, logProbs.shape)];
+  });
+}
+
+/**
+ * torch.nn.functional.cross_entropy for logits (N, C) and class indices `target` (N, int64):
+ * nllLoss(logSoftmax(logits)), with label smoothing and a reduction.
+ */
+export function crossEntropy(logits: Tensor, target: Tensor, options: NllLossOptions = {}): Tensor {
+  return nllLoss(logSoftmax(logits, 1), target, options);
+}
+
+/** The sum of every element, a 0-d tensor. */
+export function sum(x: Tensor): Tensor {
+  let total = 0;
+  for (const v of x.f32) total += v;
+  const output = new Tensor(Float32Array.of(total), []);
+  // Every element receives dy.
+  return record('SumBackward0', [x], output, {}, (dy) => [Tensor.full(x.shape, dy.f32[0])]);
+}
+
+/** The mean of every element, a 0-d tensor. */
+export function mean(x: Tensor): Tensor {
+  let total = 0;
+  for (const v of x.f32) total += v;
+  const output = new Tensor(Float32Array.of(total / x.size), []);
+  // Every element receives dy / numel.
+  return record('MeanBackward0', [x], output, {}, (dy) => [Tensor.full(x.shape, dy.f32[0] / x.size)]);
 }
 
 /**
@@ -240,7 +434,9 @@ export function subsamplePadChannels(x: Tensor, stride: number, before: number, 
   const [batch, channels, height, width] = x.shape;
   const outShape = [batch, before + channels + after, Math.ceil(height / stride), Math.ceil(width / stride)];
   const output = x.isMeta ? Tensor.meta(outShape) : new Tensor(subsamplePadChannelsForward(x.f32, x.shape, stride, before, after), outShape);
-  return recordOp({ kind: 'subsamplePadChannels', x, stride, before, after, output });
+  recordOp({ kind: 'subsamplePadChannels', x, stride, before, after, output });
+  // Saves nothing: the gradient needs only the shapes.
+  return record('SubsamplePadChannelsBackward', [x], output, {}, (dy) => [subsamplePadChannelsBackward(dy, x.shape, stride, before)]);
 }
 
 /** The forward of subsamplePadChannels on plain arrays: x (N, C, H, W) → (N, before + C + after, ⌈H/s⌉, ⌈W/s⌉). */

@@ -1,11 +1,15 @@
-// Inference benchmarks: how long one eval-mode forward pass of a ResNet takes on a backend,
-// as median and minimum wall time over repeated runs after a warm-up, with the throughput
+// Benchmarks: how long one eval-mode forward pass of a ResNet (or one training step: forward,
+// backward, SGD) takes on a backend, as median and minimum wall time over repeated runs after
+// a warm-up, with the throughput
 // that follows (images/s, and GFLOP/s from the summary's multiply-accumulate count).
 // `timeRuns` is the timing loop itself, shared with bench/ where the same loop times the peers.
 
 import { Tensor } from '../core/tensor.js';
 import { Generator } from '../core/rng.js';
 import { getBackend, setBackend, type Backend } from '../backends/index.js';
+import { noGrad } from '../ops/autograd.js';
+import * as F from '../ops/functional.js';
+import { SGD } from '../optim/index.js';
 import type { StateDict } from '../nn/module.js';
 import { getModel, type BuilderOptions } from '../models/builders.js';
 import { summarize } from './summary.js';
@@ -149,6 +153,11 @@ export interface BenchmarkOptions extends TimingOptions {
   model?: BuilderOptions;
   /** Weights to load; timing does not depend on them, the seeded initialisation serves otherwise. */
   stateDict?: StateDict;
+  /**
+   * Time training steps instead of inference: train mode, forward, cross-entropy against
+   * seeded class indices, backward, and an SGD step (momentum 0.9, weight decay 1e-4).
+   */
+  train?: boolean;
 }
 
 export interface BenchmarkResult {
@@ -170,8 +179,13 @@ export interface BenchmarkResult {
   medianMs: number;
   minMs: number;
   imagesPerSec: number;
-  /** 2 × multiply-accumulates per forward pass / median time, in 10⁹ per second. */
+  /**
+   * 2 × multiply-accumulates per forward pass / median time, in 10⁹ per second; for training
+   * steps 3 × that (the backward's data and weight gradients cost about two forwards).
+   */
   gflops: number;
+  /** 'inference' (eval-mode forward passes) or 'train' (whole training steps). */
+  mode: 'inference' | 'train';
   /** Process CPU time / wall time while timing (see Timing.cpuCores). */
   cpuCores: number;
 }
@@ -200,12 +214,27 @@ export async function benchmarkModel(options: BenchmarkOptions): Promise<Benchma
   model.eval();
   const inputShape = [batch, ...input];
   const { totalMacs } = summarize(model, inputShape); // also rejects inputs the model cannot take
+  if (options.train && batch < 2) throw new RangeError('a training step needs a batch of at least 2 (BatchNorm in train mode)');
 
   const previous = getBackend().name;
   try {
     const { backend, threads, threadsSupported, isa } = useBackend(backendName, options.threads ?? 1);
     const x = benchmarkInput(inputShape);
-    const timing = await timeRuns(() => model.call(x), options);
+    let run: () => unknown = () => noGrad(() => model.call(x));
+    if (options.train) {
+      model.train();
+      const classes = model.fc.outFeatures;
+      const generator = new Generator(1);
+      const target = new Tensor(BigInt64Array.from({ length: batch }, () => BigInt(Math.floor(generator.random() * classes))), [batch]);
+      const optimizer = new SGD(model.parameters(), { lr: 1e-3, momentum: 0.9, weightDecay: 1e-4 });
+      run = () => {
+        const loss = F.crossEntropy(model.call(x), target);
+        optimizer.zeroGrad();
+        loss.backward();
+        optimizer.step();
+      };
+    }
+    const timing = await timeRuns(run, options);
     return {
       arch: options.arch,
       batch,
@@ -217,7 +246,8 @@ export async function benchmarkModel(options: BenchmarkOptions): Promise<Benchma
       iterations: timing.timesMs.length,
       medianMs: timing.medianMs,
       minMs: timing.minMs,
-      ...throughput(batch, totalMacs, timing.medianMs),
+      ...throughput(batch, options.train ? 3 * totalMacs : totalMacs, timing.medianMs),
+      mode: options.train ? 'train' : 'inference',
       cpuCores: timing.cpuCores,
     };
   } finally {

@@ -66,6 +66,11 @@ export function deterministicStateDict(entries: Iterable<readonly [string, reado
   return out;
 }
 
+/** u(key, i) over a tensor of `shape`, rounded to float32: inputs under keys of their own (training batches). */
+export function deterministicUniform(key: string, shape: readonly number[]): Tensor {
+  return new Tensor(fillUniform(key, new Float32Array(numel(shape)), 1, 0), shape);
+}
+
 /** A model input by the formula: u under the key "input/NxCxHxW". */
 export function deterministicInput(shape: readonly number[]): Tensor {
   return new Tensor(fillUniform(`input/${shape.join('x')}`, new Float32Array(numel(shape)), 1, 0), shape);

@@ -6,7 +6,7 @@
 
 import { platform } from '#platform';
 import { Tensor } from '../../core/tensor.js';
-import { BackendSettingError, type Backend, type BatchNormGradients, type Conv2dParams, type ConvEpilogue, type Pool2dParams } from '../backend.js';
+import { BackendSettingError, type Backend, type BatchNormGradients, type Conv2dParams, type ConvEpilogue, type Pool2dParams, type ChannelMoments } from '../backend.js';
 import { createReferenceBackend } from '../ref/kernels.js';
 import { convShapeFields, convShapeOf, matmulFlags, packingKey } from '../kernel-abi.js';
 import { FlippedWeights, inputGradientConv } from '../input-gradient.js';
@@ -31,6 +31,7 @@ interface NativeKernels {
   conv2dBackwardInput(geometry: Int32Array, dy: Float32Array, weight: Float32Array, dx: Float32Array): void;
   conv2dBackwardWeight(geometry: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
   channelSums(dy: Float32Array, batch: number, channels: number, plane: number, sums: Float32Array): void;
+  channelMoments(x: Float32Array, batch: number, channels: number, plane: number, mean: Float64Array, variance: Float64Array): void;
   batchNormBackward(
     x: Float32Array, dy: Float32Array, mean: Float64Array, invStd: Float64Array, gamma: Float32Array | null,
     batch: number, channels: number, plane: number, dx: Float32Array, dGamma: Float32Array, dBeta: Float32Array,
@@ -236,7 +237,13 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
     },
 
     // Training-mode batch statistics: float64 two-pass sums, as the reference computes them.
-    channelMoments: (x) => ref.channelMoments(x),
+    channelMoments(x: Tensor): ChannelMoments {
+      const [batch, channels] = x.shape;
+      const mean = new Float64Array(channels);
+      const variance = new Float64Array(channels);
+      if (x.size > 0) k.channelMoments(x.f32, batch, channels, x.size / (batch * channels), mean, variance);
+      return { mean, variance };
+    },
 
     relu(x: Tensor): Tensor {
       const y = output(x.size);

@@ -244,7 +244,21 @@ export class WasmBackend implements Backend {
 
   /** Training-mode statistics; the reference kernel serves (the views are ordinary arrays). */
   channelMoments(x: Tensor): ChannelMoments {
-    return this.#reference.channelMoments(x);
+    const [batch, channels] = x.shape;
+    if (x.size === 0) return this.#reference.channelMoments(x);
+    const temporaries: number[] = [];
+    const input = this.#input(x, temporaries);
+    const moments = this.#heap.alloc(2 * channels * 8);
+    temporaries.push(moments);
+    const args = [input, batch, channels, x.size / (batch * channels), moments, moments + channels * 8];
+    let mean = new Float64Array(0);
+    let variance = new Float64Array(0);
+    // Copied out before #run frees the temporaries (the moments among them) in its finally.
+    this.#run(Kernel.channelMoments, args, this.#slices(x.size, MIN_ELEMENTS_PER_SLICE), temporaries, () => {
+      mean = this.#heap.f64(moments, channels).slice();
+      variance = this.#heap.f64(moments + channels * 8, channels).slice();
+    });
+    return { mean, variance };
   }
 
   relu(x: Tensor): Tensor {

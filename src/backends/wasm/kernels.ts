@@ -27,6 +27,7 @@ export interface KernelExports {
   rk_conv2d_backward_weight_scratch_floats(shape: number): number;
   rk_conv2d_backward_weight(shape: number, x: number, dy: number, dw: number, scratch: number, tid: number, nthreads: number): void;
   rk_channel_sums(dy: number, batch: number, channels: number, plane: number, sums: number, tid: number, nthreads: number): void;
+  rk_channel_moments(x: number, batch: number, channels: number, plane: number, mean: number, variance: number, tid: number, nthreads: number): void;
   /** mean, invStd: addresses of C float64; gamma: of C floats, or 0. */
   rk_batch_norm_backward(
     x: number, dy: number, mean: number, invStd: number, gamma: number, batch: number, channels: number, plane: number,
@@ -68,6 +69,7 @@ export const Kernel = {
   adaptiveAvgPool2dBackward: 12,
   reluBackward: 13,
   matmul: 14,
+  channelMoments: 15,
 } as const;
 export type KernelId = (typeof Kernel)[keyof typeof Kernel];
 
@@ -104,6 +106,8 @@ export function callKernel(k: KernelExports, kernel: number, a: Int32Array, tid:
       return k.rk_conv2d_backward_weight(a[0], a[1], a[2], a[3], a[4] + thread * a[5], tid, nthreads);
     case Kernel.channelSums:
       return k.rk_channel_sums(a[0], a[1], a[2], a[3], a[4], tid, nthreads);
+    case Kernel.channelMoments:
+      return k.rk_channel_moments(a[0], a[1], a[2], a[3], a[4], a[5], tid, nthreads);
     case Kernel.batchNormBackward:
       return k.rk_batch_norm_backward(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], tid, nthreads);
     case Kernel.maxPool2dBackward:

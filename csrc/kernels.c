@@ -1,7 +1,8 @@
 /*
  * The compute kernels of resnet-ts behind csrc/kernels.h: a packed, register-blocked GEMM
  * with the convolution epilogue fused into its store, implicit-GEMM convolution on NCHW,
- * pooling, linear and the elementwise ops. One source for every target: AVX2+FMA and
+ * pooling, linear and the elementwise ops, and their gradients for training (GEMM-based
+ * convolution gradients on the same micro-kernels). One source for every target: AVX2+FMA and
  * portable C in the native addon, SIMD128 (optionally relaxed) in WebAssembly, NEON on arm64.
  *
  * No OS calls, no allocation, no libc beyond <stddef.h>/<stdint.h> and the intrinsics
@@ -39,3 +40,7 @@
 #include "kernels/im2col.c"
 #include "kernels/conv.c"
 #include "kernels/pool-linear-elementwise.c"
+#include "kernels/gemm.c"
+#include "kernels/conv-backward.c"
+#include "kernels/batchnorm-backward.c"
+#include "kernels/pool-elementwise-backward.c"

@@ -31,6 +31,9 @@ typedef struct {
 /* Epilogue flags of rk_conv2d. */
 enum { RK_RELU = 1 };
 
+/* Flags of rk_matmul: the operand is stored transposed. */
+enum { RK_TRANS_A = 1, RK_TRANS_B = 2 };
+
 /* Layouts of rk_conv2d_pack's output (rk_conv2d_packing). */
 enum { RK_PACKING_GEMM = 1, RK_PACKING_WINOGRAD = 2 };
 
@@ -72,6 +75,24 @@ enum { RK_PACKING_GEMM = 1, RK_PACKING_WINOGRAD = 2 };
  * - channel_affine: y[n,c,i] = x[n,c,i] · scale[c] + shift[c] over (N, C, plane).
  * - add: y = a + b (n elements); then max(y, 0) if flags & RK_RELU.
  * - relu: y = max(x, 0) (n elements).
+ * Backward (training); each writes every element of its outputs (no accumulation):
+ * - gemm_scratch_floats: floats of scratch one thread of conv2d_backward_input or matmul
+ *   needs (a thread keeps its block for all its slices).
+ * - conv2d_backward_weight_scratch_floats: floats of scratch one thread of
+ *   conv2d_backward_weight needs for this geometry.
+ * - conv2d_backward_input: dx (N, C, H, W) = the gradient of conv2d w.r.t. x, given dy
+ *   (N, O, OH, OW) and the weight (O, C/groups, kh, kw) as it is (not packed).
+ * - conv2d_backward_weight: dw (O, C/groups, kh, kw) = the gradient w.r.t. the weight, given
+ *   x and dy, summed over the batch.
+ * - channel_sums: sums (C) = Σ over n and the plane of dy (N, C, plane); bias gradients, dβ.
+ * - batch_norm_backward: dx, dgamma, dbeta of train-mode batch norm over x, dy (N, C, plane),
+ *   with the batch mean and inv_std (C, float64) the forward normalised with and gamma (C) or
+ *   NULL (no affine: gamma 1; dgamma and dbeta are still written).
+ * - max_pool2d_backward: dx (N, C, H, W) of max_pool2d (same arguments, plus x and dy).
+ * - adaptive_avg_pool2d_backward: dx (N, C, H, W) of adaptive_avg_pool2d from dy (N, C, OH, OW).
+ * - relu_backward: dx = dy where y > 0, else 0 (n elements; y is relu's output).
+ * - matmul: c (m × n) = op(a) · op(b); flags RK_TRANS_A (a stored k × m), RK_TRANS_B (b
+ *   stored n × k).
  * - isa: which SIMD path this build uses: "avx512f", "avx2-fma", "wasm-simd128-relaxed",
  *   "wasm-simd128", "neon" or "scalar".
  */
@@ -101,6 +122,30 @@ enum { RK_PACKING_GEMM = 1, RK_PACKING_WINOGRAD = 2 };
      float *y, int32_t tid, int32_t nthreads))                                                                     \
   X(void, add, (const float *a, const float *b, int64_t n, int32_t flags, float *y, int32_t tid, int32_t nthreads)) \
   X(void, relu, (const float *x, int64_t n, float *y, int32_t tid, int32_t nthreads))                              \
+  X(size_t, gemm_scratch_floats, (void))                                                                           \
+  X(void, conv2d_backward_input,                                                                                   \
+    (const rk_conv2d_shape *s, const float *dy, const float *weight, float *dx, float *scratch, int32_t tid,       \
+     int32_t nthreads))                                                                                            \
+  X(size_t, conv2d_backward_weight_scratch_floats, (const rk_conv2d_shape *s))                                     \
+  X(void, conv2d_backward_weight,                                                                                  \
+    (const rk_conv2d_shape *s, const float *x, const float *dy, float *dw, float *scratch, int32_t tid,            \
+     int32_t nthreads))                                                                                            \
+  X(void, channel_sums,                                                                                            \
+    (const float *dy, int32_t batch, int32_t channels, int32_t plane, float *sums, int32_t tid, int32_t nthreads))  \
+  X(void, batch_norm_backward,                                                                                     \
+    (const float *x, const float *dy, const double *mean, const double *inv_std, const float *gamma, int32_t batch, \
+     int32_t channels, int32_t plane, float *dx, float *dgamma, float *dbeta, int32_t tid, int32_t nthreads))      \
+  X(void, max_pool2d_backward,                                                                                     \
+    (const float *x, const float *dy, int32_t batch, int32_t channels, int32_t in_h, int32_t in_w,                 \
+     int32_t kernel_h, int32_t kernel_w, int32_t stride_h, int32_t stride_w, int32_t pad_h, int32_t pad_w,          \
+     int32_t dilation_h, int32_t dilation_w, int32_t out_h, int32_t out_w, float *dx, int32_t tid, int32_t nthreads)) \
+  X(void, adaptive_avg_pool2d_backward,                                                                            \
+    (const float *dy, int32_t batch, int32_t channels, int32_t in_h, int32_t in_w, int32_t out_h, int32_t out_w,   \
+     float *dx, int32_t tid, int32_t nthreads))                                                                    \
+  X(void, relu_backward, (const float *y, const float *dy, int64_t n, float *dx, int32_t tid, int32_t nthreads))   \
+  X(void, matmul,                                                                                                  \
+    (const float *a, const float *b, int32_t m, int32_t n, int32_t k, int32_t flags, float *c, float *scratch,     \
+     int32_t tid, int32_t nthreads))                                                                               \
   X(const char *, isa, (void))
 
 /*

@@ -6,15 +6,15 @@
 // float64, the kernels in float32: about 1e-6 of that scale at K = 4608); max pool and relu
 // exactly.
 
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tensor } from '../src/core/tensor.js';
 import { Generator } from '../src/core/rng.js';
 import { createReferenceBackend, type Backend } from '../src/backends/index.js';
-import { createNativeBackend, nativeAvailable } from '../src/backends/native/index.js';
-import { createWasmBackend } from '../src/backends/wasm/index.js';
+import { nativeAvailable } from '../src/backends/native/index.js';
 import { convOutputSize } from '../src/ops/functional.js';
 import { assertCloseToReference } from './helpers/compare.js';
+import { fastBackends } from './helpers/fast-backends.js';
 import {
   adaptiveCases, convArguments, convCases, elementwiseShapes, epilogues, linearCases, poolCases, random, randomConvCases,
   type ConvCase, type Epilogue,
@@ -23,45 +23,7 @@ import {
 const REL_TOL = 1e-5;
 const ref = createReferenceBackend();
 
-interface Fast {
-  tag: string;
-  /** Runs fn on this backend (the native pool's thread count is per process: set before each use). */
-  use<T>(fn: (b: Backend) => T): T;
-}
-
-const runnable: Fast[] = [];
-const unrunnable: { tag: string; why: string }[] = [];
-const disposers: (() => void)[] = [];
-after(() => disposers.forEach((d) => d()));
-
-// Native: every build the addon has for this architecture.
-const nativeBuilds = process.arch === 'x64' ? ['avx512f', 'avx2-fma', 'scalar'] : process.arch === 'arm64' ? ['neon'] : ['scalar'];
-const cpuRuns = nativeAvailable() ? createNativeBackend().isas() : [];
-for (const isa of nativeBuilds) {
-  for (const threads of [1, 2]) {
-    const tag = `native ${isa} ×${threads}`;
-    if (!nativeAvailable()) unrunnable.push({ tag, why: 'native addon not built (node scripts/install-native.js)' });
-    else if (!cpuRuns.includes(isa)) unrunnable.push({ tag, why: `this CPU cannot run the ${isa} build (it runs ${cpuRuns.join(', ')}): compiled, not run here` });
-    else {
-      const backend = createNativeBackend({ isa, threads });
-      runnable.push({ tag, use: (fn) => (backend.setThreads(threads), fn(backend)) });
-    }
-  }
-}
-// WebAssembly: relaxed SIMD where the engine validates it, and plain SIMD128.
-for (const variant of ['relaxed', 'simd'] as const) {
-  for (const threads of [1, 2]) {
-    const tag = `wasm ${variant} ×${threads}`;
-    try {
-      // splitSmallOps: even small ops run on every thread, so the slicing of each is exercised.
-      const backend = createWasmBackend({ variant, threads, splitSmallOps: threads > 1 });
-      disposers.push(() => backend.dispose());
-      runnable.push({ tag, use: (fn) => fn(backend) });
-    } catch (error) {
-      unrunnable.push({ tag, why: `this engine cannot run it: ${(error as Error).message}` });
-    }
-  }
-}
+const { runnable, unrunnable } = fastBackends();
 
 for (const { tag, why } of unrunnable) test(`kernels on ${tag}`, { skip: why }, () => {});
 

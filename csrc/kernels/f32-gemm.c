@@ -84,7 +84,7 @@ RK_INLINE void store_vec(vec v, float *c, size_t ldc, int r, int col, int32_t ac
    12 FMAs per 2 loads and 6 broadcasts), 4×8 on 128-bit vectors (8 accumulators); and the
    MRV × NRV tiles below them. The accumulators are named, not an array, so that they live
    in registers; rows past MRV compile away. */
-RK_INLINE void f32_gemm_tile__vec(const int MRV, const int NRV, const int INDIRECT, size_t kc, const float *restrict a,
+RK_INLINE void f32_gemm_tile__vec(const int MRV, const int NRV, const int INDIRECT, const int A_ROWS, size_t kc, const float *restrict a,
                                   const float *restrict b, size_t ldb, const float *const *rows, float *restrict c,
                                   size_t ldc, int32_t mr, int32_t nr, int32_t accumulate, const tile_epilogue *ep) {
   /* What the store will read (the residual, or C when accumulating) is rows ldc apart, too
@@ -103,6 +103,9 @@ RK_INLINE void f32_gemm_tile__vec(const int MRV, const int NRV, const int INDIRE
       __builtin_prefetch(c + (size_t)r * ldc + NRV - 1, 1);
     }
   }
+  /* A's row r at a + r·A_STEP: packed panels interleave the rows, row-major A (A_ROWS) keeps
+     them KC floats apart. */
+  const size_t A_STEP = A_ROWS ? KC : 1;
   vec c0a = vec_zero(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a;
   vec c3a = c0a, c3b = c0a, c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a;
   vec c6a = c0a, c6b = c0a, c7a = c0a, c7b = c0a, c8a = c0a, c8b = c0a;
@@ -112,20 +115,20 @@ RK_INLINE void f32_gemm_tile__vec(const int MRV, const int NRV, const int INDIRE
 #if defined(RK_A_PREFETCH)
     /* A streams from memory the first time a row panel is used (weights touched once per
        forward); ask for it a few lines ahead. */
-    __builtin_prefetch(a + RK_A_PREFETCH);
+    if (!A_ROWS) __builtin_prefetch(a + RK_A_PREFETCH);
 #endif
     const vec b0 = vec_load(bk);
     const vec b1 = NRV > VL ? vec_load(bk + VL) : b0;
     if (!INDIRECT) b += ldb;
 #define RK_ROW(r)                                       \
   if (MRV > r) {                                        \
-    const vec av = vec_splat_load(a + r);               \
+    const vec av = vec_splat_load(a + r * A_STEP);      \
     c##r##a = vec_madd(av, b0, c##r##a);                \
     if (NRV > VL) c##r##b = vec_madd(av, b1, c##r##b);  \
   }
     RK_ALL_ROWS
 #undef RK_ROW
-    a += MR;
+    a += A_ROWS ? 1 : MR;
   }
   if (mr == MRV && nr == NRV) {
 #define RK_ROW(r)                                                    \
@@ -169,7 +172,7 @@ RK_INLINE void f32_gemm_tile__vec(const int MRV, const int NRV, const int INDIRE
 
 /* Portable 4×8: plain loops over a local tile; compilers keep it in vector registers
    (SSE2 on x86-64) because every lane is independent. */
-RK_INLINE void f32_gemm_tile__scalar(const int MRV, const int NRV, const int INDIRECT, size_t kc, const float *restrict a,
+RK_INLINE void f32_gemm_tile__scalar(const int MRV, const int NRV, const int INDIRECT, const int A_ROWS, size_t kc, const float *restrict a,
                                      const float *restrict b, size_t ldb, const float *const *rows, float *restrict c, size_t ldc, int32_t mr,
                                      int32_t nr, int32_t accumulate, const tile_epilogue *ep) {
   float acc[MR * NR];
@@ -177,10 +180,10 @@ RK_INLINE void f32_gemm_tile__scalar(const int MRV, const int NRV, const int IND
   for (size_t k = 0; k < kc; k++) {
     const float *bk = INDIRECT ? rows[k] : b;
     for (int r = 0; r < MRV; r++) {
-      const float av = a[r];
+      const float av = a[A_ROWS ? (size_t)r * KC : (size_t)r];
       for (int j = 0; j < NRV; j++) acc[r * NR + j] += av * bk[j];
     }
-    a += MR;
+    a += A_ROWS ? 1 : MR;
     if (!INDIRECT) b += ldb;
   }
   tile_store_scalar(acc, c, ldc, mr, nr, accumulate, ep);
@@ -191,29 +194,42 @@ RK_INLINE void f32_gemm_tile__scalar(const int MRV, const int NRV, const int IND
 
 #endif
 
-/* f32_gemm_<MRV>x<NRV>__<isa> and f32_igemm_<MRV>x<NRV>__<isa>: the register tiles, one
-   function each. */
+/* f32_gemm_<MRV>x<NRV>__<isa>, f32_igemm_<MRV>x<NRV>__<isa> and f32_gemm_arows_<MRV>x<NRV>__<isa>
+   (A read as rows KC floats apart, not packed panels: the weight gradient's im2col rows, copied
+   with contiguous runs instead of transposed): the register tiles, one function each. */
 #define RK_TILE_NAME_(kind, isa, m, n) kind##_##m##x##n##__##isa
 #define RK_TILE_NAME(kind, isa, m, n) RK_TILE_NAME_(kind, isa, m, n)
-#define RK_DEFINE_TILE_KIND(kind, indirect, m, n)                                                              \
+#define RK_DEFINE_TILE_KIND(kind, indirect, a_rows, m, n)                                                      \
   static void RK_TILE_NAME(kind, RK_TILE_ISA, m, n)(size_t kc, const float *a, const float *b, size_t ldb,     \
                                                      const float *const *rows, float *c, size_t ldc, int32_t mr, \
                                                      int32_t nr, int32_t accumulate, const tile_epilogue *ep) {   \
-    RK_TILE_BODY(m, n, indirect, kc, a, b, ldb, rows, c, ldc, mr, nr, accumulate, ep);                         \
+    RK_TILE_BODY(m, n, indirect, a_rows, kc, a, b, ldb, rows, c, ldc, mr, nr, accumulate, ep);                 \
   }
-#define RK_DEFINE_TILE(m, n) RK_DEFINE_TILE_KIND(f32_gemm, 0, m, n) RK_DEFINE_TILE_KIND(f32_igemm, 1, m, n)
+#define RK_DEFINE_TILE(m, n)                                                                            \
+  RK_DEFINE_TILE_KIND(f32_gemm, 0, 0, m, n) RK_DEFINE_TILE_KIND(f32_igemm, 1, 0, m, n)                  \
+  RK_DEFINE_TILE_KIND(f32_gemm_arows, 0, 1, m, n)
 #define RK_TILE_ROW(m, n, half)                                                           \
   {{RK_TILE_NAME(f32_gemm, RK_TILE_ISA, m, n), RK_TILE_NAME(f32_igemm, RK_TILE_ISA, m, n)}, \
    {RK_TILE_NAME(f32_gemm, RK_TILE_ISA, m, half), RK_TILE_NAME(f32_igemm, RK_TILE_ISA, m, half)}}
+#define RK_ROWS_TILE_ROW(m, n, half) {RK_TILE_NAME(f32_gemm_arows, RK_TILE_ISA, m, n), RK_TILE_NAME(f32_gemm_arows, RK_TILE_ISA, m, half)}
 
 /* gemm_tiles[mr - 1][narrow][indirect]: mr rows × (narrow ? NR_HALF : NR) columns, for every
    row count of RK_TILE_ROWS (1 .. MR, listed by the ISA's blocking header); NR_HALF serves the
-   last, narrow pixel panel (a 7×7 plane is 3 panels of 16 and one of 1). */
+   last, narrow pixel panel (a 7×7 plane is 3 panels of 16 and one of 1). gemm_arows_tiles[mr -
+   1][narrow] likewise. */
 #define RK_TILES_OF_ROWS(m) RK_DEFINE_TILE(m, NR) RK_DEFINE_TILE(m, NR_HALF)
 RK_TILE_ROWS(RK_TILES_OF_ROWS)
 #define RK_TABLE_ROW(m) RK_TILE_ROW(m, NR, NR_HALF),
 static gemm_tile_fn const gemm_tiles[][2][2] = {RK_TILE_ROWS(RK_TABLE_ROW)};
 _Static_assert(sizeof gemm_tiles / sizeof gemm_tiles[0] == MR, "RK_TILE_ROWS must list 1 .. MR");
+#define RK_ROWS_TABLE_ROW(m) RK_ROWS_TILE_ROW(m, NR, NR_HALF),
+static gemm_tile_fn const gemm_arows_tiles[][2] = {RK_TILE_ROWS(RK_ROWS_TABLE_ROW)};
+
+/* c (mr × nr) = [c +] a (mr rows KC floats apart, kc long) · b (kc × NR panel). */
+RK_INLINE void gemm_tile_arows(int32_t mr, int32_t nr, size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                               int32_t accumulate) {
+  gemm_arows_tiles[mr - 1][nr <= NR_HALF](kc, a, b, NR, 0, c, ldc, mr, nr, accumulate, 0);
+}
 
 RK_INLINE void gemm_tile(int32_t mr, int32_t nr, size_t kc, const float *a, const float *b, size_t ldb,
                          const float *const *rows, float *c, size_t ldc, int32_t accumulate, const tile_epilogue *ep) {

@@ -85,7 +85,7 @@ static float *scratch_of(addon_state *state, size_t floats) {
  * Argument helpers: each returns false with a JavaScript exception pending.
  * ------------------------------------------------------------------------------------- */
 
-#define MAX_ARGS 8
+#define MAX_ARGS 12
 
 typedef struct {
   napi_env env;
@@ -477,6 +477,260 @@ static napi_value js_relu(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* ---------------------------------------------------------------------------------------
+ * Backward (training) kernels.
+ * ------------------------------------------------------------------------------------- */
+
+/* The GEMM-based backward kernels (convolution gradients, matmul): a task per call, a block
+   of scratch per pool thread. */
+typedef struct {
+  const kernel_table *kernels;
+  const rk_conv2d_shape *s;
+  const float *a, *b; /* conv input gradient: dy, weight; weight gradient: x, dy; matmul: a, b */
+  float *out, *scratch;
+  size_t scratch_per_thread;
+  int32_t m, n, k, flags; /* matmul */
+} gemm_task;
+
+static void run_conv2d_backward_input(void *ctx, int32_t tid, int32_t nthreads, int32_t thread) {
+  const gemm_task *t = ctx;
+  t->kernels->conv2d_backward_input(t->s, t->a, t->b, t->out, t->scratch + t->scratch_per_thread * (size_t)thread, tid,
+                                    nthreads);
+}
+
+static void run_conv2d_backward_weight(void *ctx, int32_t tid, int32_t nthreads, int32_t thread) {
+  const gemm_task *t = ctx;
+  t->kernels->conv2d_backward_weight(t->s, t->a, t->b, t->out, t->scratch + t->scratch_per_thread * (size_t)thread,
+                                     tid, nthreads);
+}
+
+static void run_matmul(void *ctx, int32_t tid, int32_t nthreads, int32_t thread) {
+  const gemm_task *t = ctx;
+  t->kernels->matmul(t->a, t->b, t->m, t->n, t->k, t->flags, t->out,
+                     t->scratch + t->scratch_per_thread * (size_t)thread, tid, nthreads);
+}
+
+/* Gives the task a scratch block of `floats` (rounded to whole cache lines) per pool thread;
+   false with an exception pending. */
+static bool gemm_scratch(napi_env env, gemm_task *t, size_t floats) {
+  addon_state *state = get_state(env);
+  t->scratch_per_thread = (floats + 15) & ~(size_t)15;
+  t->scratch = scratch_of(state, t->scratch_per_thread * (size_t)state->pool.threads);
+  if (!t->scratch) {
+    napi_throw_error(env, NULL, "resnet native: out of memory for GEMM scratch");
+    return false;
+  }
+  return true;
+}
+
+/* conv2dBackwardInput(geometry, dy, weight, dx) */
+static napi_value js_conv2d_backward_input(napi_env env, napi_callback_info info) {
+  call_info c;
+  rk_conv2d_shape s;
+  gemm_task t;
+  if (!get_call(env, info, 4, &c) || !shape_arg(&c, 0, &s)) return NULL;
+  const size_t in_floats = (size_t)s.batch * s.in_channels * s.in_h * s.in_w;
+  const size_t out_floats = (size_t)s.batch * s.out_channels * s.out_h * s.out_w;
+  const size_t weight_floats = (size_t)s.out_channels * (s.in_channels / s.groups) * s.kernel_h * s.kernel_w;
+  if (!f32_arg(&c, 1, "dy", out_floats, false, (float **)&t.a) ||
+      !f32_arg(&c, 2, "weight", weight_floats, false, (float **)&t.b) || !f32_arg(&c, 3, "dx", in_floats, false, &t.out))
+    return NULL;
+  t.kernels = c.kernels;
+  t.s = &s;
+  if (!gemm_scratch(env, &t, c.kernels->gemm_scratch_floats())) return NULL;
+  pool_run(&get_state(env)->pool, run_conv2d_backward_input, &t, get_state(env)->pool.threads);
+  return undefined(env);
+}
+
+/* conv2dBackwardWeight(geometry, x, dy, dw) */
+static napi_value js_conv2d_backward_weight(napi_env env, napi_callback_info info) {
+  call_info c;
+  rk_conv2d_shape s;
+  gemm_task t;
+  if (!get_call(env, info, 4, &c) || !shape_arg(&c, 0, &s)) return NULL;
+  const size_t in_floats = (size_t)s.batch * s.in_channels * s.in_h * s.in_w;
+  const size_t out_floats = (size_t)s.batch * s.out_channels * s.out_h * s.out_w;
+  const size_t weight_floats = (size_t)s.out_channels * (s.in_channels / s.groups) * s.kernel_h * s.kernel_w;
+  if (!f32_arg(&c, 1, "x", in_floats, false, (float **)&t.a) || !f32_arg(&c, 2, "dy", out_floats, false, (float **)&t.b) ||
+      !f32_arg(&c, 3, "dw", weight_floats, false, &t.out))
+    return NULL;
+  t.kernels = c.kernels;
+  t.s = &s;
+  if (!gemm_scratch(env, &t, c.kernels->conv2d_backward_weight_scratch_floats(&s))) return NULL;
+  pool_run(&get_state(env)->pool, run_conv2d_backward_weight, &t, get_state(env)->pool.threads);
+  return undefined(env);
+}
+
+/* matmul(a, b, m, n, k, flags, c): c (m × n) = op(a) · op(b), flags RK_TRANS_A | RK_TRANS_B */
+static napi_value js_matmul(napi_env env, napi_callback_info info) {
+  call_info c;
+  gemm_task t;
+  int64_t m, n, k, flags;
+  if (!get_call(env, info, 7, &c) || !int_arg(&c, 2, "m", 1, &m) || !int_arg(&c, 3, "n", 1, &n) ||
+      !int_arg(&c, 4, "k", 0, &k) || !int_arg(&c, 5, "flags", 0, &flags) ||
+      !f32_arg(&c, 0, "a", (size_t)(m * k), false, (float **)&t.a) ||
+      !f32_arg(&c, 1, "b", (size_t)(k * n), false, (float **)&t.b) || !f32_arg(&c, 6, "c", (size_t)(m * n), false, &t.out))
+    return NULL;
+  if (m > INT32_MAX || n > INT32_MAX || k > INT32_MAX) return fail(env, "matmul", "is too large"), NULL;
+  t.kernels = c.kernels;
+  t.s = NULL;
+  t.m = (int32_t)m;
+  t.n = (int32_t)n;
+  t.k = (int32_t)k;
+  t.flags = (int32_t)flags & (RK_TRANS_A | RK_TRANS_B);
+  if (!gemm_scratch(env, &t, c.kernels->gemm_scratch_floats())) return NULL;
+  pool_run(&get_state(env)->pool, run_matmul, &t, threads_for(env, m * n * (k > 0 ? k : 1) / 16));
+  return undefined(env);
+}
+
+typedef struct {
+  const kernel_table *kernels;
+  const float *x, *dy, *gamma;
+  const double *mean, *inv_std;
+  int32_t batch, channels, plane;
+  float *dx, *dgamma, *dbeta; /* channel sums: dbeta */
+} norm_task;
+
+static void run_channel_sums(void *ctx, int32_t tid, int32_t nthreads, int32_t thread) {
+  (void)thread;
+  const norm_task *t = ctx;
+  t->kernels->channel_sums(t->dy, t->batch, t->channels, t->plane, t->dbeta, tid, nthreads);
+}
+
+static void run_batch_norm_backward(void *ctx, int32_t tid, int32_t nthreads, int32_t thread) {
+  (void)thread;
+  const norm_task *t = ctx;
+  t->kernels->batch_norm_backward(t->x, t->dy, t->mean, t->inv_std, t->gamma, t->batch, t->channels, t->plane, t->dx,
+                                  t->dgamma, t->dbeta, tid, nthreads);
+}
+
+/* Reads batch, channels and plane at argv[i .. i + 2]. */
+static bool planes_args(call_info *c, size_t i, norm_task *t) {
+  int64_t batch, channels, plane;
+  if (!int_arg(c, i, "batch", 0, &batch) || !int_arg(c, i + 1, "channels", 1, &channels) ||
+      !int_arg(c, i + 2, "plane", 0, &plane))
+    return false;
+  if (batch > INT32_MAX || channels > INT32_MAX || plane > INT32_MAX) return fail(c->env, "shape", "is too large");
+  t->batch = (int32_t)batch;
+  t->channels = (int32_t)channels;
+  t->plane = (int32_t)plane;
+  return true;
+}
+
+/* channelSums(dy, batch, channels, plane, sums) */
+static napi_value js_channel_sums(napi_env env, napi_callback_info info) {
+  call_info c;
+  norm_task t;
+  if (!get_call(env, info, 5, &c) || !planes_args(&c, 1, &t) ||
+      !f32_arg(&c, 0, "dy", (size_t)t.batch * t.channels * t.plane, false, (float **)&t.dy) ||
+      !f32_arg(&c, 4, "sums", (size_t)t.channels, false, &t.dbeta))
+    return NULL;
+  t.kernels = c.kernels;
+  pool_run(&get_state(env)->pool, run_channel_sums, &t, threads_for(env, (int64_t)t.batch * t.channels * t.plane));
+  return undefined(env);
+}
+
+/* batchNormBackward(x, dy, mean, invStd, gamma | null, batch, channels, plane, dx, dgamma, dbeta):
+   mean and invStd Float64Arrays of C */
+static napi_value js_batch_norm_backward(napi_env env, napi_callback_info info) {
+  call_info c;
+  norm_task t;
+  if (!get_call(env, info, 11, &c) || !planes_args(&c, 5, &t)) return NULL;
+  const size_t floats = (size_t)t.batch * t.channels * t.plane;
+  if (!f32_arg(&c, 0, "x", floats, false, (float **)&t.x) || !f32_arg(&c, 1, "dy", floats, false, (float **)&t.dy) ||
+      !typed_arg(env, c.argv[2], napi_float64_array, "mean", (size_t)t.channels, false, (void **)&t.mean) ||
+      !typed_arg(env, c.argv[3], napi_float64_array, "invStd", (size_t)t.channels, false, (void **)&t.inv_std) ||
+      !f32_arg(&c, 4, "gamma", (size_t)t.channels, true, (float **)&t.gamma) ||
+      !f32_arg(&c, 8, "dx", floats, false, &t.dx) || !f32_arg(&c, 9, "dgamma", (size_t)t.channels, false, &t.dgamma) ||
+      !f32_arg(&c, 10, "dbeta", (size_t)t.channels, false, &t.dbeta))
+    return NULL;
+  t.kernels = c.kernels;
+  pool_run(&get_state(env)->pool, run_batch_norm_backward, &t, threads_for(env, (int64_t)floats));
+  return undefined(env);
+}
+
+typedef struct {
+  const kernel_table *kernels;
+  const float *x, *dy;
+  int32_t d[14];
+  int64_t n;
+  float *dx;
+} pool_backward_task;
+
+static void run_max_pool2d_backward(void *ctx, int32_t tid, int32_t nthreads, int32_t thread) {
+  (void)thread;
+  const pool_backward_task *t = ctx;
+  const int32_t *d = t->d;
+  t->kernels->max_pool2d_backward(t->x, t->dy, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11],
+                                  d[12], d[13], t->dx, tid, nthreads);
+}
+
+static void run_adaptive_avg_pool2d_backward(void *ctx, int32_t tid, int32_t nthreads, int32_t thread) {
+  (void)thread;
+  const pool_backward_task *t = ctx;
+  const int32_t *d = t->d;
+  t->kernels->adaptive_avg_pool2d_backward(t->dy, d[0], d[1], d[2], d[3], d[4], d[5], t->dx, tid, nthreads);
+}
+
+static void run_relu_backward(void *ctx, int32_t tid, int32_t nthreads, int32_t thread) {
+  (void)thread;
+  const pool_backward_task *t = ctx;
+  t->kernels->relu_backward(t->x, t->dy, t->n, t->dx, tid, nthreads);
+}
+
+/* maxPool2dBackward(x, dy, dims, dx), dims as maxPool2d's */
+static napi_value js_max_pool2d_backward(napi_env env, napi_callback_info info) {
+  call_info c;
+  pool_backward_task t;
+  int32_t *d;
+  if (!get_call(env, info, 4, &c) || !typed_arg(env, c.argv[2], napi_int32_array, "dims", 14, false, (void **)&d))
+    return NULL;
+  memcpy(t.d, d, sizeof t.d);
+  for (int j = 0; j < 14; j++)
+    if (d[j] < ((j == 8 || j == 9) ? 0 : 1)) return fail(env, "dims", "has a non-positive entry"), NULL;
+  const int64_t planes = (int64_t)d[0] * d[1];
+  if (!f32_arg(&c, 0, "x", (size_t)(planes * d[2] * d[3]), false, (float **)&t.x) ||
+      !f32_arg(&c, 1, "dy", (size_t)(planes * d[12] * d[13]), false, (float **)&t.dy) ||
+      !f32_arg(&c, 3, "dx", (size_t)(planes * d[2] * d[3]), false, &t.dx))
+    return NULL;
+  t.kernels = c.kernels;
+  pool_run(&get_state(env)->pool, run_max_pool2d_backward, &t, threads_for(env, planes * d[2] * d[3]));
+  return undefined(env);
+}
+
+/* adaptiveAvgPool2dBackward(dy, dims, dx), dims: batch, channels, in_h, in_w, out_h, out_w */
+static napi_value js_adaptive_avg_pool2d_backward(napi_env env, napi_callback_info info) {
+  call_info c;
+  pool_backward_task t;
+  int32_t *d;
+  if (!get_call(env, info, 3, &c) || !typed_arg(env, c.argv[1], napi_int32_array, "dims", 6, false, (void **)&d))
+    return NULL;
+  memcpy(t.d, d, 6 * sizeof(int32_t));
+  for (int j = 0; j < 6; j++)
+    if (d[j] < 1) return fail(env, "dims", "has a non-positive entry"), NULL;
+  const int64_t planes = (int64_t)d[0] * d[1];
+  if (!f32_arg(&c, 0, "dy", (size_t)(planes * d[4] * d[5]), false, (float **)&t.dy) ||
+      !f32_arg(&c, 2, "dx", (size_t)(planes * d[2] * d[3]), false, &t.dx))
+    return NULL;
+  t.kernels = c.kernels;
+  pool_run(&get_state(env)->pool, run_adaptive_avg_pool2d_backward, &t, threads_for(env, planes * d[2] * d[3]));
+  return undefined(env);
+}
+
+/* reluBackward(y, dy, dx), over dx's length */
+static napi_value js_relu_backward(napi_env env, napi_callback_info info) {
+  call_info c;
+  pool_backward_task t;
+  size_t n;
+  if (!get_call(env, info, 3, &c) || !f32_arg(&c, 2, "dx", 0, false, &t.dx)) return NULL;
+  napi_get_typedarray_info(env, c.argv[2], NULL, &n, NULL, NULL, NULL);
+  if (!f32_arg(&c, 0, "y", n, false, (float **)&t.x) || !f32_arg(&c, 1, "dy", n, false, (float **)&t.dy)) return NULL;
+  t.kernels = c.kernels;
+  t.n = (int64_t)n;
+  pool_run(&get_state(env)->pool, run_relu_backward, &t, threads_for(env, t.n));
+  return undefined(env);
+}
+
 /* setThreads(n): the pool's size from now on (workers restart at the next run). */
 static napi_value js_set_threads(napi_env env, napi_callback_info info) {
   call_info c;
@@ -518,6 +772,14 @@ static napi_value variant_object(napi_env env, const kernel_table *kernels) {
       {"channelAffine", NULL, js_channel_affine, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
       {"add", NULL, js_add, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
       {"relu", NULL, js_relu, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
+      {"conv2dBackwardInput", NULL, js_conv2d_backward_input, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
+      {"conv2dBackwardWeight", NULL, js_conv2d_backward_weight, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
+      {"channelSums", NULL, js_channel_sums, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
+      {"batchNormBackward", NULL, js_batch_norm_backward, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
+      {"maxPool2dBackward", NULL, js_max_pool2d_backward, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
+      {"adaptiveAvgPool2dBackward", NULL, js_adaptive_avg_pool2d_backward, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
+      {"reluBackward", NULL, js_relu_backward, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
+      {"matmul", NULL, js_matmul, NULL, NULL, NULL, napi_enumerable, (void *)kernels},
   };
   napi_value object;
   napi_create_object(env, &object);

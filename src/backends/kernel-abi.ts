@@ -2,17 +2,27 @@
 // rk_conv2d_shape fields and what a packed weight depends on (besides the weight tensor's
 // version, Tensor.version).
 
-import type { Tensor } from '../core/tensor.js';
+import type { Shape, Tensor } from '../core/tensor.js';
 import type { Conv2dParams } from './backend.js';
 
 /** rk_conv2d_shape's fields, in kernels.h's order. */
 export function convShapeFields(x: Tensor, weight: Tensor, p: Conv2dParams, outH: number, outW: number): number[] {
-  const [batch, inChannels, inH, inW] = x.shape;
-  const [outChannels, , kh, kw] = weight.shape;
+  return convShapeOf(x.shape, weight.shape, p, outH, outW);
+}
+
+/** rk_conv2d_shape's fields from the shapes of the input (N, C, H, W) and weight (O, C/groups, kh, kw). */
+export function convShapeOf(xShape: Shape, weightShape: Shape, p: Conv2dParams, outH: number, outW: number): number[] {
+  const [batch, inChannels, inH, inW] = xShape;
+  const [outChannels, , kh, kw] = weightShape;
   return [
     batch, inChannels, inH, inW, outChannels, outH, outW, kh, kw,
     p.stride[0], p.stride[1], p.padding[0], p.padding[1], p.dilation[0], p.dilation[1], p.groups,
   ];
+}
+
+/** RK_TRANS_A and RK_TRANS_B of kernels.h: rk_matmul's flags. */
+export function matmulFlags(transA: boolean, transB: boolean): number {
+  return (transA ? 1 : 0) | (transB ? 2 : 0);
 }
 
 /**

@@ -141,3 +141,24 @@ export const adaptiveCases: [Shape, number, number][] = [[[1, 2048, 7, 7], 1, 1]
 export const linearCases: [number, number, number][] = [[1, 2048, 1000], [3, 17, 5], [1, 1, 1], [2, 33, 70], [3, 2048, 13], [1, 512, 1000]];
 /** Sizes that are not multiples of any vector width. */
 export const elementwiseShapes: Shape[] = [[1, 3, 224, 224], [3, 5, 1, 1], [2, 17, 7, 7], [1, 64, 56, 56], [1, 1, 1, 33]];
+
+/**
+ * Convolutions whose gradients cross the backward GEMMs' blocks (besides convCases): more
+ * output channels than a K block of the input gradient (KC = 256), weight-gradient columns
+ * (C/groups·kh·kw) over a column chunk (NC) and a whole number of panels, many images to split.
+ */
+export const backwardConvCases: ConvCase[] = [
+  { name: 'backward: 300 output channels (two K blocks of the input gradient)', x: [1, 8, 6, 6], w: [300, 3, 3], padding: [1, 1] },
+  { name: 'backward: 300 output channels, 1×1 (direct input gradient)', x: [2, 20, 5, 5], w: [300, 1, 1] },
+  { name: 'backward: 40 input channels × 3×3 = 360 weight-gradient columns', x: [2, 40, 6, 7], w: [9, 3, 3], padding: [1, 1] },
+  { name: 'backward: 32 columns exactly (one AVX-512 panel)', x: [1, 32, 5, 5], w: [5, 1, 1] },
+  { name: 'backward: 5 images over threads, stride 2', x: [5, 6, 9, 9], w: [7, 3, 3], stride: [2, 2], padding: [1, 1] },
+  { name: 'backward: 2 channels, 16 blocks of a single image', x: [1, 2, 11, 11], w: [4, 5, 5], padding: [2, 2] },
+  { name: 'backward: depthwise 3×3 stride 2', x: [2, 16, 9, 8], w: [16, 3, 3], stride: [2, 2], padding: [1, 1], groups: 16 },
+  { name: 'backward: kernel larger than the padded input is wide', x: [1, 3, 3, 3], w: [2, 3, 3], padding: [0, 0] },
+];
+
+/** matmul shapes (m, n, k): linear's gradients at ResNet sizes, remainders of the tiles, k = 0 and k over a K block. */
+export const matmulCases: [number, number, number][] = [
+  [16, 512, 10], [10, 512, 16], [128, 64, 10], [3, 5, 7], [1, 1, 1], [13, 33, 300], [40, 70, 0], [7, 1000, 2048],
+];

@@ -5,9 +5,10 @@
 // weights are packed once into the micro-kernel's layout and cached per weight tensor.
 
 import { Tensor } from '../../core/tensor.js';
-import { BackendSettingError, type Backend, type Conv2dParams, type ConvEpilogue, type Pool2dParams } from '../backend.js';
+import { BackendSettingError, type Backend, type BatchNormGradients, type Conv2dParams, type ConvEpilogue, type Pool2dParams } from '../backend.js';
 import { createReferenceBackend } from '../ref/kernels.js';
-import { convShapeFields, packingKey } from '../kernel-abi.js';
+import { convShapeFields, convShapeOf, matmulFlags, packingKey } from '../kernel-abi.js';
+import { FlippedWeights, inputGradientConv } from '../input-gradient.js';
 
 /** One build of the kernels inside the addon (see csrc/native/addon.c for the argument lists). */
 interface NativeKernels {
@@ -26,6 +27,19 @@ interface NativeKernels {
   channelAffine(x: Float32Array, scale: Float32Array, shift: Float32Array, batch: number, channels: number, plane: number, y: Float32Array): void;
   add(a: Float32Array, b: Float32Array, relu: boolean, y: Float32Array): void;
   relu(x: Float32Array, y: Float32Array): void;
+  conv2dBackwardInput(geometry: Int32Array, dy: Float32Array, weight: Float32Array, dx: Float32Array): void;
+  conv2dBackwardWeight(geometry: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
+  channelSums(dy: Float32Array, batch: number, channels: number, plane: number, sums: Float32Array): void;
+  batchNormBackward(
+    x: Float32Array, dy: Float32Array, mean: Float64Array, invStd: Float64Array, gamma: Float32Array | null,
+    batch: number, channels: number, plane: number, dx: Float32Array, dGamma: Float32Array, dBeta: Float32Array,
+  ): void;
+  /** dims as maxPool2d's. */
+  maxPool2dBackward(x: Float32Array, dy: Float32Array, dims: Int32Array, dx: Float32Array): void;
+  adaptiveAvgPool2dBackward(dy: Float32Array, dims: Int32Array, dx: Float32Array): void;
+  reluBackward(y: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  /** c (m × n) = op(a) · op(b); flags: matmulFlags. */
+  matmul(a: Float32Array, b: Float32Array, m: number, n: number, k: number, flags: number, c: Float32Array): void;
 }
 
 interface NativeAddon {
@@ -42,6 +56,12 @@ export interface NativeBackendOptions {
   threads?: number;
   /** Which build of the kernels to run ('avx512f', 'avx2-fma', 'scalar'); default: $RESNET_NATIVE_ISA, else the best the CPU supports. */
   isa?: string;
+  /**
+   * Computes a stride-1 convolution's input gradient as a convolution on the forward kernels
+   * (src/backends/input-gradient.ts; default true); false runs the backward GEMM + col2im
+   * kernel for every stride (tests of that kernel).
+   */
+  inputGradientByConvolution?: boolean;
 }
 
 export interface NativeBackend extends Backend {
@@ -189,6 +209,8 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
   // Weight tensor → its packing, for the geometry and layout it was packed for (packingKey), the
   // scale folded in, and the weight's version (a write in place packs it again).
   const packs = new WeakMap<Tensor, Packed>();
+  const flippedWeights = new FlippedWeights();
+  const byConvolution = options.inputGradientByConvolution ?? true;
 
   function packed(weight: Tensor, geometry: Int32Array, scale: Float64Array | null): Float32Array {
     const key = packingKey(geometry, k.conv2dPacking(geometry));
@@ -200,7 +222,7 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
     return data;
   }
 
-  return {
+  const backend: NativeBackend = {
     name: 'native',
     setThreads: (n: number) => native.setThreads(n),
     getThreads: () => native.getThreads(),
@@ -268,7 +290,80 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
       if (y.length > 0) k.linear(x.f32, weight.f32, bias?.f32 ?? null, batch, inFeatures, outFeatures, y);
       return new Tensor(y, [batch, outFeatures]);
     },
+
+    // Backward kernels: each output is written whole by C (no zero-filling here); empty
+    // tensors never reach C, whose shape checks want positive sizes.
+
+    conv2dBackwardInput(dy: Tensor, weight: Tensor, p: Conv2dParams, inH: number, inW: number): Tensor {
+      const [batch, , outH, outW] = dy.shape;
+      const xShape = [batch, weight.shape[1] * p.groups, inH, inW];
+      const asConv = inputGradientConv(p, weight.shape[2], weight.shape[3]);
+      if (asConv && byConvolution && batch > 0) return backend.conv2d(dy, flippedWeights.get(weight, p.groups), null, asConv, inH, inW);
+      const dx = output(batch * xShape[1] * inH * inW);
+      if (dx.length > 0) k.conv2dBackwardInput(Int32Array.from(convShapeOf(xShape, weight.shape, p, outH, outW)), dy.f32, weight.f32, dx);
+      return new Tensor(dx, xShape);
+    },
+
+    conv2dBackwardWeight(x: Tensor, dy: Tensor, p: Conv2dParams, kh: number, kw: number): Tensor {
+      const [, , outH, outW] = dy.shape;
+      const weightShape = [dy.shape[1], x.shape[1] / p.groups, kh, kw];
+      if (x.size === 0) return Tensor.zeros(weightShape);
+      const dw = output(weightShape[0] * weightShape[1] * kh * kw);
+      k.conv2dBackwardWeight(Int32Array.from(convShapeOf(x.shape, weightShape, p, outH, outW)), x.f32, dy.f32, dw);
+      return new Tensor(dw, weightShape);
+    },
+
+    channelSums(dy: Tensor): Float32Array {
+      const [batch, channels] = dy.shape;
+      const sums = new Float32Array(channels);
+      if (dy.size > 0) k.channelSums(dy.f32, batch, channels, dy.size / (batch * channels), sums);
+      return sums;
+    },
+
+    batchNormBackward(x: Tensor, dy: Tensor, mean: Float64Array, invStd: Float64Array, gamma: Float32Array | null): BatchNormGradients {
+      const [batch, channels] = x.shape;
+      const dx = output(x.size);
+      const dGamma = new Float32Array(channels);
+      const dBeta = new Float32Array(channels);
+      if (x.size > 0) k.batchNormBackward(x.f32, dy.f32, mean, invStd, gamma, batch, channels, x.size / (batch * channels), dx, dGamma, dBeta);
+      return { dx: new Tensor(dx, x.shape), dGamma, dBeta };
+    },
+
+    maxPool2dBackward(x: Tensor, dy: Tensor, p: Pool2dParams): Tensor {
+      const [batch, channels, inH, inW] = x.shape;
+      const [, , outH, outW] = dy.shape;
+      if (dy.size === 0) return Tensor.zeros(x.shape);
+      const dx = output(x.size);
+      const dims = Int32Array.of(
+        batch, channels, inH, inW, p.kernel[0], p.kernel[1], p.stride[0], p.stride[1],
+        p.padding[0], p.padding[1], p.dilation[0], p.dilation[1], outH, outW,
+      );
+      k.maxPool2dBackward(x.f32, dy.f32, dims, dx);
+      return new Tensor(dx, x.shape);
+    },
+
+    adaptiveAvgPool2dBackward(dy: Tensor, inH: number, inW: number): Tensor {
+      const [batch, channels, outH, outW] = dy.shape;
+      const dx = output(batch * channels * inH * inW);
+      if (dx.length > 0) k.adaptiveAvgPool2dBackward(dy.f32, Int32Array.of(batch, channels, inH, inW, outH, outW), dx);
+      return new Tensor(dx, [batch, channels, inH, inW]);
+    },
+
+    reluBackward(y: Tensor, dy: Tensor): Tensor {
+      const dx = output(y.size);
+      k.reluBackward(y.f32, dy.f32, dx);
+      return new Tensor(dx, y.shape);
+    },
+
+    matmul(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tensor {
+      const [m, depth] = transA ? [a.shape[1], a.shape[0]] : [a.shape[0], a.shape[1]];
+      const n = transB ? b.shape[0] : b.shape[1];
+      const c = output(m * n);
+      if (c.length > 0) k.matmul(a.f32, b.f32, m, n, depth, matmulFlags(transA, transB), c);
+      return new Tensor(c, [m, n]);
+    },
   };
+  return backend;
 }
 
 let shared: NativeBackend | null = null;

@@ -26,9 +26,10 @@
 // (COOP/COEP headers) for shared memory, and `await initWasmBackend()` before setBackend('wasm').
 
 import { Tensor } from '../../core/tensor.js';
-import { registerBackend, type Backend, type ChannelMoments, type Conv2dParams, type ConvEpilogue, type Pool2dParams } from '../backend.js';
+import { registerBackend, type Backend, type BatchNormGradients, type ChannelMoments, type Conv2dParams, type ConvEpilogue, type Pool2dParams } from '../backend.js';
 import { createReferenceBackend } from '../ref/kernels.js';
-import { convShapeFields, packingKey } from '../kernel-abi.js';
+import { convShapeFields, convShapeOf, matmulFlags, packingKey } from '../kernel-abi.js';
+import { FlippedWeights, inputGradientConv } from '../input-gradient.js';
 import { Heap } from './heap.js';
 import { Kernel, RK_RELU, readIsa, type KernelExports } from './kernels.js';
 import {
@@ -52,6 +53,12 @@ export interface WasmBackendOptions {
   weightCacheBytes?: number;
   /** Split even the smallest call over every thread (tests of the kernels' slicing); default false. */
   splitSmallOps?: boolean;
+  /**
+   * Computes a stride-1 convolution's input gradient as a convolution on the forward kernels
+   * (src/backends/input-gradient.ts; default true); false runs the backward GEMM + col2im
+   * kernel for every stride (tests of that kernel).
+   */
+  inputGradientByConvolution?: boolean;
   /** The .wasm files' bytes, where they cannot be read from the package (bundlers). */
   wasmBytes?: Partial<Record<WasmVariant, WasmBytes>>;
 }
@@ -126,6 +133,8 @@ export class WasmBackend implements Backend {
   });
 
   readonly #reference = createReferenceBackend();
+  readonly #flippedWeights = new FlippedWeights();
+  readonly #inputGradientByConvolution: boolean;
 
   constructor(compiled: CompiledKernels, options: WasmBackendOptions = {}) {
     this.variant = compiled.variant;
@@ -144,6 +153,7 @@ export class WasmBackend implements Backend {
     this.#pool = new ThreadPool(compiled.module, memory, control, this.#kernels, stacks);
     this.#threads = threads;
     this.#splitSmallOps = options.splitSmallOps ?? false;
+    this.#inputGradientByConvolution = options.inputGradientByConvolution ?? true;
   }
 
   /** Threads a kernel call is split over (at most the pool's size, set at creation). */
@@ -284,15 +294,154 @@ export class WasmBackend implements Backend {
     return this.#result(output, [batch, outFeatures]);
   }
 
+  // Backward kernels. Empty tensors never reach C.
+
+  conv2dBackwardInput(dy: Tensor, weight: Tensor, p: Conv2dParams, inH: number, inW: number): Tensor {
+    const [batch, , outH, outW] = dy.shape;
+    const [, groupChannels, kh, kw] = weight.shape;
+    const xShape = [batch, groupChannels * p.groups, inH, inW];
+    if (batch === 0) return Tensor.zeros(xShape);
+    const asConv = inputGradientConv(p, kh, kw);
+    if (asConv && this.#inputGradientByConvolution) return this.conv2d(dy, this.#flippedWeights.get(weight, p.groups), null, asConv, inH, inW);
+    this.#shape.set(convShapeOf(xShape, weight.shape, p, outH, outW));
+    const temporaries: number[] = [];
+    const gradient = this.#input(dy, temporaries);
+    const w = this.#input(weight, temporaries);
+    const output = this.#output(batch * xShape[1] * inH * inW);
+    const [scratch, scratchBytes] = this.#gemmScratch();
+    const slices = this.#slices(dy.size * groupChannels * kh * kw, MIN_MACS_PER_SLICE);
+    this.#run(Kernel.conv2dBackwardInput, [this.#shapeAddress, gradient, w, output, scratch, scratchBytes], slices, temporaries);
+    return this.#result(output, xShape);
+  }
+
+  conv2dBackwardWeight(x: Tensor, dy: Tensor, p: Conv2dParams, kh: number, kw: number): Tensor {
+    const [, , outH, outW] = dy.shape;
+    const weightShape = [dy.shape[1], x.shape[1] / p.groups, kh, kw];
+    if (x.size === 0) return Tensor.zeros(weightShape);
+    this.#shape.set(convShapeOf(x.shape, weightShape, p, outH, outW));
+    const temporaries: number[] = [];
+    const input = this.#input(x, temporaries);
+    const gradient = this.#input(dy, temporaries);
+    const output = this.#output(weightShape[0] * weightShape[1] * kh * kw);
+    const [scratch, scratchBytes] = this.#gemmScratch(this.#kernels.rk_conv2d_backward_weight_scratch_floats(this.#shapeAddress));
+    const slices = this.#slices(dy.size * weightShape[1] * kh * kw, MIN_MACS_PER_SLICE);
+    this.#run(Kernel.conv2dBackwardWeight, [this.#shapeAddress, input, gradient, output, scratch, scratchBytes], slices, temporaries);
+    return this.#result(output, weightShape);
+  }
+
+  channelSums(dy: Tensor): Float32Array {
+    const [batch, channels] = dy.shape;
+    if (dy.size === 0) return new Float32Array(channels);
+    const temporaries: number[] = [];
+    const gradient = this.#input(dy, temporaries);
+    const sums = this.#output(channels);
+    temporaries.push(sums);
+    const args = [gradient, batch, channels, dy.size / (batch * channels), sums];
+    // Copied out before #run frees the temporaries (sums among them) in its finally.
+    let result = new Float32Array(0);
+    this.#run(Kernel.channelSums, args, this.#slices(dy.size, MIN_ELEMENTS_PER_SLICE), temporaries, () => {
+      result = this.#heap.f32(sums, channels).slice();
+    });
+    return result;
+  }
+
+  batchNormBackward(x: Tensor, dy: Tensor, mean: Float64Array, invStd: Float64Array, gamma: Float32Array | null): BatchNormGradients {
+    const [batch, channels] = x.shape;
+    if (x.size === 0) return { dx: Tensor.zeros(x.shape), dGamma: new Float32Array(channels), dBeta: new Float32Array(channels) };
+    const temporaries: number[] = [];
+    const input = this.#input(x, temporaries);
+    const gradient = this.#input(dy, temporaries);
+    const meanAddress = this.#copyInF64(mean, temporaries);
+    const invStdAddress = this.#copyInF64(invStd, temporaries);
+    const gammaAddress = gamma ? this.#copyIn(gamma, temporaries) : 0;
+    const output = this.#output(x.size);
+    const dGamma = this.#output(channels);
+    const dBeta = this.#output(channels);
+    temporaries.push(dGamma, dBeta);
+    const args = [input, gradient, meanAddress, invStdAddress, gammaAddress, batch, channels, x.size / (batch * channels), output, dGamma, dBeta];
+    const gradients = { dGamma: new Float32Array(0), dBeta: new Float32Array(0) };
+    this.#run(Kernel.batchNormBackward, args, this.#slices(x.size, MIN_ELEMENTS_PER_SLICE), temporaries, () => {
+      gradients.dGamma = this.#heap.f32(dGamma, channels).slice();
+      gradients.dBeta = this.#heap.f32(dBeta, channels).slice();
+    });
+    return { dx: this.#result(output, x.shape), ...gradients };
+  }
+
+  maxPool2dBackward(x: Tensor, dy: Tensor, p: Pool2dParams): Tensor {
+    const [batch, channels, inH, inW] = x.shape;
+    const [, , outH, outW] = dy.shape;
+    if (dy.size === 0) return Tensor.zeros(x.shape);
+    const temporaries: number[] = [];
+    const input = this.#input(x, temporaries);
+    const gradient = this.#input(dy, temporaries);
+    const output = this.#output(x.size);
+    const args = [
+      input, gradient, batch, channels, inH, inW, p.kernel[0], p.kernel[1], p.stride[0], p.stride[1],
+      p.padding[0], p.padding[1], p.dilation[0], p.dilation[1], outH, outW, output,
+    ];
+    this.#run(Kernel.maxPool2dBackward, args, this.#slices(dy.size * p.kernel[0] * p.kernel[1], MIN_ELEMENTS_PER_SLICE), temporaries);
+    return this.#result(output, x.shape);
+  }
+
+  adaptiveAvgPool2dBackward(dy: Tensor, inH: number, inW: number): Tensor {
+    const [batch, channels, outH, outW] = dy.shape;
+    const shape = [batch, channels, inH, inW];
+    if (batch * channels === 0) return Tensor.zeros(shape);
+    const temporaries: number[] = [];
+    const gradient = this.#input(dy, temporaries);
+    const output = this.#output(batch * channels * inH * inW);
+    const args = [gradient, batch, channels, inH, inW, outH, outW, output];
+    this.#run(Kernel.adaptiveAvgPool2dBackward, args, this.#slices(batch * channels * inH * inW, MIN_ELEMENTS_PER_SLICE), temporaries);
+    return this.#result(output, shape);
+  }
+
+  reluBackward(y: Tensor, dy: Tensor): Tensor {
+    const temporaries: number[] = [];
+    const output = this.#input(y, temporaries);
+    const gradient = this.#input(dy, temporaries);
+    const dx = this.#output(y.size);
+    this.#run(Kernel.reluBackward, [output, gradient, y.size, dx], this.#slices(y.size, MIN_ELEMENTS_PER_SLICE), temporaries);
+    return this.#result(dx, y.shape);
+  }
+
+  matmul(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tensor {
+    const [m, depth] = transA ? [a.shape[1], a.shape[0]] : [a.shape[0], a.shape[1]];
+    const n = transB ? b.shape[0] : b.shape[1];
+    if (m * n === 0) return Tensor.zeros([m, n]);
+    const temporaries: number[] = [];
+    const left = this.#input(a, temporaries);
+    const right = this.#input(b, temporaries);
+    const output = this.#output(m * n);
+    const [scratch, scratchBytes] = this.#gemmScratch();
+    const args = [left, right, m, n, depth, matmulFlags(transA, transB), output, scratch, scratchBytes];
+    this.#run(Kernel.matmul, args, this.#slices(m * n * depth, MIN_MACS_PER_SLICE), temporaries);
+    return this.#result(output, [m, n]);
+  }
+
+  /** Scratch for every thread of a GEMM-based kernel (`floats` each, default rk_gemm_scratch_floats), and the bytes of each thread's block. */
+  #gemmScratch(floats = this.#kernels.rk_gemm_scratch_floats()): [number, number] {
+    const bytes = Math.ceil((floats >>> 0) / 16) * 64;
+    return [this.#scratch(bytes * this.#threads), bytes];
+  }
+
+  #copyInF64(data: Float64Array, temporaries: number[]): number {
+    const address = this.#heap.alloc(data.byteLength);
+    temporaries.push(address);
+    this.#heap.f64(address, data.length).set(data);
+    return address;
+  }
+
   /** Splits `work` into slices of at least `minimum` (waking a thread costs microseconds), up to the thread count. */
   #slices(work: number, minimum: number): number {
     if (this.#splitSmallOps) return this.#threads;
     return Math.max(1, Math.min(this.#threads, Math.floor(work / minimum)));
   }
 
-  #run(kernel: number, args: number[], slices: number, temporaries: number[]): void {
+  /** Runs a kernel, then `collect` (reading outputs that are among the temporaries), then frees the temporaries. */
+  #run(kernel: number, args: number[], slices: number, temporaries: number[], collect?: () => void): void {
     try {
       this.#pool.run(kernel, args, slices);
+      collect?.();
     } finally {
       for (const address of temporaries) this.#heap.free(address);
     }

@@ -22,6 +22,25 @@ export interface KernelExports {
   /** n is int64_t in C, so a BigInt here. */
   rk_add(a: number, b: number, n: bigint, flags: number, y: number, tid: number, nthreads: number): void;
   rk_relu(x: number, n: bigint, y: number, tid: number, nthreads: number): void;
+  rk_gemm_scratch_floats(): number;
+  rk_conv2d_backward_input(shape: number, dy: number, weight: number, dx: number, scratch: number, tid: number, nthreads: number): void;
+  rk_conv2d_backward_weight_scratch_floats(shape: number): number;
+  rk_conv2d_backward_weight(shape: number, x: number, dy: number, dw: number, scratch: number, tid: number, nthreads: number): void;
+  rk_channel_sums(dy: number, batch: number, channels: number, plane: number, sums: number, tid: number, nthreads: number): void;
+  /** mean, invStd: addresses of C float64; gamma: of C floats, or 0. */
+  rk_batch_norm_backward(
+    x: number, dy: number, mean: number, invStd: number, gamma: number, batch: number, channels: number, plane: number,
+    dx: number, dGamma: number, dBeta: number, tid: number, nthreads: number,
+  ): void;
+  rk_max_pool2d_backward(
+    x: number, dy: number, batch: number, channels: number, inH: number, inW: number, kernelH: number, kernelW: number,
+    strideH: number, strideW: number, padH: number, padW: number, dilationH: number, dilationW: number,
+    outH: number, outW: number, dx: number, tid: number, nthreads: number,
+  ): void;
+  rk_adaptive_avg_pool2d_backward(dy: number, batch: number, channels: number, inH: number, inW: number, outH: number, outW: number, dx: number, tid: number, nthreads: number): void;
+  rk_relu_backward(y: number, dy: number, n: bigint, dx: number, tid: number, nthreads: number): void;
+  /** flags: matmulFlags (RK_TRANS_A, RK_TRANS_B). */
+  rk_matmul(a: number, b: number, m: number, n: number, k: number, flags: number, c: number, scratch: number, tid: number, nthreads: number): void;
   rk_isa(): number;
   /** Each thread's instance gets its own stack: this is set to the top of it before any call. */
   __stack_pointer: WebAssembly.Global;
@@ -41,11 +60,19 @@ export const Kernel = {
   channelAffine: 4,
   add: 5,
   relu: 6,
+  conv2dBackwardInput: 7,
+  conv2dBackwardWeight: 8,
+  channelSums: 9,
+  batchNormBackward: 10,
+  maxPool2dBackward: 11,
+  adaptiveAvgPool2dBackward: 12,
+  reluBackward: 13,
+  matmul: 14,
 } as const;
 export type KernelId = (typeof Kernel)[keyof typeof Kernel];
 
-/** The most int32 arguments any kernel takes (rk_max_pool2d), tid and nthreads aside. */
-export const MAX_KERNEL_ARGS = 16;
+/** The most int32 arguments any kernel takes (rk_max_pool2d_backward: 17), tid and nthreads aside. */
+export const MAX_KERNEL_ARGS = 20;
 
 /**
  * Runs slice `tid` of `nthreads` of a kernel whose arguments are `a`, in the order of its C
@@ -69,6 +96,26 @@ export function callKernel(k: KernelExports, kernel: number, a: Int32Array, tid:
       return k.rk_add(a[0], a[1], BigInt(a[2] >>> 0), a[3], a[4], tid, nthreads);
     case Kernel.relu:
       return k.rk_relu(a[0], BigInt(a[1] >>> 0), a[2], tid, nthreads);
+    // The GEMM-based backward kernels: a[4] (a[7] for matmul) is the scratch of all threads,
+    // a[5] (a[8]) bytes each, as for conv2d.
+    case Kernel.conv2dBackwardInput:
+      return k.rk_conv2d_backward_input(a[0], a[1], a[2], a[3], a[4] + thread * a[5], tid, nthreads);
+    case Kernel.conv2dBackwardWeight:
+      return k.rk_conv2d_backward_weight(a[0], a[1], a[2], a[3], a[4] + thread * a[5], tid, nthreads);
+    case Kernel.channelSums:
+      return k.rk_channel_sums(a[0], a[1], a[2], a[3], a[4], tid, nthreads);
+    case Kernel.batchNormBackward:
+      return k.rk_batch_norm_backward(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], tid, nthreads);
+    case Kernel.maxPool2dBackward:
+      return k.rk_max_pool2d_backward(
+        a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], tid, nthreads,
+      );
+    case Kernel.adaptiveAvgPool2dBackward:
+      return k.rk_adaptive_avg_pool2d_backward(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], tid, nthreads);
+    case Kernel.reluBackward:
+      return k.rk_relu_backward(a[0], a[1], BigInt(a[2] >>> 0), a[3], tid, nthreads);
+    case Kernel.matmul:
+      return k.rk_matmul(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7] + thread * a[8], tid, nthreads);
     default:
       throw new RangeError(`unknown wasm kernel ${kernel}`);
   }

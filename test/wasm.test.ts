@@ -97,7 +97,7 @@ test('synchronous forwards leave nothing in wasm memory: resident, live and tota
   // forwards at 224×224 (resident bytes by 6.0 MB). Those wasm figures are what RSS grew by, and
   // unlike RSS they are exact: 100 passes at 128×128 (stem to layer2 resident and released,
   // layer3 on copied out) after a warm-up must not move them by a byte.
-  const model = getModel('resnet18', { seed: 6 }).eval();
+  const model = getModel('resnet18', { seed: 6 }).eval().requiresGrad_(false); // frozen: the eval plan runs
   const registered = withBackend('wasm', () => setBackend('wasm')) as WasmBackend;
   const input = random([1, 3, 128, 128]);
   withBackend('wasm', () => {

@@ -57,7 +57,7 @@ async function setup(message: Extract<ToBenchWorker, { type: 'setup' }>): Promis
   setBackend('wasm');
   const model: AnyResNet = getModel(message.arch);
   model.loadStateDict(readWeights(await fetchBytes(message.safetensorsUrl)));
-  model.eval();
+  model.eval().requiresGrad_(false); // inference: no graph, the eval plan runs
 
   const ort = (await import(message.ortUrl)) as Onnxruntime;
   ort.env.wasm.numThreads = message.threads;

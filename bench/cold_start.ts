@@ -41,7 +41,7 @@ async function ours(backendName: string): Promise<Output> {
   const { getModel, Tensor } = await import('../src/index.js');
   const { useBackend } = await import('../src/tools/bench.js');
   const model = await getModel(task.arch, { weights: join(task.modelsDir, `${task.arch}.pth`) });
-  model.eval();
+  model.eval().requiresGrad_(false); // inference: no graph, the eval plan runs
   const { isa } = useBackend(backendName, task.threads);
   return { logits: model.call(new Tensor(image, shape)).f32, isa };
 }

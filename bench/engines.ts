@@ -79,7 +79,7 @@ export function packageVersion(name: string): string | null {
 export async function loadOurModel(arch: string, modelsDir: string): Promise<ResNet> {
   const model = await getModel(arch, { weights: modelFile(modelsDir, arch, 'safetensors') });
   if (!(model instanceof ResNet)) throw new TypeError(`the benchmark times torchvision's ResNets, not ${arch}`);
-  model.eval();
+  model.eval().requiresGrad_(false); // inference: no graph, the eval plan runs
   return model;
 }
 

@@ -109,7 +109,7 @@ export function serveModelWorker(endpoint: MessageEndpoint = globalThis as unkno
         setBackend(backend);
         const progress = (loaded: number, total: number | undefined): void => post({ type: 'progress', id: message.id, loaded, total });
         model = weights ? await getModel(arch, { ...options, weights, progress }) : getModel(arch, options);
-        model.eval();
+        model.eval().requiresGrad_(false); // inference only: no graph, the eval plan runs
         const active = getBackend() as { name: string; getThreads?: () => number };
         post({ type: 'loaded', id: message.id, backend: active.name, threads: active.getThreads?.() ?? 1, parameters: model.parameterCount() });
         break;

@@ -62,25 +62,10 @@ function formatRecord(r: EpochRecord, epochs: number, best: boolean): string {
   );
 }
 
-interface TrainFlags {
-  arch: string;
-  data: string;
-  weights?: string;
+/** The options as commander parses them: the run's own, and where it runs. */
+interface TrainFlags extends TrainOptions {
   freezeBackbone?: boolean;
-  epochs: number;
-  batchSize: number;
-  lr?: number;
-  optimizer: 'sgd' | 'adamw';
-  momentum: number;
-  nesterov: boolean;
-  weightDecay?: number;
-  labelSmoothing: number;
-  warmupEpochs: number;
-  seed: number;
-  out: string;
   resume?: boolean;
-  imageSize?: number;
-  limit?: number;
   backend: string;
   threads?: number;
   json?: boolean;
@@ -118,25 +103,8 @@ async function trainCommand(opts: TrainFlags, context: ModelCommandContext & { s
     throw context.error('--freeze-backbone needs --weights: a backbone trained from scratch would stay at its random initialisation', context.exit.usage);
   }
   context.selectBackend(opts.backend, opts.threads);
-  const options: TrainOptions = {
-    arch: context.parseArch(opts.arch),
-    data: opts.data,
-    weights: opts.weights,
-    freezeBackbone: opts.freezeBackbone ?? false,
-    epochs: opts.epochs,
-    batchSize: opts.batchSize,
-    lr: opts.lr,
-    optimizer: opts.optimizer,
-    momentum: opts.momentum,
-    nesterov: opts.nesterov,
-    weightDecay: opts.weightDecay,
-    labelSmoothing: opts.labelSmoothing,
-    warmupEpochs: opts.warmupEpochs,
-    seed: opts.seed,
-    out: opts.out,
-    imageSize: opts.imageSize,
-    limit: opts.limit,
-  };
+  const { resume: _resume, backend: _backend, threads: _threads, json: _json, ...given } = opts;
+  const options: TrainOptions = { ...given, arch: context.parseArch(opts.arch), freezeBackbone: opts.freezeBackbone ?? false };
   const bar = await progressBar(process.stderr.isTTY);
   let epochs = options.epochs;
   try {

@@ -1,16 +1,11 @@
 // Training steps of one engine in a process of its own, for the "Training" section of
 // BENCHMARKS.md (bench/train.ts): `node dist/bench/train_worker.js '<task JSON>'` prints one
-// JSON line with the step times. A step is what a training loop does per batch: train-mode
-// forward, cross-entropy against class indices, zeroGrad, backward, an SGD step (momentum 0.9,
-// weight decay 1e-4). bench/torch_train.py is its PyTorch twin, step for step.
+// JSON line with the step times. A step is src/tools/bench.ts's trainingStep (what `resnet bench
+// --train` times); bench/torch_train.py is its PyTorch twin, step for step.
 
-import { Tensor } from '../src/core/tensor.js';
-import { Generator } from '../src/core/rng.js';
 import { setBackend } from '../src/backends/index.js';
-import * as F from '../src/ops/functional.js';
-import { SGD } from '../src/optim/index.js';
 import { getModel } from '../src/models/builders.js';
-import { backendIsa, benchmarkInput, timeRuns } from '../src/tools/bench.js';
+import { backendIsa, benchmarkInput, timeRuns, trainingStep } from '../src/tools/bench.js';
 
 export interface TrainTask {
   arch: string;
@@ -29,18 +24,11 @@ const task = JSON.parse(process.argv[2]) as TrainTask;
 try {
   const backend = setBackend(task.backend);
   backend.setThreads(task.threads);
-  const model = getModel(task.arch, { numClasses: task.classes, inChannels: task.input[0], seed: 0 }).train();
-  const x = benchmarkInput([task.batch, ...task.input]);
-  const generator = new Generator(1);
-  const target = new Tensor(BigInt64Array.from({ length: task.batch }, () => BigInt(Math.floor(generator.random() * task.classes))), [task.batch]);
-  const optimizer = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 1e-4 });
+  const model = getModel(task.arch, { numClasses: task.classes, inChannels: task.input[0], seed: 0 });
+  const trainStep = trainingStep(model, benchmarkInput([task.batch, ...task.input]));
   let lastLoss = NaN;
   const step = (): void => {
-    const loss = F.crossEntropy(model.call(x), target);
-    optimizer.zeroGrad();
-    loss.backward();
-    optimizer.step();
-    lastLoss = loss.item();
+    lastLoss = trainStep();
   };
   const timing = await timeRuns(step, {
     warmup: task.warmup,

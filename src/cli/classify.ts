@@ -7,11 +7,10 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { Tensor } from '../core/tensor.js';
 import { Generator } from '../core/rng.js';
-import { readSafetensorsMetadata } from '../io/safetensors.js';
 import type { AnyResNet } from '../models/builders.js';
 import { CenterCrop, Compose, Grayscale, Normalize, Resize, ToTensor, type Transform } from '../data/index.js';
-import { decodeModelMetadata, type ModelMetadata } from '../train/checkpoint.js';
-import { loadTrainedModel } from '../train/trainer.js';
+import type { ModelMetadata } from '../train/checkpoint.js';
+import { trainedModelFrom } from '../train/trainer.js';
 import { ImageClassification } from '../preprocess/transforms.js';
 import { ImageFileError, readImage } from '../preprocess/decode.js';
 import type { RgbImage } from '../preprocess/image.js';
@@ -66,9 +65,9 @@ async function trainedModel(weights: string, context: ModelCommandContext): Prom
   } catch (e) {
     throw context.error(`cannot read ${weights}: ${(e as Error).message}`, context.exit.file);
   }
-  const meta = decodeModelMetadata(readSafetensorsMetadata(bytes));
-  if (!meta) return null;
-  const { model } = await loadTrainedModel(weights);
+  const trained = trainedModelFrom(bytes);
+  if (!trained) return null;
+  const { model, meta } = trained;
   const p = meta.preprocess;
   const steps: Transform<never, unknown>[] = [new Resize(p.resize), new CenterCrop(p.crop)];
   if (meta.inChannels === 1) steps.push(new Grayscale(1));

@@ -11,7 +11,7 @@ import { noGrad } from '../ops/autograd.js';
 import * as F from '../ops/functional.js';
 import { SGD } from '../optim/index.js';
 import type { StateDict } from '../nn/module.js';
-import { getModel, type BuilderOptions } from '../models/builders.js';
+import { getModel, type AnyResNet, type BuilderOptions } from '../models/builders.js';
 import { summarize } from './summary.js';
 
 export interface BenchProgress {
@@ -200,6 +200,27 @@ export function benchmarkInput(shape: readonly number[], seed = 0): Tensor {
 }
 
 /**
+ * One training step of `model` on the batch `x` as a training loop runs it, for timing: train
+ * mode, cross-entropy against seeded class indices, zeroGrad, backward, an SGD step (momentum
+ * 0.9, weight decay 1e-4). Returns the step; each call returns its loss.
+ */
+export function trainingStep(model: AnyResNet, x: Tensor): () => number {
+  model.train();
+  const batch = x.shape[0];
+  const classes = model.fc.outFeatures;
+  const generator = new Generator(1);
+  const target = new Tensor(BigInt64Array.from({ length: batch }, () => BigInt(Math.floor(generator.random() * classes))), [batch]);
+  const optimizer = new SGD(model.parameters(), { lr: 1e-3, momentum: 0.9, weightDecay: 1e-4 });
+  return () => {
+    const loss = F.crossEntropy(model.call(x), target);
+    optimizer.zeroGrad();
+    loss.backward();
+    optimizer.step();
+    return loss.item();
+  };
+}
+
+/**
  * Times eval-mode forward passes of `arch` on a backend. Selects that backend for the ops layer
  * while it runs and restores the previous one after.
  */
@@ -220,20 +241,7 @@ export async function benchmarkModel(options: BenchmarkOptions): Promise<Benchma
   try {
     const { backend, threads, threadsSupported, isa } = useBackend(backendName, options.threads ?? 1);
     const x = benchmarkInput(inputShape);
-    let run: () => unknown = () => noGrad(() => model.call(x));
-    if (options.train) {
-      model.train();
-      const classes = model.fc.outFeatures;
-      const generator = new Generator(1);
-      const target = new Tensor(BigInt64Array.from({ length: batch }, () => BigInt(Math.floor(generator.random() * classes))), [batch]);
-      const optimizer = new SGD(model.parameters(), { lr: 1e-3, momentum: 0.9, weightDecay: 1e-4 });
-      run = () => {
-        const loss = F.crossEntropy(model.call(x), target);
-        optimizer.zeroGrad();
-        loss.backward();
-        optimizer.step();
-      };
-    }
+    const run = options.train ? trainingStep(model, x) : () => noGrad(() => model.call(x));
     const timing = await timeRuns(run, options);
     return {
       arch: options.arch,

@@ -369,9 +369,15 @@ export async function train(given: TrainOptions, events: TrainEvents = {}, resum
 
 /** A model saved by a training run, ready for inference: the architecture, classes and preprocessing from its metadata. */
 export async function loadTrainedModel(path: string): Promise<{ model: AnyResNet; meta: ModelMetadata }> {
-  const bytes = await readFile(path);
+  const trained = trainedModelFrom(await readFile(path));
+  if (!trained) throw new Error(`${path} has no resnet-ts training metadata (written by resnet train)`);
+  return trained;
+}
+
+/** The model in a safetensors file's bytes, in eval mode, when a training run wrote it; null for any other file. */
+export function trainedModelFrom(bytes: Uint8Array): { model: AnyResNet; meta: ModelMetadata } | null {
   const meta = decodeModelMetadata(readSafetensorsMetadata(bytes));
-  if (!meta) throw new Error(`${path} has no resnet-ts training metadata (written by resnet train)`);
+  if (!meta) return null;
   const model = getModel(meta.arch, { numClasses: meta.classes.length, inChannels: meta.inChannels });
   model.loadStateDict(readSafetensors(bytes));
   model.eval();

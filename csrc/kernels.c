@@ -37,6 +37,7 @@
 #include "kernels/f32-gemm.c"
 #include "kernels/conv-plan.c"
 #include "kernels/winograd.c"
+#include "kernels/conv-padded.c"
 #include "kernels/im2col.c"
 #include "kernels/conv.c"
 #include "kernels/pool-linear-elementwise.c"

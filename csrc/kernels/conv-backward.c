@@ -237,33 +237,62 @@ size_t RK_API(conv2d_backward_weight_scratch_floats)(const rk_conv2d_shape *s) {
   return (size_t)MC * KC + b_floats + round_line((size_t)wgrad_chunk_rows(&p) * p.group_out);
 }
 
+/* B = dyᵀ for the weight gradient: B(k, o) = dy_g[o] at pixel f0 + k of the batch's pixels
+   laid end to end (pixel q of image n is f = n·OH·OW + q), o < O/groups, into NR-column
+   panels [panel][k][NR] (panel stride kc·NR), zero past the last column. */
+static void pack_dy_transposed(const rk_conv2d_shape *s, const conv_plan *p, const float *dy, int32_t g, int64_t f0,
+                               int32_t kc, float *dst) {
+  const int32_t go = p->group_out, columns = ceil_div(go, NR) * NR;
+  const size_t out_image = (size_t)s->out_channels * p->out_plane;
+  for (int32_t lane = 0; lane < kc;) {
+    const int64_t f = f0 + lane;
+    const int32_t n = (int32_t)(f / p->out_plane), q = (int32_t)(f % p->out_plane);
+    const int32_t count = min_i32(kc - lane, p->out_plane - q);
+    const float *dyg = dy + (size_t)n * out_image + (size_t)g * go * p->out_plane + q;
+    for (int32_t o = 0; o < columns; o++) {
+      float *d = dst + (size_t)(o / NR) * kc * NR + (size_t)lane * NR + o % NR;
+      if (o >= go) {
+        for (int32_t k = 0; k < count; k++) d[(size_t)k * NR] = 0.0f;
+        continue;
+      }
+      const float *src = dyg + (size_t)o * p->out_plane;
+      for (int32_t k = 0; k < count; k++) d[(size_t)k * NR] = src[k];
+    }
+    lane += count;
+  }
+}
+
 /* dWᵀ rows [t0, t0 + trows) of group g (see weight_gradient_by_rows), summed over the batch in
-   t (trows × O/groups), then stored transposed into dw. */
+   t (trows × O/groups), then stored transposed into dw. The GEMM's depth is the batch's pixels
+   laid end to end, KC at a time across image boundaries: a 7×7 plane is 49 pixels, too short a
+   depth for one pass of the micro-kernel over its tile. */
 static void weight_gradient_rows(const rk_conv2d_shape *s, const conv_plan *p, const float *x, const float *dy,
                                  float *dw, int32_t g, int32_t t0, int32_t trows, float *scratch) {
   const int32_t go = p->group_out;
   float *x_block = scratch, *b_block = scratch + (size_t)MC * KC;
   float *t = b_block + round_line((size_t)KC * ceil_div(go, NR) * NR);
-  int32_t first = 1;
-  for (int32_t n = 0; n < s->batch; n++) {
-    const float *xg = x + ((size_t)n * s->in_channels + (size_t)g * p->group_in) * p->in_plane;
-    const float *dyg = dy + ((size_t)n * s->out_channels + (size_t)g * go) * p->out_plane;
-    for (int32_t pk = 0; pk < p->out_plane; pk += KC) {
-      const int32_t kc = min_i32(KC, p->out_plane - pk);
-      /* B = dyᵀ: B(k, o) = dy[o][pk + k], all O/groups columns. */
-      pack_b(dyg + pk, 1, (size_t)p->out_plane, kc, go, b_block);
-      for (int32_t mc = 0; mc < trows; mc += MC) {
-        const int32_t rows = min_i32(MC, trows - mc);
-        im2col_rows(s, p, xg, pk, kc, t0 + mc, rows, x_block);
-        for (int32_t j = 0; j < go; j += NR) {
-          const int32_t nr = min_i32(NR, go - j);
-          const float *bj = b_block + (size_t)(j / NR) * kc * NR;
-          for (int32_t i = 0; i < rows; i += MR)
-            gemm_tile_arows(min_i32(MR, rows - i), nr, (size_t)kc, x_block + (size_t)i * KC, bj,
-                            t + (size_t)(mc + i) * go + j, (size_t)go, !first);
-        }
+  const int64_t total = (int64_t)s->batch * p->out_plane;
+  for (int64_t f0 = 0; f0 < total; f0 += KC) {
+    const int32_t kc = (int32_t)(total - f0 < KC ? total - f0 : KC);
+    pack_dy_transposed(s, p, dy, g, f0, kc, b_block);
+    for (int32_t mc = 0; mc < trows; mc += MC) {
+      const int32_t rows = min_i32(MC, trows - mc);
+      /* A = x̂ rows [t0 + mc, + rows), the block's pixels image by image. */
+      for (int32_t lane = 0; lane < kc;) {
+        const int64_t f = f0 + lane;
+        const int32_t n = (int32_t)(f / p->out_plane), q = (int32_t)(f % p->out_plane);
+        const int32_t count = min_i32(kc - lane, p->out_plane - q);
+        const float *xg = x + ((size_t)n * s->in_channels + (size_t)g * p->group_in) * p->in_plane;
+        im2col_rows(s, p, xg, q, count, t0 + mc, rows, x_block + lane);
+        lane += count;
       }
-      first = 0;
+      for (int32_t j = 0; j < go; j += NR) {
+        const int32_t nr = min_i32(NR, go - j);
+        const float *bj = b_block + (size_t)(j / NR) * kc * NR;
+        for (int32_t i = 0; i < rows; i += MR)
+          gemm_tile_arows(min_i32(MR, rows - i), nr, (size_t)kc, x_block + (size_t)i * KC, bj,
+                          t + (size_t)(mc + i) * go + j, (size_t)go, f0 > 0);
+      }
     }
   }
   float *dwg = dw + (size_t)g * go * p->k;

@@ -45,3 +45,13 @@ static conv_plan plan_conv(const rk_conv2d_shape *s) {
   p.indirect = !p.direct && (s->stride_w == 1 || phase_rows_apply(s)) && s->out_w >= NR;
   return p;
 }
+
+/* One convolution call as each thread sees it. */
+typedef struct {
+  const rk_conv2d_shape *s;
+  const conv_plan *p;
+  const float *x, *packed, *bias, *residual;
+  int32_t relu;
+  float *y;
+  float *scratch; /* this thread's */
+} conv_args;

@@ -59,15 +59,6 @@ void RK_API(conv2d_pack)(const rk_conv2d_shape *s, const float *weight, const do
 }
 
 
-typedef struct {
-  const rk_conv2d_shape *s;
-  const conv_plan *p;
-  const float *x, *packed, *bias, *residual;
-  int32_t relu;
-  float *y;
-  float *scratch; /* this thread's */
-} conv_args;
-
 /* y rows [m0, m1) × pixels [p0, p1) of groups [g0, g1) of image n; m0 is a multiple of MR.
    Loop order (BLIS): pixel chunk (NC) → group → K block (whole channels, ≤ KC rows, B packed
    or pointed at) → row block (MC, A in L2) → pixel panel (NR, B in L1) → row panel (MR). */
@@ -161,13 +152,14 @@ static int32_t split_over_channels(const rk_conv2d_shape *s, const conv_plan *p,
      (see split_over_channels), output channels in whole MR-row panels, each thread packing
      the (small) planes itself. */
 /* How rk_conv2d divides its work among nthreads slices. */
-typedef enum { SPLIT_GROUPS, SPLIT_CHANNELS, SPLIT_PIXELS, SPLIT_WINO_CHANNELS, SPLIT_WINO_TILES } conv_split;
+typedef enum { SPLIT_GROUPS, SPLIT_CHANNELS, SPLIT_PIXELS, SPLIT_WINO_CHANNELS, SPLIT_WINO_TILES, SPLIT_PADDED } conv_split;
 
 static conv_split split_of(const rk_conv2d_shape *s, int32_t nthreads) {
   if (use_winograd(s)) {
     const wino_plan w = plan_wino(s);
     return wino_split_over_channels(&w, (int64_t)s->batch * w.panels, nthreads) ? SPLIT_WINO_CHANNELS : SPLIT_WINO_TILES;
   }
+  if (use_padded(s)) return SPLIT_PADDED;
   const conv_plan p = plan_conv(s);
   if (s->groups > 1 && s->batch * s->groups >= nthreads) return SPLIT_GROUPS;
   return split_over_channels(s, &p, nthreads) ? SPLIT_CHANNELS : SPLIT_PIXELS;
@@ -210,6 +202,10 @@ void RK_API(conv2d)(const rk_conv2d_shape *s, const float *x, const float *packe
   t.relu = (flags & RK_RELU) != 0;
   t.y = y;
   t.scratch = scratch;
+  if (split == SPLIT_PADDED) {
+    padded_conv(&t, tid, nthreads);
+    return;
+  }
   const int32_t images = s->batch * s->groups;
   if (split == SPLIT_GROUPS) {
     int64_t u0, u1;

@@ -225,6 +225,7 @@ size_t RK_API(conv2d_scratch_floats)(const rk_conv2d_shape *s) {
     return wino_scratch_per_thread(s, &w);
   }
   const conv_plan p = plan_conv(s);
+  if (use_padded(s)) return padded_scratch_floats(s, &p);
   return scratch_per_thread(&p);
 }
 

@@ -230,9 +230,119 @@ static int32_t wgrad_chunk_rows(const conv_plan *p) {
   return min_i32(max_i32(rows, MR), ceil_div(p->k, MR) * MR);
 }
 
+/* The weight gradient on padded planes (conv-padded.c) where the im2col rows would be runs of
+   one short input row each: stride 1, one group, planes no more than a third larger padded
+   (28×28 → 30×30 computes 15% more, 14×14 → 16×16 31%; a 7×7 plane's 9×9 would be 65%, and
+   keeps im2col). Images are laid end to end in a block, each channel's padded planes one run:
+   row (c, ky, kx) of x̂ at wide pixel f is that run at f + ky·dh·Wp + kx·dw, a straight copy
+   (no edges to find), and dy's columns ox ≥ OW and rows oy ≥ OH are zeros in B. */
+#define WGRAD_PADDED_FLOATS ((size_t)512 * 1024) /* a block's padded planes, all channels */
+
+static int32_t wgrad_padded(const rk_conv2d_shape *s) {
+  if (s->stride_h != 1 || s->stride_w != 1 || s->groups != 1) return 0;
+  if (s->kernel_h == 1 && s->kernel_w == 1 && s->pad_h == 0 && s->pad_w == 0) return 0;
+  if (s->out_h <= 0 || s->out_w <= 0) return 0;
+  const padded_plan d = plan_padded(s);
+  const size_t wide = (size_t)d.hp * d.wp, valid = (size_t)s->out_h * s->out_w;
+  return 3 * wide <= 4 * valid && (size_t)s->in_channels * (wide + (size_t)d.reach) <= PADDED_MAX_FLOATS;
+}
+
+/* Images per block and floats per channel run (the block's planes, then the reach the last
+   wide pixels read past them). */
+static int32_t wgrad_block_images(const rk_conv2d_shape *s, const padded_plan *d) {
+  const size_t wide = (size_t)d->hp * d->wp;
+  const int32_t images = (int32_t)(WGRAD_PADDED_FLOATS / ((size_t)s->in_channels * wide));
+  return max_i32(1, min_i32(images, s->batch));
+}
+static size_t wgrad_channel_run(const rk_conv2d_shape *s, const padded_plan *d) {
+  return round_line((size_t)wgrad_block_images(s, d) * d->hp * d->wp + (size_t)d->reach);
+}
+
+/* B = dyᵀ over wide pixels [f0, f0 + kc) of the block starting at image n0: B(k, o) =
+   dy[n][o][oy][ox] for wide pixel (n − n0)·Hp·Wp + oy·Wp + ox, zero where ox ≥ OW or
+   oy ≥ OH; NR-column panels [panel][k][NR], zero past the last column. */
+static void pack_dy_wide(const rk_conv2d_shape *s, const conv_plan *p, const padded_plan *d, const float *dy,
+                         int32_t n0, int32_t f0, int32_t kc, float *dst) {
+  const int32_t go = p->group_out, columns = ceil_div(go, NR) * NR, wide = d->hp * d->wp;
+  const size_t out_image = (size_t)s->out_channels * p->out_plane;
+  for (int32_t lane = 0; lane < kc;) {
+    const int32_t f = f0 + lane, n = n0 + f / wide, q = f % wide, oy = q / d->wp, ox = q % d->wp;
+    const int32_t count = min_i32(kc - lane, d->wp - ox);
+    const int32_t valid = oy < s->out_h && ox < s->out_w ? min_i32(count, s->out_w - ox) : 0;
+    const float *src0 = dy + (size_t)n * out_image + (size_t)oy * s->out_w + ox;
+    for (int32_t o = 0; o < columns; o++) {
+      float *dl = dst + (size_t)(o / NR) * kc * NR + (size_t)lane * NR + o % NR;
+      const float *src = src0 + (size_t)o * p->out_plane;
+      int32_t k = 0;
+      if (o < go)
+        for (; k < valid; k++) dl[(size_t)k * NR] = src[k];
+      for (; k < count; k++) dl[(size_t)k * NR] = 0.0f;
+    }
+    lane += count;
+  }
+}
+
+static size_t wgrad_padded_scratch_floats(const rk_conv2d_shape *s, const conv_plan *p) {
+  const padded_plan d = plan_padded(s);
+  return (size_t)MC * KC + round_line((size_t)KC * ceil_div(p->group_out, NR) * NR) +
+         round_line((size_t)wgrad_chunk_rows(p) * p->group_out) + (size_t)s->in_channels * wgrad_channel_run(s, &d);
+}
+
+/* dWᵀ rows [t0, t0 + trows) (see weight_gradient_rows), on padded planes. */
+static void weight_gradient_padded(const rk_conv2d_shape *s, const conv_plan *p, const float *x, const float *dy,
+                                   float *dw, int32_t t0, int32_t trows, float *scratch) {
+  const padded_plan d = plan_padded(s);
+  const int32_t go = p->group_out, wide = d.hp * d.wp;
+  float *x_block = scratch, *b_block = scratch + (size_t)MC * KC;
+  float *t = b_block + round_line((size_t)KC * ceil_div(go, NR) * NR);
+  float *xp = t + round_line((size_t)wgrad_chunk_rows(p) * go);
+  const int32_t block = wgrad_block_images(s, &d);
+  const size_t run = wgrad_channel_run(s, &d);
+  const int32_t c_lo = t0 / p->taps, c_hi = (t0 + trows - 1) / p->taps + 1; /* the channels these rows read */
+  for (int32_t n0 = 0; n0 < s->batch; n0 += block) {
+    const int32_t images = min_i32(block, s->batch - n0), total = images * wide;
+    for (int32_t i = 0; i < images; i++) {
+      /* padded_fill writes planes `plane` floats apart: one channel at a time, into its run. */
+      rk_conv2d_shape one = *s;
+      one.in_channels = 1;
+      for (int32_t c = c_lo; c < c_hi; c++) {
+        padded_plan single = d;
+        single.plane = (size_t)wide; /* no slack between images: the next image follows */
+        padded_fill(&one, &single, x + ((size_t)(n0 + i) * s->in_channels + c) * p->in_plane, 0, d.hp,
+                    xp + (size_t)c * run + (size_t)i * wide);
+      }
+    }
+    for (int32_t c = c_lo; c < c_hi; c++)
+      for (size_t i = (size_t)total; i < (size_t)total + (size_t)d.reach; i++) xp[(size_t)c * run + i] = 0.0f;
+    for (int32_t f0 = 0; f0 < total; f0 += KC) {
+      const int32_t kc = min_i32(KC, total - f0);
+      pack_dy_wide(s, p, &d, dy, n0, f0, kc, b_block);
+      for (int32_t mc = 0; mc < trows; mc += MC) {
+        const int32_t rows = min_i32(MC, trows - mc);
+        for (int32_t r = 0; r < rows; r++) {
+          const int32_t m = t0 + mc + r, c = m / p->taps, tap = m % p->taps;
+          const float *src = xp + (size_t)c * run + f0 + (size_t)(tap / s->kernel_w) * s->dilation_h * d.wp +
+                             (size_t)(tap % s->kernel_w) * s->dilation_w;
+          __builtin_memcpy(x_block + (size_t)r * KC, src, (size_t)kc * sizeof(float));
+        }
+        for (int32_t j = 0; j < go; j += NR) {
+          const int32_t nr = min_i32(NR, go - j);
+          const float *bj = b_block + (size_t)(j / NR) * kc * NR;
+          for (int32_t i = 0; i < rows; i += MR)
+            gemm_tile_arows(min_i32(MR, rows - i), nr, (size_t)kc, x_block + (size_t)i * KC, bj,
+                            t + (size_t)(mc + i) * go + j, (size_t)go, n0 > 0 || f0 > 0);
+        }
+      }
+    }
+  }
+  for (int32_t o = 0; o < go; o++)
+    for (int32_t r = 0; r < trows; r++) dw[(size_t)o * p->k + t0 + r] = t[(size_t)r * go + o];
+}
+
 size_t RK_API(conv2d_backward_weight_scratch_floats)(const rk_conv2d_shape *s) {
   const conv_plan p = plan_conv(s);
   if (!weight_gradient_by_rows(&p)) return GEMM_A_FLOATS + GEMM_B_FLOATS;
+  if (wgrad_padded(s)) return wgrad_padded_scratch_floats(s, &p);
   const size_t b_floats = round_line((size_t)KC * ceil_div(p.group_out, NR) * NR);
   return (size_t)MC * KC + b_floats + round_line((size_t)wgrad_chunk_rows(&p) * p.group_out);
 }
@@ -335,7 +445,7 @@ static void weight_gradient_columns(const rk_conv2d_shape *s, const conv_plan *p
 void RK_API(conv2d_backward_weight)(const rk_conv2d_shape *s, const float *x, const float *dy, float *dw,
                                     float *scratch, int32_t tid, int32_t nthreads) {
   const conv_plan p = plan_conv(s);
-  const int32_t by_rows = weight_gradient_by_rows(&p);
+  const int32_t by_rows = weight_gradient_by_rows(&p), padded = wgrad_padded(s);
   const int32_t width = by_rows ? MR : NR;
   const int32_t panels = ceil_div(p.k, width);
   const int32_t chunk = by_rows ? wgrad_chunk_rows(&p) : p.k;
@@ -347,7 +457,9 @@ void RK_API(conv2d_backward_weight)(const rk_conv2d_shape *s, const float *x, co
     const int32_t j1 = (int32_t)(u1 - (int64_t)g * panels < panels ? u1 - (int64_t)g * panels : panels);
     const int32_t q0 = j0 * width, q1 = min_i32(p.k, j1 * width);
     for (int32_t q = q0; q < q1; q += chunk) {
-      if (by_rows)
+      if (by_rows && padded)
+        weight_gradient_padded(s, &p, x, dy, dw, q, min_i32(chunk, q1 - q), scratch);
+      else if (by_rows)
         weight_gradient_rows(s, &p, x, dy, dw, g, q, min_i32(chunk, q1 - q), scratch);
       else
         weight_gradient_columns(s, &p, x, dy, dw, g, q, q1, scratch);

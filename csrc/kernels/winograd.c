@@ -35,15 +35,16 @@ typedef struct {
    weight, streamed once per block of one image's tiles, so planes of few tiles wait on memory
    for it. Measured at 512 channels, 2 threads: 7×7 (16 tiles) 1.5× faster than direct (with U
    packed K-block-major, one stream per block), 5×5 (9 tiles) 1.2× and 4×4 (4) 1.6× slower.
-   Below 128 input channels the 16 GEMMs are too shallow (depth C): the padded direct
-   convolution (conv-padded.c) is faster there, measured on AVX-512 at 16 channels 28×28 (2×),
-   32 at 14×14 (1.8×), 64 at 7×7 (1.5×), and level at 64 channels 56×56. */
+   With few input channels the 16 GEMMs are too shallow (depth C): the padded direct
+   convolution (conv-padded.c) is faster there, below a count each build measures for its
+   tile (RK_WINO_MIN_CHANNELS in its ISA header). */
 #define WINO_MIN_TILES 16
 static int32_t use_winograd(const rk_conv2d_shape *s) {
   return s->kernel_h == 3 && s->kernel_w == 3 && s->stride_h == 1 && s->stride_w == 1 && s->dilation_h == 1 &&
          s->dilation_w == 1 && s->groups == 1 && s->in_channels >= 16 && s->out_channels >= 16 &&
          ceil_div(s->out_h, 2) * ceil_div(s->out_w, 2) >= WINO_MIN_TILES &&
-         (s->in_channels >= 128 || (s->in_channels >= 64 && s->out_h * s->out_w >= 28 * 28));
+         (s->in_channels >= RK_WINO_MIN_CHANNELS ||
+          (s->in_channels >= RK_WINO_MIN_CHANNELS_LARGE_PLANE && s->out_h * s->out_w >= 28 * 28));
 }
 
 static wino_plan plan_wino(const rk_conv2d_shape *s) {

@@ -61,11 +61,13 @@ export const convCases: ConvCase[] = [
   { name: 'small plane, many channels (threads split channels)', x: [1, 96, 7, 7], w: [200, 3, 3], padding: [1, 1] },
   { name: '1×3 kernel, stride (2, 1), pad (0, 1)', x: [2, 5, 7, 9], w: [4, 1, 3], stride: [2, 1], padding: [0, 1] },
   { name: '1×1 with padding', x: [1, 3, 4, 5], w: [4, 1, 1], padding: [1, 2] },
-  // 3×3 stride 1, at least 16 channels in and out, at least 16 2×2 output tiles, and at least 128
-  // input channels (or 64 on a 28×28 plane or larger): Winograd F(2×2, 3×3); other stride-1
-  // convolutions of one group: padded planes (csrc/kernels/conv-padded.c).
+  // 3×3 stride 1, at least 16 channels in and out, at least 16 2×2 output tiles, and at least the
+  // build's RK_WINO_MIN_CHANNELS input channels (128 on AVX-512, 64 on AVX2, 32 on 4-float
+  // vectors; fewer on planes of 28×28 and up): Winograd F(2×2, 3×3); other stride-1
+  // convolutions of one group: padded planes (csrc/kernels/conv-padded.c). The cases below sit
+  // on both sides of every build's threshold.
   { name: 'padded planes: odd plane 13×11, batch 3', x: [3, 16, 13, 11], w: [24, 3, 3], padding: [1, 1] },
-  { name: 'padded planes: no padding, odd output 18×17', x: [1, 32, 20, 19], w: [17, 3, 3] },
+  { name: '32 channels (padded planes, Winograd on 4-float vectors): no padding, odd output 18×17', x: [1, 32, 20, 19], w: [17, 3, 3] },
   { name: 'Winograd: no padding, odd output 28×27, 64 channels', x: [1, 64, 30, 29], w: [17, 3, 3] },
   { name: 'padded planes: padding 2', x: [2, 16, 9, 10], w: [16, 3, 3], padding: [2, 2] },
   { name: 'Winograd: padding 2, 128 channels', x: [1, 128, 9, 10], w: [16, 3, 3], padding: [2, 2] },
@@ -74,7 +76,7 @@ export const convCases: ConvCase[] = [
   { name: 'padded planes: several pixel chunks, rows crossing panels', x: [1, 16, 40, 37], w: [20, 3, 3], padding: [1, 1] },
   { name: 'Winograd: several tile blocks, tile rows crossing panels', x: [1, 64, 40, 37], w: [20, 3, 3], padding: [1, 1] },
   { name: 'padded planes: a CIFAR stage, 16 → 16 at 28×28, batch 4', x: [4, 16, 28, 28], w: [16, 3, 3], padding: [1, 1] },
-  { name: 'padded planes: 64 → 64 at 7×7, batch 3 (threads split images)', x: [3, 64, 7, 7], w: [64, 3, 3], padding: [1, 1] },
+  { name: '64 → 64 at 7×7, batch 3 (padded planes on AVX-512, else Winograd)', x: [3, 64, 7, 7], w: [64, 3, 3], padding: [1, 1] },
   { name: 'padded planes: 5×5 kernel, dilation (1, 2), pad (2, 4)', x: [2, 6, 11, 13], w: [5, 5, 5], padding: [2, 4], dilation: [1, 2] },
   { name: 'Winograd: K blocks (300 channels), 12×12 plane', x: [1, 300, 12, 12], w: [40, 3, 3], padding: [1, 1] },
   { name: 'Winograd: 600 channels, 12×11 plane, batch 2', x: [2, 600, 12, 11], w: [19, 3, 3], padding: [1, 1] },

@@ -8,3 +8,9 @@
 #define KC 256
 #define MC (MR * 16)
 #define NC (NR * 12)
+/* Winograd F(2, 3) from this many input channels: with 4-float vectors the direct GEMM runs
+   at half the rate of the wider builds, so Winograd's 2.25× fewer multiplies win from fewer
+   channels (WebAssembly, batch 128: 32 channels at 14×14 1.1×, 64 at 7×7 1.4× the padded
+   direct convolution; level at 16 channels 28×28). */
+#define RK_WINO_MIN_CHANNELS 32
+#define RK_WINO_MIN_CHANNELS_LARGE_PLANE 32

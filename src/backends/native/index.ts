@@ -136,6 +136,12 @@ class OutputArrays {
     return array;
   }
 
+  /** A Float32Array of n elements, not zero-filled and never recycled (packed weights). */
+  uninitialized(n: number): Float32Array {
+    const bytes = Buffer.allocUnsafeSlow(n * 4);
+    return new Float32Array(bytes.buffer, bytes.byteOffset, n);
+  }
+
   /** Takes back an array `take` handed out (anything else, or a second release, is ignored). */
   give(array: Float32Array): void {
     if (!this.#mine.has(array) || this.#freeBytes + array.byteLength > RECYCLE_BYTES) return;
@@ -204,7 +210,7 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
     const key = packingKey(geometry, k.conv2dPacking(geometry));
     const hit = packs.get(weight);
     if (hit && hit.key === key && hit.scale === scale && hit.version === weight.version) return hit.data;
-    const data = new Float32Array(k.conv2dPackedFloats(geometry));
+    const data = outputs.uninitialized(k.conv2dPackedFloats(geometry)); // conv2dPack writes every float
     k.conv2dPack(geometry, weight.f32, scale, data);
     packs.set(weight, { key, scale, data, version: weight.version });
     return data;

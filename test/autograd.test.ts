@@ -84,17 +84,24 @@ for (const backend of BACKENDS) {
     });
   });
 
-  test(`cross entropy with label smoothing and each reduction matches torch (${backend})`, () => {
+  test(`cross entropy with label smoothing, class weights, an ignored index and each reduction matches torch (${backend})`, () => {
     withBackend(backend, () => {
+      let weighted = 0, ignoring = 0;
       for (const [name, c] of Object.entries(cases)) {
         if (!('loss' in c)) continue;
-        const options = c.loss as { reduction: F.Reduction; label_smoothing: number };
+        const options = c.loss as { reduction: F.Reduction; label_smoothing: number; weight?: number[]; ignore_index?: number };
         const logits = get(`${name}/logits`).requiresGrad_(true);
-        const loss = F.crossEntropy(logits, get(`${name}/target`), { reduction: options.reduction, labelSmoothing: options.label_smoothing });
+        const weight = options.weight ? new Tensor(Float32Array.from(options.weight), [options.weight.length]) : undefined;
+        weighted += weight ? 1 : 0;
+        ignoring += options.ignore_index !== undefined || (get(`${name}/target`).data as BigInt64Array).includes(-100n) ? 1 : 0;
+        const loss = F.crossEntropy(logits, get(`${name}/target`), {
+          reduction: options.reduction, labelSmoothing: options.label_smoothing, weight, ignoreIndex: options.ignore_index,
+        });
         assertClose(loss, get(`${name}/y`), TORCH_TOL, `${name} loss`);
         loss.backward(get(`${name}/dy`));
         assertClose(logits.grad, get(`${name}/dlogits`), TORCH_TOL, `${name} dlogits`);
       }
+      assert.ok(weighted >= 3 && ignoring >= 4, `the fixture's weighted (${weighted}) and ignoring (${ignoring}) cases ran`);
     });
   });
 }
@@ -276,4 +283,23 @@ test('a fused convolution epilogue is refused when gradients are needed', () => 
   const params = { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 } as const;
   assert.throws(() => F.conv2d(x, w, null, params, { relu: true }), /epilogue/);
   assert.equal(noGrad(() => F.conv2d(x, w, null, params, { relu: true })).gradFn, null);
+});
+
+test('cross entropy rejects bad targets and weights, and ignoring every sample gives NaN as torch does', () => {
+  const logits = new Tensor(Float32Array.from([1, 2, 3, 0, -1, 4]), [2, 3]);
+  const target = (values: number[]) => new Tensor(BigInt64Array.from(values.map(BigInt)), [values.length]);
+  assert.throws(() => F.crossEntropy(logits, target([0, 3])), /target 3 is out of bounds for 3 classes/);
+  assert.throws(() => F.crossEntropy(logits, target([0, -1])), /target -1 is out of bounds/);
+  assert.throws(() => F.crossEntropy(logits, new Tensor(Float32Array.from([0, 1]), [2])), /int64 target/);
+  assert.throws(() => F.crossEntropy(logits, target([0, 1]), { weight: new Tensor(Float32Array.from([1, 2]), [2]) }), /weight of shape \[3\]/);
+  assert.throws(() => F.crossEntropy(logits, target([0, 1]), { ignoreIndex: 0.5 }), /ignoreIndex must be an integer/);
+  // The ignored index may lie outside [0, C); an ignored sample adds nothing, to the loss or its gradient.
+  const x = logits.clone().requiresGrad_(true);
+  const loss = F.crossEntropy(x, target([-7, 2]), { ignoreIndex: -7, labelSmoothing: 0.1 });
+  const alone = F.crossEntropy(new Tensor(logits.f32.slice(3), [1, 3]), target([2]), { labelSmoothing: 0.1 });
+  assert.ok(Math.abs(loss.item() - alone.item()) < 1e-6, `${loss.item()} vs ${alone.item()}`);
+  loss.backward();
+  assert.deepEqual([...x.grad!.f32.slice(0, 3)], [0, 0, 0]);
+  assert.ok(Number.isNaN(F.crossEntropy(logits, target([-100, -100])).item()));
+  assert.equal(F.crossEntropy(logits, target([-100, -100]), { reduction: 'sum' }).item(), 0);
 });

@@ -337,57 +337,98 @@ export interface NllLossOptions {
    * per sample is (1 − ε)·(−logp[t]) + ε·mean_c(−logp[c]), as torch's label_smoothing.
    */
   labelSmoothing?: number;
+  /**
+   * A weight per class (C, float32), as torch's `weight`: sample n's loss is scaled by
+   * weight[target[n]] (the smoothing term by each class's weight), and 'mean' divides by the sum
+   * of the targets' weights instead of the count. Not differentiated.
+   */
+  weight?: Tensor | null;
+  /**
+   * Samples whose target is this index add nothing to the loss nor to the gradient, and 'mean'
+   * does not count them (torch's ignore_index, default −100). Every sample ignored: 'mean' is
+   * NaN (0/0), as in torch.
+   */
+  ignoreIndex?: number;
 }
 
-/** The class indices of an int64 target (N) for an (N, C) input, checked as torch checks them. */
-function classIndices(target: Tensor, rows: number, classes: number, op: string): Int32Array {
+/**
+ * The class indices of an int64 target (N) for an (N, C) input, checked as torch checks them;
+ * ignored samples (target = ignoreIndex, which may lie outside [0, C)) get −1.
+ */
+function classIndices(target: Tensor, rows: number, classes: number, op: string, ignoreIndex: number): Int32Array {
   if (target.dtype !== 'int64') throw new TypeError(`${op}: expected an int64 target of class indices (Tensor.int64), got ${target.dtype}`);
   if (target.ndim !== 1 || target.shape[0] !== rows) {
     throw new ShapeError(`${op}: expected a target of shape [${rows}] for input of ${rows} rows, got ${describe(target)}`);
   }
   const indices = new Int32Array(rows);
+  const ignored = BigInt(ignoreIndex);
   (target.data as BigInt64Array).forEach((v, n) => {
+    if (v === ignored) {
+      indices[n] = -1;
+      return;
+    }
     if (v < 0n || v >= BigInt(classes)) throw new RangeError(`${op}: target ${v} is out of bounds for ${classes} classes`);
     indices[n] = Number(v);
   });
   return indices;
 }
 
+/** The class weights of nllLoss's options, checked: (C) float32, or null. */
+function classWeights(weight: Tensor | null | undefined, classes: number, op: string): Float32Array | null {
+  if (weight === undefined || weight === null) return null;
+  if (weight.dtype !== 'float32' || weight.ndim !== 1 || weight.shape[0] !== classes) {
+    throw new ShapeError(`${op}: expected a float32 weight of shape [${classes}] (one per class), got ${describe(weight)}`);
+  }
+  return weight.f32;
+}
+
 /**
  * The negative log-likelihood of class indices `target` (N, int64) under log-probabilities
- * `logProbs` (N, C), as torch.nn.functional.nll_loss (with cross_entropy's label smoothing).
+ * `logProbs` (N, C), as torch.nn.functional.nll_loss (with cross_entropy's label smoothing,
+ * class weights and ignored index, combined as torch 1.13's cross_entropy combines them).
  */
 export function nllLoss(logProbs: Tensor, target: Tensor, options: NllLossOptions = {}): Tensor {
   expect2d(logProbs, 'nll_loss');
   const reduction = options.reduction ?? 'mean';
   const smoothing = options.labelSmoothing ?? 0;
+  const ignoreIndex = options.ignoreIndex ?? -100;
   if (!['mean', 'sum', 'none'].includes(reduction)) throw new RangeError(`nll_loss: reduction must be 'mean', 'sum' or 'none', got '${reduction}'`);
   if (!(smoothing >= 0 && smoothing <= 1)) throw new RangeError(`nll_loss: label smoothing must be in [0, 1], got ${smoothing}`);
+  if (!Number.isSafeInteger(ignoreIndex)) throw new RangeError(`nll_loss: ignoreIndex must be an integer, got ${ignoreIndex}`);
   const [rows, classes] = logProbs.shape;
-  const labels = classIndices(target, rows, classes, 'nll_loss');
+  const labels = classIndices(target, rows, classes, 'nll_loss', ignoreIndex);
+  const weight = classWeights(options.weight, classes, 'nll_loss');
+  const w = (c: number): number => (weight ? weight[c] : 1);
   const logp = logProbs.f32;
+  // loss_n = (1 − ε)·(−w[t_n]·logp[n, t_n]) + (ε/C)·(−Σ_c w[c]·logp[n, c]), 0 for ignored samples;
+  // 'mean' divides the sum by Σ_n w[t_n] over the samples not ignored.
   const perSample = new Float64Array(rows);
+  let denominator = 0;
   for (let n = 0; n < rows; n++) {
+    if (labels[n] < 0) continue;
     const row = n * classes;
     let sum = 0;
-    for (let c = 0; c < classes; c++) sum += logp[row + c];
-    perSample[n] = -(1 - smoothing) * logp[row + labels[n]] - (smoothing / classes) * sum;
+    for (let c = 0; c < classes; c++) sum += w(c) * logp[row + c];
+    perSample[n] = -(1 - smoothing) * w(labels[n]) * logp[row + labels[n]] - (smoothing / classes) * sum;
+    denominator += w(labels[n]);
   }
   let output: Tensor;
   if (reduction === 'none') output = new Tensor(Float32Array.from(perSample), [rows]);
   else {
     const total = perSample.reduce((a, b) => a + b, 0);
-    output = new Tensor(Float32Array.of(reduction === 'mean' ? total / rows : total), []);
+    output = new Tensor(Float32Array.of(reduction === 'mean' ? total / denominator : total), []);
   }
-  // loss_n = −Σ_c q[n, c]·logp[n, c] with q = (1 − ε)·onehot(t_n) + ε/C: dlogp[n, c] = −q[n, c]·dloss_n.
+  // loss_n = −Σ_c q[n, c]·logp[n, c] with q = (1 − ε)·w[t_n]·onehot(t_n) + (ε/C)·w:
+  // dlogp[n, c] = −q[n, c]·dloss_n, nothing for ignored samples.
   return record('NllLossBackward0', [logProbs], output, {}, (dy) => {
     const g = dy.f32;
     const dx = new Float32Array(rows * classes);
     for (let n = 0; n < rows; n++) {
-      const scale = reduction === 'none' ? g[n] : reduction === 'mean' ? g[0] / rows : g[0];
+      if (labels[n] < 0) continue;
+      const scale = reduction === 'none' ? g[n] : reduction === 'mean' ? g[0] / denominator : g[0];
       const row = n * classes;
-      for (let c = 0; c < classes; c++) dx[row + c] = -(smoothing / classes) * scale;
-      dx[row + labels[n]] -= (1 - smoothing) * scale;
+      for (let c = 0; c < classes; c++) dx[row + c] = -(smoothing / classes) * w(c) * scale;
+      dx[row + labels[n]] -= (1 - smoothing) * w(labels[n]) * scale;
     }
     return [new Tensor(dx, logProbs.shape)];
   });
@@ -395,7 +436,8 @@ export function nllLoss(logProbs: Tensor, target: Tensor, options: NllLossOption
 
 /**
  * torch.nn.functional.cross_entropy for logits (N, C) and class indices `target` (N, int64):
- * nllLoss(logSoftmax(logits)), with label smoothing and a reduction.
+ * nllLoss(logSoftmax(logits)), with label smoothing, class weights, an ignored index and a
+ * reduction.
  */
 export function crossEntropy(logits: Tensor, target: Tensor, options: NllLossOptions = {}): Tensor {
   return nllLoss(logSoftmax(logits, 1), target, options);

@@ -1,0 +1,76 @@
+// A web app as a user writes one, for the bundler tests (browser-vite, browser-webpack): resnet-ts
+// installed from `npm pack` of this repository into a temporary app directory, the app's files
+// from test/fixtures/<app>, and the test's data (a seeded ResNet-18's weights and an input) as
+// files the page fetches. The app runs the model on the wasm backend, on the page and in a Web
+// Worker, and its logits must be Node's (<= 1e-5 of the largest: the same .wasm).
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createReferenceBackend, registerBackend, withBackend } from '../../src/backends/index.js';
+import { resnet18 } from '../../src/models/builders.js';
+import { writeSafetensors } from '../../src/io/safetensors.js';
+import { deterministicInput, filledModel } from './fill.js';
+import { fixturePath, repoRoot } from './paths.js';
+import type { BrowserSession } from './browser.js';
+
+export const LOGIT_TOL = 1e-5;
+export const INPUT_SHAPE = [1, 3, 64, 64];
+
+export interface AppResult {
+  page: number[];
+  inWorker: number[];
+  threads: number;
+  error?: string;
+}
+
+export function assertLogitsClose(actual: readonly number[], expected: Float32Array, what: string): void {
+  assert.equal(actual.length, expected.length, what);
+  const scale = Math.max(...expected.map(Math.abs));
+  const worst = Math.max(...actual.map((v, i) => Math.abs(v - expected[i])));
+  assert.ok(worst <= LOGIT_TOL * scale, `${what}: max |Δ| ${worst} > ${LOGIT_TOL} × ${scale}`);
+}
+
+/**
+ * An app directory with resnet-ts installed from `npm pack`, the files of test/fixtures/<fixture>,
+ * and seeded.safetensors and input.bin (float32, INPUT_SHAPE) in dataDir (relative to dir).
+ */
+export function makeApp(dir: string, fixture: string, dataDir: string): void {
+  const tarball = execFileSync('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', dir], { cwd: repoRoot, encoding: 'utf8' }).trim().split('\n').pop()!;
+  const installed = join(dir, 'node_modules', 'resnet-ts');
+  mkdirSync(installed, { recursive: true });
+  execFileSync('tar', ['-xzf', join(dir, tarball), '-C', installed, '--strip-components=1']);
+  // The one dependency the browser entry reaches, as npm would have installed it next to the package.
+  symlinkSync(join(repoRoot, 'node_modules', 'fflate'), join(dir, 'node_modules', 'fflate'), 'dir');
+  for (const file of readdirSync(fixturePath(fixture))) copyFileSync(fixturePath(fixture, file), join(dir, file));
+  const data = join(dir, dataDir);
+  mkdirSync(data, { recursive: true });
+  writeFileSync(join(data, 'seeded.safetensors'), writeSafetensors(filledModel(() => resnet18({ numClasses: 10 })).stateDict()));
+  const input = deterministicInput(INPUT_SHAPE).f32;
+  writeFileSync(join(data, 'input.bin'), new Uint8Array(input.buffer, input.byteOffset, input.byteLength));
+}
+
+/** Node's logits for the app's model and input, on the reference backend. */
+export function expectedLogits(): Float32Array {
+  const model = filledModel(() => resnet18({ numClasses: 10 })).eval();
+  registerBackend('test-ref', createReferenceBackend);
+  return withBackend('test-ref', () => model.forward(deterministicInput(INPUT_SHAPE))).f32.slice();
+}
+
+/** Opens url, waits for the app's result, and checks that the page raised no error. */
+export async function runApp(session: BrowserSession, url: string): Promise<AppResult> {
+  const page = await session.context.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  try {
+    await page.goto(url);
+    await page.waitForFunction(() => (globalThis as { pageReady?: boolean }).pageReady === true, undefined, { timeout: 60_000 });
+    const result = (await page.evaluate(() => (globalThis as { result?: Promise<AppResult> }).result)) as AppResult;
+    assert.deepEqual(errors, []);
+    assert.equal(result.error, undefined, result.error);
+    return result;
+  } finally {
+    await page.close();
+  }
+}

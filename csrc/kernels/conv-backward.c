@@ -230,6 +230,14 @@ static int32_t wgrad_chunk_rows(const conv_plan *p) {
   return min_i32(max_i32(rows, MR), ceil_div(p->k, MR) * MR);
 }
 
+/* The columns of B the tiles read for `cols` columns: whole NR panels, and a last panel of
+   nr ≤ NR_HALF columns is read by the narrow tiles, NR_HALF lanes wide (the lanes past that
+   are never read: packing skips them, half of the work where O/groups = 16 on AVX-512). */
+static int32_t tile_columns(int32_t cols) {
+  const int32_t full = cols / NR * NR, rest = cols - full;
+  return full + (rest == 0 ? 0 : rest <= NR_HALF ? NR_HALF : NR);
+}
+
 /* The weight gradient on padded planes (conv-padded.c) where the im2col rows would be runs of
    one short input row each: stride 1, one group, planes no more than a third larger padded
    (28×28 → 30×30 computes 15% more, 14×14 → 16×16 31%; a 7×7 plane's 9×9 would be 65%, and
@@ -263,7 +271,7 @@ static size_t wgrad_channel_run(const rk_conv2d_shape *s, const padded_plan *d) 
    oy ≥ OH; NR-column panels [panel][k][NR], zero past the last column. */
 static void pack_dy_wide(const rk_conv2d_shape *s, const conv_plan *p, const padded_plan *d, const float *dy,
                          int32_t n0, int32_t f0, int32_t kc, float *dst) {
-  const int32_t go = p->group_out, columns = ceil_div(go, NR) * NR, wide = d->hp * d->wp;
+  const int32_t go = p->group_out, columns = tile_columns(go), wide = d->hp * d->wp;
   const size_t out_image = (size_t)s->out_channels * p->out_plane;
   for (int32_t lane = 0; lane < kc;) {
     const int32_t f = f0 + lane, n = n0 + f / wide, q = f % wide, oy = q / d->wp, ox = q % d->wp;
@@ -352,7 +360,7 @@ size_t RK_API(conv2d_backward_weight_scratch_floats)(const rk_conv2d_shape *s) {
    panels [panel][k][NR] (panel stride kc·NR), zero past the last column. */
 static void pack_dy_transposed(const rk_conv2d_shape *s, const conv_plan *p, const float *dy, int32_t g, int64_t f0,
                                int32_t kc, float *dst) {
-  const int32_t go = p->group_out, columns = ceil_div(go, NR) * NR;
+  const int32_t go = p->group_out, columns = tile_columns(go);
   const size_t out_image = (size_t)s->out_channels * p->out_plane;
   for (int32_t lane = 0; lane < kc;) {
     const int64_t f = f0 + lane;

@@ -25,7 +25,7 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, loadavg, release, totalmem, type as osType } from 'node:os';
+import { availableParallelism, loadavg, release, totalmem, type as osType } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -37,7 +37,7 @@ import { summarize } from '../src/tools/summary.js';
 import { browserSection, measureInBrowser, type BrowserResult } from './browser.js';
 import { parseOurs } from './engine_setup.js';
 import { OURS_PREFIX, PEERS, modelFile, packageVersion, referencePath, relativeDifference } from './engines.js';
-import { waitForQuiet } from './system.js';
+import { cpuDescription, gitDescription, waitForQuiet } from './system.js';
 import { DEFAULT_TRAIN_CASES, measureTraining, parseTrainCases, trainingSection, type TrainRow } from './train.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -397,38 +397,6 @@ function engineLabel(engine: string, isa?: unknown): string {
   return `**resnet-ts** (${engine.slice(OURS_PREFIX.length)}${typeof isa === 'string' ? `, ${isa}` : ''})`;
 }
 
-function gitDescription(): string {
-  const head = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot, encoding: 'utf8' });
-  if (head.status !== 0) return 'not a git checkout';
-  const dirty = spawnSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: repoRoot, encoding: 'utf8' }).stdout.trim();
-  return `commit ${head.stdout.trim()}${dirty ? ' with uncommitted changes' : ''}`;
-}
-
-/** /proc/cpuinfo's flags that name AVX-512 subsets, and how the report names them. */
-const AVX512_FLAGS: [string, string][] = [
-  ['avx512f', 'F'], ['avx512dq', 'DQ'], ['avx512cd', 'CD'], ['avx512bw', 'BW'], ['avx512vl', 'VL'],
-  ['avx512_vnni', 'VNNI'], ['avx512_bf16', 'BF16'], ['avx512_fp16', 'FP16'],
-];
-
-/**
- * The CPU as /proc/cpuinfo names it (os.cpus() elsewhere), its family and model, and the vector
- * extensions the kernels care about: e.g. "AMD EPYC 9B45 (family 26, model 2); AVX2, FMA; AVX-512 F, DQ, BW, VL, VNNI, BF16".
- */
-function cpuDescription(): string {
-  const fallback = cpus()[0]?.model ?? 'unknown';
-  try {
-    const info = readFileSync('/proc/cpuinfo', 'utf8');
-    const field = (name: string) => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(info)?.[1]?.trim();
-    const flags = new Set((field('flags') ?? '').split(/\s+/));
-    const avx = [['avx2', 'AVX2'], ['fma', 'FMA']].filter(([f]) => flags.has(f)).map(([, name]) => name);
-    const avx512 = AVX512_FLAGS.filter(([f]) => flags.has(f)).map(([, name]) => name);
-    const vector = `${avx.length ? avx.join(', ') : 'no AVX2'}; ${avx512.length ? `AVX-512 ${avx512.join(', ')}` : 'no AVX-512'}`;
-    return `${field('model name') ?? fallback} (family ${field('cpu family')}, model ${field('model')}); ${vector}`;
-  } catch {
-    return fallback;
-  }
-}
-
 /** Which ISA each of our backends ran (as the backends report it, from the timed rows) and how native's was chosen. */
 function kernelIsas(rows: Row[]): string {
   const byBackend = new Map<string, Record<string, unknown>>();
@@ -498,7 +466,7 @@ function report({ rows, references, coldRows, trainRows, baselineRssKiB, exportI
   L.push(`- resnet-ts kernels: ${kernelIsas(rows)}`);
   L.push(`- Memory: ${(totalmem() / 2 ** 30).toFixed(1)} GiB; ${osType()} ${release()}`);
   L.push(`- Node.js ${process.version}; ${versions}; ${pytorch ? `PyTorch ${pytorch.version}, torchvision ${pytorch.torchvision} (${PYTHON})` : pytorchSkipped ? `PyTorch not run: ${pytorchSkipped}` : 'PyTorch not timed'}`);
-  L.push(`- resnet-ts ${gitDescription()}; backends registered: ${listBackends().filter((b) => b !== 'meta').join(', ')}`);
+  L.push(`- resnet-ts ${gitDescription(repoRoot)}; backends registered: ${listBackends().filter((b) => b !== 'meta').join(', ')}`);
   L.push(`- Load average (1, 5, 15 min) at start ${load.start.map((x) => x.toFixed(2)).join(', ')}, at end ${load.end.map((x) => x.toFixed(2)).join(', ')}`);
   L.push('');
   L.push('## Method', '');

@@ -69,9 +69,14 @@ def main(task):
     return {"timesMs": times, "cpuCores": cpu / wall, "version": torch.__version__, "numThreads": torch.get_num_threads()}
 
 
-if __name__ == "__main__":
+def run_task(main):
+    """Prints main(the task JSON of argv[1]) as the last stdout line, or {"error"} and exits with 1."""
     try:
         print(json.dumps(main(json.loads(sys.argv[1]))))
     except Exception:  # noqa: BLE001
         print(json.dumps({"error": traceback.format_exc()}))
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    run_task(main)

@@ -130,7 +130,7 @@ export async function evaluate(model: Module & { forward(x: Tensor): Tensor }, l
 }
 
 /** The recipe's defaults for what the user left unset. */
-export function resolveRecipe(options: TrainOptions): { lr: number; weightDecay: number } {
+export function resolveRecipe(options: Pick<TrainOptions, 'optimizer' | 'weights' | 'lr' | 'weightDecay'>): { lr: number; weightDecay: number } {
   const fineTune = options.weights !== undefined;
   const lr = options.lr ?? (options.optimizer === 'adamw' ? 1e-3 : fineTune ? 0.01 : 0.1);
   const weightDecay = options.weightDecay ?? (options.optimizer === 'adamw' ? 0.05 : fineTune ? 1e-4 : 5e-4);

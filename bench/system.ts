@@ -114,3 +114,15 @@ export function cpuDescription(): string {
     return fallback;
   }
 }
+
+/** CPU seconds of this process's children that have exited and been waited for (cutime + cstime of /proc/self/stat). */
+export function childrenCpuSeconds(): number | null {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    // Fields after the command name's closing parenthesis start at field 3 (state); cutime and cstime are fields 16 and 17.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+    return (fields[16 - 3] + fields[17 - 3]) / TICKS_PER_SECOND;
+  } catch {
+    return null;
+  }
+}

@@ -27,6 +27,8 @@ const resnetBin = join(repoRoot, 'bin', 'resnet.js');
 const torchScript = join(repoRoot, 'bench', 'torch_finetune.py');
 
 export const SECTION_TITLE = '## Fine-tuning';
+/** Other processes' load (cores, on average) above which the section says the machine was shared: a quiet one shows a few hundredths. */
+const SHARED_CORES = 0.1;
 
 export interface FineTuneConfig {
   /** Scratch folder for the data and the runs' files. */
@@ -320,10 +322,10 @@ export function fineTuningSection(r: FineTuneResult, command: string): string[] 
   const torchVersion = torchRuns.find((run) => run.details)?.details;
   if (torchVersion) L.push(`PyTorch ${torchVersion.version as string}, torchvision ${torchVersion.torchvision as string}, ${torchVersion.numThreads as number} threads.`, '');
   if (r.pytorchSkipped) L.push(`PyTorch was not run: ${r.pytorchSkipped}.`, '');
-  const busy = r.otherLoadCores !== null && r.otherLoadCores > 0.3;
+  const busy = r.otherLoadCores !== null && r.otherLoadCores > SHARED_CORES;
   L.push(
-    `Load average (1, 5, 15 min) at the section's start ${r.load.start.map((x) => x.toFixed(2)).join(', ')}, at its end ${r.load.end.map((x) => x.toFixed(2)).join(', ')}; ` +
-      `other processes kept ${r.otherLoadCores === null ? '? (no /proc/stat)' : r.otherLoadCores.toFixed(2)} cores busy on average meanwhile.` +
+    `Load average (1, 5, 15 min; the benchmark's own threads count in it) at the section's start ${r.load.start.map((x) => x.toFixed(2)).join(', ')}, at its end ${r.load.end.map((x) => x.toFixed(2)).join(', ')}; ` +
+      `other processes kept ${r.otherLoadCores === null ? '? (no /proc/stat)' : r.otherLoadCores.toFixed(2)} cores busy on average meanwhile (/proc/stat, the benchmark's own processes subtracted).` +
       (busy ? ' **The machine was shared with other work during this run**: the times and images/s are lower than this machine gives when quiet (the accuracies do not depend on it).' : ''),
   );
   L.push('');
@@ -350,6 +352,7 @@ export async function runFineTuningAlone(config: FineTuneConfig, out: string, co
   const section = fineTuningSection(result, command);
   const existing = existsSync(out) ? readFileSync(out, 'utf8') : '# Benchmarks\n';
   await writeFile(out, mergeSection(existing, section));
-  config.log(`finetune: merged the ${SECTION_TITLE.slice(3)} section into ${out} (${Math.round(result.seconds)} s)`);
+  await writeFile(join(repoRoot, 'bench', 'results-finetune.json'), `${JSON.stringify(result, null, 1)}\n`);
+  config.log(`finetune: merged the ${SECTION_TITLE.slice(3)} section into ${out}, the measurements in bench/results-finetune.json (${Math.round(result.seconds)} s)`);
   return result;
 }

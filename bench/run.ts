@@ -15,9 +15,13 @@
 //                          [--cold-runs 5] [--native-isa avx512,avx2] [--out BENCHMARKS.md]
 //                          [--quiet-wait-s 20] [--max-time-ms 20000] [--timeout-s 240]
 //                          [--train-cases resnet20:1x28x28:128,...|none] [--train-rounds 2]
+//                          [--finetune-epochs 15] [--finetune-seeds 0,1] [--finetune-dir DIR] [--skip-finetune]
 //
 // The training section times whole training steps of resnet-ts and PyTorch (bench/train.ts);
-// with --engines it runs only when the list names 'train'.
+// with --engines it runs only when the list names 'train'. The fine-tuning section
+// (bench/finetune.ts: pretraining, then fine-tuning in both engines, the accuracies they reach)
+// runs unless --skip-finetune, and with --engines when the list names 'finetune';
+// `--engines finetune` alone measures only it and merges it into the existing --out file.
 //
 // --native-isa times the native backend once per ISA listed (engines 'resnet-ts/native@<isa>',
 // each worker started with RESNET_NATIVE_ISA=<isa>); without it, native runs what the backend
@@ -25,7 +29,7 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, loadavg, release, totalmem, type as osType } from 'node:os';
+import { availableParallelism, loadavg, release, totalmem, type as osType } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -37,7 +41,8 @@ import { summarize } from '../src/tools/summary.js';
 import { browserSection, measureInBrowser, type BrowserResult } from './browser.js';
 import { parseOurs } from './engine_setup.js';
 import { OURS_PREFIX, PEERS, modelFile, packageVersion, referencePath, relativeDifference } from './engines.js';
-import { waitForQuiet } from './system.js';
+import { cpuDescription, gitDescription, waitForQuiet } from './system.js';
+import { DEFAULT_FINETUNE, defaultWorkDir, fineTuningSection, measureFineTuning, runFineTuningAlone, type FineTuneConfig, type FineTuneResult } from './finetune.js';
 import { DEFAULT_TRAIN_CASES, measureTraining, parseTrainCases, trainingSection, type TrainRow } from './train.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -68,6 +73,10 @@ const { values: args } = parseArgs({
     out: { type: 'string', default: join(repoRoot, 'BENCHMARKS.md') },
     'train-cases': { type: 'string' }, // arch:CxHxW:batch,… or none (default: DEFAULT_TRAIN_CASES)
     'train-rounds': { type: 'string', default: '2' },
+    'finetune-epochs': { type: 'string', default: String(DEFAULT_FINETUNE.epochs) },
+    'finetune-seeds': { type: 'string', default: DEFAULT_FINETUNE.seeds.join(',') },
+    'finetune-dir': { type: 'string' }, // scratch folder for its data and runs (default: under os.tmpdir())
+    'skip-finetune': { type: 'boolean', default: false },
   },
 });
 const archs = args.arch.split(',');
@@ -397,38 +406,6 @@ function engineLabel(engine: string, isa?: unknown): string {
   return `**resnet-ts** (${engine.slice(OURS_PREFIX.length)}${typeof isa === 'string' ? `, ${isa}` : ''})`;
 }
 
-function gitDescription(): string {
-  const head = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot, encoding: 'utf8' });
-  if (head.status !== 0) return 'not a git checkout';
-  const dirty = spawnSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: repoRoot, encoding: 'utf8' }).stdout.trim();
-  return `commit ${head.stdout.trim()}${dirty ? ' with uncommitted changes' : ''}`;
-}
-
-/** /proc/cpuinfo's flags that name AVX-512 subsets, and how the report names them. */
-const AVX512_FLAGS: [string, string][] = [
-  ['avx512f', 'F'], ['avx512dq', 'DQ'], ['avx512cd', 'CD'], ['avx512bw', 'BW'], ['avx512vl', 'VL'],
-  ['avx512_vnni', 'VNNI'], ['avx512_bf16', 'BF16'], ['avx512_fp16', 'FP16'],
-];
-
-/**
- * The CPU as /proc/cpuinfo names it (os.cpus() elsewhere), its family and model, and the vector
- * extensions the kernels care about: e.g. "AMD EPYC 9B45 (family 26, model 2); AVX2, FMA; AVX-512 F, DQ, BW, VL, VNNI, BF16".
- */
-function cpuDescription(): string {
-  const fallback = cpus()[0]?.model ?? 'unknown';
-  try {
-    const info = readFileSync('/proc/cpuinfo', 'utf8');
-    const field = (name: string) => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(info)?.[1]?.trim();
-    const flags = new Set((field('flags') ?? '').split(/\s+/));
-    const avx = [['avx2', 'AVX2'], ['fma', 'FMA']].filter(([f]) => flags.has(f)).map(([, name]) => name);
-    const avx512 = AVX512_FLAGS.filter(([f]) => flags.has(f)).map(([, name]) => name);
-    const vector = `${avx.length ? avx.join(', ') : 'no AVX2'}; ${avx512.length ? `AVX-512 ${avx512.join(', ')}` : 'no AVX-512'}`;
-    return `${field('model name') ?? fallback} (family ${field('cpu family')}, model ${field('model')}); ${vector}`;
-  } catch {
-    return fallback;
-  }
-}
-
 /** Which ISA each of our backends ran (as the backends report it, from the timed rows) and how native's was chosen. */
 function kernelIsas(rows: Row[]): string {
   const byBackend = new Map<string, Record<string, unknown>>();
@@ -471,6 +448,8 @@ interface Measured {
   references: Row[];
   coldRows: ColdStartRow[];
   trainRows: TrainRow[];
+  /** The fine-tuning section; null when it was not asked for. */
+  fineTune: FineTuneResult | null;
   /** Peak RSS of a bare `node -e ''`. */
   baselineRssKiB: number;
   exportInfo: Record<string, unknown>;
@@ -483,7 +462,7 @@ interface Measured {
   seconds: number;
 }
 
-function report({ rows, references, coldRows, trainRows, baselineRssKiB, exportInfo, pytorchSkipped, browser, load, started, seconds }: Measured): string {
+function report({ rows, references, coldRows, trainRows, fineTune, baselineRssKiB, exportInfo, pytorchSkipped, browser, load, started, seconds }: Measured): string {
   const timed = rows.filter((r) => r.medianMs !== undefined);
   const ours = timed.filter((r) => r.engine.startsWith(OURS_PREFIX));
   const versions = ['onnxruntime-node', 'onnxruntime-web', 'onnxruntime-common', '@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-wasm', 'typescript']
@@ -498,7 +477,7 @@ function report({ rows, references, coldRows, trainRows, baselineRssKiB, exportI
   L.push(`- resnet-ts kernels: ${kernelIsas(rows)}`);
   L.push(`- Memory: ${(totalmem() / 2 ** 30).toFixed(1)} GiB; ${osType()} ${release()}`);
   L.push(`- Node.js ${process.version}; ${versions}; ${pytorch ? `PyTorch ${pytorch.version}, torchvision ${pytorch.torchvision} (${PYTHON})` : pytorchSkipped ? `PyTorch not run: ${pytorchSkipped}` : 'PyTorch not timed'}`);
-  L.push(`- resnet-ts ${gitDescription()}; backends registered: ${listBackends().filter((b) => b !== 'meta').join(', ')}`);
+  L.push(`- resnet-ts ${gitDescription(repoRoot)}; backends registered: ${listBackends().filter((b) => b !== 'meta').join(', ')}`);
   L.push(`- Load average (1, 5, 15 min) at start ${load.start.map((x) => x.toFixed(2)).join(', ')}, at end ${load.end.map((x) => x.toFixed(2)).join(', ')}`);
   L.push('');
   L.push('## Method', '');
@@ -544,6 +523,7 @@ function report({ rows, references, coldRows, trainRows, baselineRssKiB, exportI
   if (browser) L.push(...browserSection(browser, threads, rounds));
   L.push(...coldStartSection(coldRows, baselineRssKiB));
   if (trainRows.length) L.push(...trainingSection(trainRows, threads, pytorchSkipped ?? torchMissing()));
+  if (fineTune) L.push(...fineTuningSection(fineTune, `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`));
   return L.join('\n');
 }
 
@@ -569,6 +549,24 @@ function coldStartSection(coldRows: ColdStartRow[], baselineRssKiB: number): str
 }
 
 // ---------------------------------------------------------------- main
+
+const engineList = args.engines?.split(',') ?? null;
+const fineTuneConfig = (pythonMissing = torchMissing()): FineTuneConfig => ({
+  ...DEFAULT_FINETUNE,
+  epochs: Number(args['finetune-epochs']),
+  seeds: args['finetune-seeds'].split(',').map(Number),
+  workDir: args['finetune-dir'] ?? defaultWorkDir(),
+  threads,
+  python: pythonMissing ? null : PYTHON,
+  pythonMissing: pythonMissing ?? undefined,
+  timeoutMs: 30 * 60 * 1000,
+  log,
+});
+// `--engines finetune`: that section alone, merged into the existing report.
+if (engineList?.every((e) => e === 'finetune')) {
+  const result = await runFineTuningAlone(fineTuneConfig(), args.out, `node dist/bench/run.js ${process.argv.slice(2).join(' ')}`);
+  process.exit(result.skipped || result.runs.some((r) => r.error) ? 1 : 0);
+}
 
 const started = new Date();
 const load = { start: loadavg(), end: [] as number[] };
@@ -634,13 +632,16 @@ const trainRows = trainCases.length
     rounds: Math.max(1, Number(args['train-rounds'])), minTimeMs, timeoutMs: workerTimeoutMs, log,
   })
   : [];
+// Fine-tuning: on by default; with --engines, only when it names 'finetune'.
+const fineTuneChosen = !args['skip-finetune'] && (!engineList || engineList.includes('finetune'));
+const fineTune = fineTuneChosen ? await measureFineTuning(fineTuneConfig()) : null;
 // A bare Node's peak, measured as the cold starts measure theirs.
 const systemUrl = new URL('./system.js', import.meta.url).href;
 const baseline = spawnSync(process.execPath, ['--input-type=module', '-e', `import { peakRssKiB } from '${systemUrl}'; process.stdout.write(String(peakRssKiB()));`], { encoding: 'utf8' });
 load.end = loadavg();
 
 const seconds = (Date.now() - started.getTime()) / 1000;
-writeFileSync(args.out, report({ rows, references, coldRows, trainRows, baselineRssKiB: Number(baseline.stdout), exportInfo, pytorchSkipped, browser, load, started, seconds }));
-writeFileSync(join(repoRoot, 'bench', 'results.json'), `${JSON.stringify({ started, references, rows, coldRows, browser, trainRows }, null, 1)}\n`);
+writeFileSync(args.out, report({ rows, references, coldRows, trainRows, fineTune, baselineRssKiB: Number(baseline.stdout), exportInfo, pytorchSkipped, browser, load, started, seconds }));
+writeFileSync(join(repoRoot, 'bench', 'results.json'), `${JSON.stringify({ started, references, rows, coldRows, browser, trainRows, fineTune }, null, 1)}\n`);
 log(`wrote ${args.out} and bench/results.json in ${Math.round(seconds)} s`);
-process.exitCode = rows.some((r) => r.error) || coldRows.some((r) => r.error) || browser?.rows.some((r) => r.error) ? 1 : 0;
+process.exitCode = rows.some((r) => r.error) || coldRows.some((r) => r.error) || browser?.rows.some((r) => r.error) || fineTune?.runs.some((r) => r.error) ? 1 : 0;

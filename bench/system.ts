@@ -1,8 +1,11 @@
-// What the machine is doing around a measurement (Linux /proc; null elsewhere): how many OS
-// threads this process has, its peak memory, and how busy all CPUs are, so that a benchmark can
-// wait for a quiet machine and report the load it ran beside.
+// What the machine is and what it is doing around a measurement (Linux /proc; null elsewhere):
+// the CPU and the checkout measured, how many OS threads this process has, its peak memory, and
+// how busy all CPUs are, so that a benchmark can wait for a quiet machine and report the load
+// it ran beside.
 
+import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
+import { cpus } from 'node:os';
 
 /** Kernel clock ticks per second in /proc/stat (USER_HZ, 100 on every Linux we run on). */
 const TICKS_PER_SECOND = 100;
@@ -76,5 +79,50 @@ export async function waitForQuiet(threshold: number, maxWaitMs: number, onWait?
     const load = await sampleLoad(1000);
     if (load === null || load < threshold || Date.now() >= deadline) return load;
     onWait?.(load);
+  }
+}
+
+/** The git commit of `repoRoot`, and whether tracked files were changed. */
+export function gitDescription(repoRoot: string): string {
+  const head = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot, encoding: 'utf8' });
+  if (head.status !== 0) return 'not a git checkout';
+  const dirty = spawnSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: repoRoot, encoding: 'utf8' }).stdout.trim();
+  return `commit ${head.stdout.trim()}${dirty ? ' with uncommitted changes' : ''}`;
+}
+
+/** /proc/cpuinfo's flags that name AVX-512 subsets, and how the report names them. */
+const AVX512_FLAGS: [string, string][] = [
+  ['avx512f', 'F'], ['avx512dq', 'DQ'], ['avx512cd', 'CD'], ['avx512bw', 'BW'], ['avx512vl', 'VL'],
+  ['avx512_vnni', 'VNNI'], ['avx512_bf16', 'BF16'], ['avx512_fp16', 'FP16'],
+];
+
+/**
+ * The CPU as /proc/cpuinfo names it (os.cpus() elsewhere), its family and model, and the vector
+ * extensions the kernels care about: e.g. "AMD EPYC 9B45 (family 26, model 2); AVX2, FMA; AVX-512 F, DQ, BW, VL, VNNI, BF16".
+ */
+export function cpuDescription(): string {
+  const fallback = cpus()[0]?.model ?? 'unknown';
+  try {
+    const info = readFileSync('/proc/cpuinfo', 'utf8');
+    const field = (name: string) => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(info)?.[1]?.trim();
+    const flags = new Set((field('flags') ?? '').split(/\s+/));
+    const avx = [['avx2', 'AVX2'], ['fma', 'FMA']].filter(([f]) => flags.has(f)).map(([, name]) => name);
+    const avx512 = AVX512_FLAGS.filter(([f]) => flags.has(f)).map(([, name]) => name);
+    const vector = `${avx.length ? avx.join(', ') : 'no AVX2'}; ${avx512.length ? `AVX-512 ${avx512.join(', ')}` : 'no AVX-512'}`;
+    return `${field('model name') ?? fallback} (family ${field('cpu family')}, model ${field('model')}); ${vector}`;
+  } catch {
+    return fallback;
+  }
+}
+
+/** CPU seconds of this process's children that have exited and been waited for (cutime + cstime of /proc/self/stat). */
+export function childrenCpuSeconds(): number | null {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    // Fields after the command name's closing parenthesis start at field 3 (state); cutime and cstime are fields 16 and 17.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+    return (fields[16 - 3] + fields[17 - 3]) / TICKS_PER_SECOND;
+  } catch {
+    return null;
   }
 }

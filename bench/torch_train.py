@@ -16,11 +16,9 @@ import sys
 import time
 import traceback
 
-TASK = json.loads(sys.argv[1])
 
-
-def build(torch, torchvision):
-    arch, (channels, _, _), classes = TASK["arch"], TASK["input"], TASK["classes"]
+def build(torch, torchvision, arch, channels, classes):
+    """`arch` for `channels`-channel images and `classes` classes: torchvision's, or a CIFAR ResNet."""
     if hasattr(torchvision.models, arch):
         model = getattr(torchvision.models, arch)(weights=None, num_classes=classes)
         if channels != 3:
@@ -32,20 +30,20 @@ def build(torch, torchvision):
     return make_cifar.CifarResNet(make_cifar.DEPTHS[arch], num_classes=classes, in_channels=channels)
 
 
-def main():
+def main(task):
     import numpy as np
     import torch
     import torchvision
 
-    torch.set_num_threads(TASK["threads"])
+    torch.set_num_threads(task["threads"])
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:
         pass
     torch.manual_seed(0)
-    model = build(torch, torchvision).train()
-    x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (TASK["batch"], *TASK["input"])).astype(np.float32))
-    target = torch.from_numpy(np.random.default_rng(1).integers(0, TASK["classes"], TASK["batch"]))
+    model = build(torch, torchvision, task["arch"], task["input"][0], task["classes"]).train()
+    x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (task["batch"], *task["input"])).astype(np.float32))
+    target = torch.from_numpy(np.random.default_rng(1).integers(0, task["classes"], task["batch"]))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     loss_fn = torch.nn.CrossEntropyLoss()
 
@@ -55,25 +53,30 @@ def main():
         loss.backward()
         optimizer.step()
 
-    for _ in range(TASK["warmup"]):
+    for _ in range(task["warmup"]):
         step()
     times = []
     cpu_start, wall_start = time.process_time(), time.perf_counter()
-    while len(times) < TASK["minIterations"] or (time.perf_counter() - wall_start) * 1000 < TASK["minTimeMs"]:
+    while len(times) < task["minIterations"] or (time.perf_counter() - wall_start) * 1000 < task["minTimeMs"]:
         if len(times) >= 50:
             break
         start = time.perf_counter()
         step()
         times.append((time.perf_counter() - start) * 1000)
-        print(f"  {TASK['arch']} train batch {TASK['batch']} on pytorch: measure {len(times)}: {times[-1]:.0f} ms", file=sys.stderr)
+        print(f"  {task['arch']} train batch {task['batch']} on pytorch: measure {len(times)}: {times[-1]:.0f} ms", file=sys.stderr)
     wall = time.perf_counter() - wall_start
     cpu = time.process_time() - cpu_start
     return {"timesMs": times, "cpuCores": cpu / wall, "version": torch.__version__, "numThreads": torch.get_num_threads()}
 
 
-if __name__ == "__main__":
+def run_task(main):
+    """Prints main(the task JSON of argv[1]) as the last stdout line, or {"error"} and exits with 1."""
     try:
-        print(json.dumps(main()))
+        print(json.dumps(main(json.loads(sys.argv[1]))))
     except Exception:  # noqa: BLE001
         print(json.dumps({"error": traceback.format_exc()}))
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    run_task(main)

@@ -151,6 +151,7 @@ interface EvalFlags {
   data: string;
   batchSize: number;
   imageSize?: number;
+  grayscale?: boolean;
   limit?: number;
   backend: string;
   threads?: number;
@@ -162,6 +163,7 @@ async function evalCommand(opts: EvalFlags, context: ModelCommandContext & { sel
   context.selectBackend(opts.backend, opts.threads);
   // A training run's weights say their architecture; --arch is needed for anything else.
   let arch = opts.arch;
+  let grayscale = opts.grayscale;
   if (opts.weights.endsWith('.safetensors')) {
     const bytes = await readFile(opts.weights).catch((e: Error) => {
       throw context.error(`cannot read --weights ${opts.weights}: ${e.message}`, context.exit.file);
@@ -169,11 +171,12 @@ async function evalCommand(opts: EvalFlags, context: ModelCommandContext & { sel
     const meta = decodeModelMetadata(readSafetensorsMetadata(bytes));
     if (meta && arch && meta.arch !== arch) throw context.error(`--weights ${opts.weights} holds a ${meta.arch}, not a ${arch}`, context.exit.usage);
     arch ??= meta?.arch;
+    grayscale ??= meta?.inChannels === 1;
   }
   if (!arch) throw context.error('--arch is needed: the weights do not say their architecture', context.exit.usage);
   let data;
   try {
-    data = await loadTrainData(opts.data, { imageSize: opts.imageSize, limit: opts.limit });
+    data = await loadTrainData(opts.data, { imageSize: opts.imageSize, limit: opts.limit, grayscale });
   } catch (e) {
     throw context.error((e as Error).message, context.exit.file);
   }
@@ -219,6 +222,7 @@ export function registerTrainCommands(
     .option('--seed <n>', 'seed of the initialisation, data order, augmentation and split', parseInteger('--seed'), 0)
     .option('--resume', 'continue the run in --out from its last finished epoch (its saved options apply)')
     .option('--image-size <n>', 'crop size for folder data', parsePositiveInt('--image-size'))
+    .option('--grayscale', 'folder images as one grey channel (for a model of grey images)')
     .option('--limit <n>', 'use only the first n images of each split', parsePositiveInt('--limit'))
     .option('--threads <n>', 'threads for the compute backend', parsePositiveInt('--threads'))
     .option('--json', 'one JSON line per epoch on stdout');
@@ -236,6 +240,7 @@ export function registerTrainCommands(
     .option('--batch-size <n>', 'images per forward pass', parsePositiveInt('--batch-size'), 256)
     .option('--num-classes <n>', 'class count (default: from fc.weight)', parsePositiveInt('--num-classes'))
     .option('--image-size <n>', 'crop size for folder data', parsePositiveInt('--image-size'))
+    .option('--grayscale', 'folder images as one grey channel (default: as the weights\' metadata says)')
     .option('--limit <n>', 'use only the first n images', parsePositiveInt('--limit'))
     .option('--threads <n>', 'threads for the compute backend', parsePositiveInt('--threads'))
     .option('--json', 'print {accuracy, loss, images, …} as one JSON line');

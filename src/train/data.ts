@@ -1,8 +1,9 @@
 // The data a training run reads, from what `--data` names: "fashion-mnist" (Debian's
 // dataset-fashion-mnist, 28×28 grayscale, its own test split for validation) or an image
 // folder — torchvision's ImageFolder layout, with `train/` and `val/` subfolders when it has
-// them, else one folder split into train and validation by a seeded draw. Each comes with
-// the transforms of a standard recipe and the preprocessing that classify will apply later.
+// them, else one folder split into train and validation by a seeded draw; in colour, or as one
+// grey channel with `grayscale`. Each comes with the transforms of a standard recipe and the
+// preprocessing that classify will apply later.
 
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,7 +11,7 @@ import { Tensor } from '../core/tensor.js';
 import { Generator } from '../core/rng.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../preprocess/transforms.js';
 import {
-  CenterCrop, Compose, DataLoader, FashionMNIST, ImageFolder, Normalize, RandomCrop, RandomHorizontalFlip,
+  CenterCrop, Compose, DataLoader, FashionMNIST, Grayscale, ImageFolder, Normalize, RandomCrop, RandomHorizontalFlip,
   RandomResizedCrop, Resize, Subset, ToTensor, permutation, type Dataset, type Transform,
 } from '../data/index.js';
 import type { ModelMetadata } from './checkpoint.js';
@@ -18,6 +19,14 @@ import type { ModelMetadata } from './checkpoint.js';
 /** Fashion-MNIST's per-channel mean and standard deviation over its 60,000 training images. */
 export const FASHION_MNIST_MEAN: readonly number[] = [0.286];
 export const FASHION_MNIST_STD: readonly number[] = [0.353];
+
+/**
+ * Grey folder images' mean and standard deviation: ImageNet's, weighted as Grayscale weighs
+ * the channels (ITU-R 601-2 luma: 0.299 R + 0.587 G + 0.114 B), the grey of ImageNet's mean colour.
+ */
+const LUMA = [0.299, 0.587, 0.114];
+export const GRAY_MEAN: readonly number[] = [LUMA.reduce((sum, w, c) => sum + w * IMAGENET_MEAN[c], 0)];
+export const GRAY_STD: readonly number[] = [LUMA.reduce((sum, w, c) => sum + w * IMAGENET_STD[c], 0)];
 
 export interface TrainData {
   /** What --data said, for logs. */
@@ -40,6 +49,8 @@ export interface TrainDataOptions {
   seed?: number;
   /** Use only the first n samples of each split (a quick run, a test). */
   limit?: number;
+  /** Folder images as one grey channel (torchvision's Grayscale(1)), normalised by GRAY_MEAN and GRAY_STD. */
+  grayscale?: boolean;
 }
 
 function firstN<X>(dataset: Dataset<X>, limit: number | undefined): Dataset<X> {
@@ -87,10 +98,13 @@ export async function loadTrainData(source: string, options: TrainDataOptions = 
   }
   const size = options.imageSize ?? 224;
   const resize = Math.round((size * 256) / 224);
-  const mean = IMAGENET_MEAN;
-  const std = IMAGENET_STD;
-  const trainTransform = new Compose<never, Tensor>([new RandomResizedCrop(size), new RandomHorizontalFlip(), new ToTensor(), new Normalize(mean, std)]);
-  const evalTransform = new Compose<never, Tensor>([new Resize(resize), new CenterCrop(size), new ToTensor(), new Normalize(mean, std)]);
+  const grayscale = options.grayscale ?? false;
+  const mean = grayscale ? GRAY_MEAN : IMAGENET_MEAN;
+  const std = grayscale ? GRAY_STD : IMAGENET_STD;
+  // Grey first, so that the crops and resizes work on one channel.
+  const grey = grayscale ? [new Grayscale(1)] : [];
+  const trainTransform = new Compose<never, Tensor>([...grey, new RandomResizedCrop(size), new RandomHorizontalFlip(), new ToTensor(), new Normalize(mean, std)]);
+  const evalTransform = new Compose<never, Tensor>([...grey, new Resize(resize), new CenterCrop(size), new ToTensor(), new Normalize(mean, std)]);
   let train: Dataset<Tensor>;
   let val: Dataset<Tensor>;
   let classes: readonly string[];
@@ -113,7 +127,7 @@ export async function loadTrainData(source: string, options: TrainDataOptions = 
     train: firstN(train, options.limit),
     val: firstN(val, options.limit),
     classes,
-    inChannels: 3,
+    inChannels: grayscale ? 1 : 3,
     preprocess: { resize, crop: size, mean, std },
   };
 }

@@ -51,6 +51,8 @@ export interface TrainOptions {
   out: string;
   /** Crop size for folder data (224). */
   imageSize?: number;
+  /** Folder images as one grey channel (Fashion-MNIST is grey anyway). */
+  grayscale?: boolean;
   /** Only the first n samples of each split. */
   limit?: number;
 }
@@ -128,7 +130,7 @@ export async function evaluate(model: Module & { forward(x: Tensor): Tensor }, l
 }
 
 /** The recipe's defaults for what the user left unset. */
-export function resolveRecipe(options: TrainOptions): { lr: number; weightDecay: number } {
+export function resolveRecipe(options: Pick<TrainOptions, 'optimizer' | 'weights' | 'lr' | 'weightDecay'>): { lr: number; weightDecay: number } {
   const fineTune = options.weights !== undefined;
   const lr = options.lr ?? (options.optimizer === 'adamw' ? 1e-3 : fineTune ? 0.01 : 0.1);
   const weightDecay = options.weightDecay ?? (options.optimizer === 'adamw' ? 0.05 : fineTune ? 1e-4 : 5e-4);
@@ -154,7 +156,9 @@ export async function buildTrainModel(options: TrainOptions, data: TrainData): P
         result.unexpectedKeys.length ? `${result.unexpectedKeys.length} unexpected (${result.unexpectedKeys.slice(0, 3).join(', ')})` : '',
         result.mismatchedKeys.length ? `${result.mismatchedKeys.length} mis-shaped (${result.mismatchedKeys.slice(0, 3).map((m) => (typeof m === 'string' ? m : JSON.stringify(m))).join(', ')})` : '',
       ].filter(Boolean);
-      throw new Error(`--weights ${options.weights} does not fit ${options.arch} with ${data.inChannels} input channel(s): ${parts.join('; ')}`);
+      const conv1 = stateDict.get('conv1.weight');
+      const hint = conv1?.ndim === 4 && conv1.shape[1] === 1 && data.inChannels === 3 ? ' (the weights take grey images: add --grayscale)' : '';
+      throw new Error(`--weights ${options.weights} does not fit ${options.arch} with ${data.inChannels} input channel(s): ${parts.join('; ')}${hint}`);
     }
   }
   if (options.freezeBackbone) {
@@ -269,7 +273,7 @@ export async function train(given: TrainOptions, events: TrainEvents = {}, resum
     options = { ...resumed.state.options, out: given.out };
   }
   await mkdir(options.out, { recursive: true });
-  const data = await loadTrainData(options.data, { imageSize: options.imageSize, seed: options.seed, limit: options.limit });
+  const data = await loadTrainData(options.data, { imageSize: options.imageSize, seed: options.seed, limit: options.limit, grayscale: options.grayscale });
   const loaders = makeLoaders(data, options.batchSize, options.seed);
   const model = await buildTrainModel(resume ? { ...options, weights: undefined, freezeBackbone: false } : options, data);
   if (resume && options.freezeBackbone) {

@@ -332,10 +332,11 @@ export function fineTuningSection(r: FineTuneResult, command: string): string[] 
   return L;
 }
 
-/** `markdown` with its Fine-tuning section replaced by `section` (or `section` appended where it has none). */
+/** `markdown` with the section titled section[0] (its `## ` line) replaced by `section`, or `section` appended where it has none. */
 export function mergeSection(markdown: string, section: string[]): string {
+  // The section's own title (its first line) says which one it replaces.
   const lines = markdown.split('\n');
-  const start = lines.findIndex((l) => l === SECTION_TITLE);
+  const start = lines.findIndex((l) => l === section[0]);
   const text = section.join('\n');
   if (start < 0) return `${markdown.replace(/\n*$/, '\n\n')}${text}`;
   let end = lines.findIndex((l, i) => i > start && l.startsWith('## '));

@@ -21,7 +21,8 @@
 // with --engines it runs only when the list names 'train'. The fine-tuning section
 // (bench/finetune.ts: pretraining, then fine-tuning in both engines, the accuracies they reach)
 // runs unless --skip-finetune, and with --engines when the list names 'finetune';
-// `--engines finetune` alone measures only it and merges it into the existing --out file.
+// `--engines finetune`, `--engines train` or `--engines train,finetune` alone measure only those
+// sections and merge them into the existing --out file, leaving the others as they were.
 //
 // --native-isa times the native backend once per ISA listed (engines 'resnet-ts/native@<isa>',
 // each worker started with RESNET_NATIVE_ISA=<isa>); without it, native runs what the backend
@@ -42,7 +43,7 @@ import { browserSection, measureInBrowser, type BrowserResult } from './browser.
 import { parseOurs } from './engine_setup.js';
 import { OURS_PREFIX, PEERS, modelFile, packageVersion, referencePath, relativeDifference } from './engines.js';
 import { cpuDescription, gitDescription, waitForQuiet } from './system.js';
-import { DEFAULT_FINETUNE, defaultWorkDir, fineTuningSection, measureFineTuning, runFineTuningAlone, type FineTuneConfig, type FineTuneResult } from './finetune.js';
+import { DEFAULT_FINETUNE, defaultWorkDir, fineTuningSection, measureFineTuning, mergeSection, runFineTuningAlone, type FineTuneConfig, type FineTuneResult } from './finetune.js';
 import { DEFAULT_TRAIN_CASES, measureTraining, parseTrainCases, trainingSection, type TrainRow } from './train.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -562,10 +563,27 @@ const fineTuneConfig = (pythonMissing = torchMissing()): FineTuneConfig => ({
   timeoutMs: 30 * 60 * 1000,
   log,
 });
-// `--engines finetune`: that section alone, merged into the existing report.
-if (engineList?.every((e) => e === 'finetune')) {
-  const result = await runFineTuningAlone(fineTuneConfig(), args.out, `node dist/bench/run.js ${process.argv.slice(2).join(' ')}`);
-  process.exit(result.skipped || result.runs.some((r) => r.error) ? 1 : 0);
+// `--engines finetune` and/or `train`: those sections alone, each merged into the existing report
+// (the other sections keep what an earlier run measured).
+if (engineList?.every((e) => e === 'finetune' || e === 'train')) {
+  let failed = false;
+  if (engineList.includes('train')) {
+    const trainRows = await measureTraining(args['train-cases'] ? parseTrainCases(args['train-cases']) : DEFAULT_TRAIN_CASES, {
+      threads, backend: 'auto', python: torchMissing() ? null : PYTHON,
+      rounds: Math.max(1, Number(args['train-rounds'])), minTimeMs, timeoutMs: workerTimeoutMs, log,
+    });
+    const existing = existsSync(args.out) ? readFileSync(args.out, 'utf8') : '# Benchmarks\n';
+    const section = trainingSection(trainRows, threads, torchMissing());
+    section.push(`Measured ${new Date().toISOString().slice(0, 10)} at ${gitDescription(repoRoot)} by \`node dist/bench/run.js ${process.argv.slice(2).join(' ')}\` (this section alone, merged into the report), on ${cpuDescription()}; load average then ${loadavg().map((x) => x.toFixed(2)).join(', ')}.`, '');
+    writeFileSync(args.out, mergeSection(existing, section));
+    log(`train: merged the training section into ${args.out}`);
+    failed ||= trainRows.some((r) => r.error);
+  }
+  if (engineList.includes('finetune')) {
+    const result = await runFineTuningAlone(fineTuneConfig(), args.out, `node dist/bench/run.js ${process.argv.slice(2).join(' ')}`);
+    failed ||= Boolean(result.skipped) || result.runs.some((r) => r.error);
+  }
+  process.exit(failed ? 1 : 0);
 }
 
 const started = new Date();

@@ -44,7 +44,7 @@ import { parseOurs } from './engine_setup.js';
 import { OURS_PREFIX, PEERS, modelFile, packageVersion, referencePath, relativeDifference } from './engines.js';
 import { cpuDescription, gitDescription, waitForQuiet } from './system.js';
 import { DEFAULT_FINETUNE, defaultWorkDir, fineTuningSection, measureFineTuning, mergeSection, runFineTuningAlone, type FineTuneConfig, type FineTuneResult } from './finetune.js';
-import { DEFAULT_TRAIN_CASES, measureTraining, parseTrainCases, trainingSection, type TrainRow } from './train.js';
+import { DEFAULT_TRAIN_CASES, fromScratchSection, measureTraining, parseTrainCases, trainingSection, type TrainRow } from './train.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const workerPath = fileURLToPath(new URL('./worker.js', import.meta.url));
@@ -523,7 +523,7 @@ function report({ rows, references, coldRows, trainRows, fineTune, baselineRssKi
   L.push('');
   if (browser) L.push(...browserSection(browser, threads, rounds));
   L.push(...coldStartSection(coldRows, baselineRssKiB));
-  if (trainRows.length) L.push(...trainingSection(trainRows, threads, pytorchSkipped ?? torchMissing()));
+  if (trainRows.length) L.push(...trainingSection(trainRows, threads, pytorchSkipped ?? torchMissing()), ...scratchSection());
   if (fineTune) L.push(...fineTuningSection(fineTune, `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`));
   return L.join('\n');
 }
@@ -563,6 +563,13 @@ const fineTuneConfig = (pythonMissing = torchMissing()): FineTuneConfig => ({
   timeoutMs: 30 * 60 * 1000,
   log,
 });
+/** The shipped Fashion-MNIST model's run (its log.json), reported with the training steps. */
+const SHIPPED_MODEL = 'models/fashion-mnist-resnet20';
+function scratchSection(): string[] {
+  const logPath = join(repoRoot, SHIPPED_MODEL, 'log.json');
+  return existsSync(logPath) ? fromScratchSection(logPath, SHIPPED_MODEL) : [];
+}
+
 // `--engines finetune` and/or `train`: those sections alone, each merged into the existing report
 // (the other sections keep what an earlier run measured).
 if (engineList?.every((e) => e === 'finetune' || e === 'train')) {
@@ -575,8 +582,10 @@ if (engineList?.every((e) => e === 'finetune' || e === 'train')) {
     const existing = existsSync(args.out) ? readFileSync(args.out, 'utf8') : '# Benchmarks\n';
     const section = trainingSection(trainRows, threads, torchMissing());
     section.push(`Measured ${new Date().toISOString().slice(0, 10)} at ${gitDescription(repoRoot)} by \`node dist/bench/run.js ${process.argv.slice(2).join(' ')}\` (this section alone, merged into the report), on ${cpuDescription()}; load average then ${loadavg().map((x) => x.toFixed(2)).join(', ')}.`, '');
-    writeFileSync(args.out, mergeSection(existing, section));
-    log(`train: merged the training section into ${args.out}`);
+    const scratch = scratchSection();
+    const merged = mergeSection(existing, section);
+    writeFileSync(args.out, scratch.length ? mergeSection(merged, scratch) : merged);
+    log(`train: merged the training sections into ${args.out}`);
     failed ||= trainRows.some((r) => r.error);
   }
   if (engineList.includes('finetune')) {

@@ -22,6 +22,7 @@ import { summarize } from '../src/tools/summary.js';
 import { backendIsa, benchmarkInput, benchmarkModel, median, timeRuns, useBackend, type BenchProgress } from '../src/tools/bench.js';
 import { parseOurs } from '../bench/engine_setup.js';
 import { relativeDifference } from '../bench/engines.js';
+import { fromScratchSection } from '../bench/train.js';
 import { repoRoot } from './helpers/paths.js';
 
 const bin = join(repoRoot, 'bin', 'resnet.js');
@@ -261,4 +262,18 @@ test('cold-start processes load the model from its file and print its logits and
   } finally {
     rmSync(dir, { recursive: true });
   }
+});
+
+test("the training-from-scratch section reports the shipped model's own log: best accuracy, cumulative minutes, the recipe", () => {
+  const section = fromScratchSection(join(repoRoot, 'models', 'fashion-mnist-resnet20', 'log.json'), 'models/fashion-mnist-resnet20');
+  const text = section.join('\n');
+  assert.equal(section[0], '## Training from scratch');
+  assert.match(text, /resnet train --arch resnet20 --data fashion-mnist --epochs \d+ --batch-size 128/);
+  // One table row per epoch, the cumulative minutes growing, and the best accuracy named.
+  const rows = section.filter((l) => /^\| \d+ \|/.test(l));
+  assert.ok(rows.length >= 1);
+  const minutes = rows.map((r) => Number(r.split('|')[3]));
+  assert.ok(minutes.every((m, i) => i === 0 || m >= minutes[i - 1]), minutes.join(', '));
+  const accuracies = rows.map((r) => Number(r.split('|')[2].replace('%', '')));
+  assert.match(text, new RegExp(`Best: \\*\\*${Math.max(...accuracies).toFixed(2)}%\\*\\*`));
 });

@@ -332,8 +332,14 @@ export function fineTuningSection(r: FineTuneResult, command: string): string[] 
   return L;
 }
 
+/** What a whole `npm run bench` report says of its figures, and what it says once sections were measured apart. */
+export const WHOLE_RUN = 'Every figure below was measured in that run; nothing is copied from elsewhere.';
+const MERGED_RUNS = 'Every figure below was measured in that run, except the sections that name a later run of their own (measured alone and merged in); nothing is copied from elsewhere.';
+
 /** `markdown` with the section titled section[0] (its `## ` line) replaced by `section`, or `section` appended where it has none. */
 export function mergeSection(markdown: string, section: string[]): string {
+  // The report's opening line claims one run for every figure: no longer, once a section is merged.
+  markdown = markdown.replace(WHOLE_RUN, MERGED_RUNS);
   // The section's own title (its first line) says which one it replaces.
   const lines = markdown.split('\n');
   const start = lines.findIndex((l) => l === section[0]);

@@ -43,7 +43,7 @@ import { browserSection, measureInBrowser, type BrowserResult } from './browser.
 import { parseOurs } from './engine_setup.js';
 import { OURS_PREFIX, PEERS, modelFile, packageVersion, referencePath, relativeDifference } from './engines.js';
 import { cpuDescription, gitDescription, waitForQuiet } from './system.js';
-import { DEFAULT_FINETUNE, defaultWorkDir, fineTuningSection, measureFineTuning, mergeSection, runFineTuningAlone, type FineTuneConfig, type FineTuneResult } from './finetune.js';
+import { DEFAULT_FINETUNE, WHOLE_RUN, defaultWorkDir, fineTuningSection, measureFineTuning, mergeSection, runFineTuningAlone, type FineTuneConfig, type FineTuneResult } from './finetune.js';
 import { DEFAULT_TRAIN_CASES, fromScratchSection, measureTraining, parseTrainCases, trainingSection, type TrainRow } from './train.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -472,7 +472,7 @@ function report({ rows, references, coldRows, trainRows, fineTune, baselineRssKi
   const pytorch = timed.find((r) => r.engine === 'pytorch')?.details;
   const L: string[] = [];
   L.push('# Benchmarks', '');
-  L.push(`Written by \`npm run bench\` (bench/run.ts) on ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC, in ${Math.round(seconds)} s. Every figure below was measured in that run; nothing is copied from elsewhere. Regenerate with \`npm run bench\`.`, '');
+  L.push(`Written by \`npm run bench\` (bench/run.ts) on ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC, in ${Math.round(seconds)} s. ${WHOLE_RUN} Regenerate with \`npm run bench\`.`, '');
   L.push('## Machine', '');
   L.push(`- CPU: ${cpuDescription()}; ${availableParallelism()} logical cores (os.availableParallelism)`);
   L.push(`- resnet-ts kernels: ${kernelIsas(rows)}`);

@@ -230,6 +230,25 @@ static int32_t wgrad_chunk_rows(const conv_plan *p) {
   return min_i32(max_i32(rows, MR), ceil_div(p->k, MR) * MR);
 }
 
+/* t (rows × go, row-major) [+]= A (rows of x̂, KC floats apart, kc deep) · B (dyᵀ in NR-column
+   panels, kc deep): one K block of dWᵀ on the arows tiles. */
+static void wgrad_block(int32_t rows, int32_t go, int32_t kc, const float *x_block, const float *b_block, float *t,
+                        int32_t accumulate) {
+  for (int32_t j = 0; j < go; j += NR) {
+    const int32_t nr = min_i32(NR, go - j);
+    const float *bj = b_block + (size_t)(j / NR) * kc * NR;
+    for (int32_t i = 0; i < rows; i += MR)
+      gemm_tile_arows(min_i32(MR, rows - i), nr, (size_t)kc, x_block + (size_t)i * KC, bj, t + (size_t)i * go + j,
+                      (size_t)go, accumulate);
+  }
+}
+
+/* dw[o·ldw + r] = t[r·go + o]: dWᵀ rows [0, rows) stored into dW's columns. */
+static void store_transposed(const float *t, int32_t rows, int32_t go, float *dw, size_t ldw) {
+  for (int32_t o = 0; o < go; o++)
+    for (int32_t r = 0; r < rows; r++) dw[(size_t)o * ldw + r] = t[(size_t)r * go + o];
+}
+
 /* The columns of B the tiles read for `cols` columns: whole NR panels, and a last panel of
    nr ≤ NR_HALF columns is read by the narrow tiles, NR_HALF lanes wide (the lanes past that
    are never read: packing skips them, half of the work where O/groups = 16 on AVX-512). */
@@ -309,17 +328,8 @@ static void weight_gradient_padded(const rk_conv2d_shape *s, const conv_plan *p,
   const int32_t c_lo = t0 / p->taps, c_hi = (t0 + trows - 1) / p->taps + 1; /* the channels these rows read */
   for (int32_t n0 = 0; n0 < s->batch; n0 += block) {
     const int32_t images = min_i32(block, s->batch - n0), total = images * wide;
-    for (int32_t i = 0; i < images; i++) {
-      /* padded_fill writes planes `plane` floats apart: one channel at a time, into its run. */
-      rk_conv2d_shape one = *s;
-      one.in_channels = 1;
-      for (int32_t c = c_lo; c < c_hi; c++) {
-        padded_plan single = d;
-        single.plane = (size_t)wide; /* no slack between images: the next image follows */
-        padded_fill(&one, &single, x + ((size_t)(n0 + i) * s->in_channels + c) * p->in_plane, 0, d.hp,
-                    xp + (size_t)c * run + (size_t)i * wide);
-      }
-    }
+    for (int32_t i = 0; i < images; i++)
+      padded_fill(s, &d, x + (size_t)(n0 + i) * s->in_channels * p->in_plane, c_lo, c_hi, 0, d.hp, xp + (size_t)i * wide, run);
     for (int32_t c = c_lo; c < c_hi; c++)
       for (size_t i = (size_t)total; i < (size_t)total + (size_t)d.reach; i++) xp[(size_t)c * run + i] = 0.0f;
     for (int32_t f0 = 0; f0 < total; f0 += KC) {
@@ -333,18 +343,11 @@ static void weight_gradient_padded(const rk_conv2d_shape *s, const conv_plan *p,
                              (size_t)(tap % s->kernel_w) * s->dilation_w;
           __builtin_memcpy(x_block + (size_t)r * KC, src, (size_t)kc * sizeof(float));
         }
-        for (int32_t j = 0; j < go; j += NR) {
-          const int32_t nr = min_i32(NR, go - j);
-          const float *bj = b_block + (size_t)(j / NR) * kc * NR;
-          for (int32_t i = 0; i < rows; i += MR)
-            gemm_tile_arows(min_i32(MR, rows - i), nr, (size_t)kc, x_block + (size_t)i * KC, bj,
-                            t + (size_t)(mc + i) * go + j, (size_t)go, n0 > 0 || f0 > 0);
-        }
+        wgrad_block(rows, go, kc, x_block, b_block, t + (size_t)mc * go, n0 > 0 || f0 > 0);
       }
     }
   }
-  for (int32_t o = 0; o < go; o++)
-    for (int32_t r = 0; r < trows; r++) dw[(size_t)o * p->k + t0 + r] = t[(size_t)r * go + o];
+  store_transposed(t, trows, go, dw + t0, (size_t)p->k);
 }
 
 size_t RK_API(conv2d_backward_weight_scratch_floats)(const rk_conv2d_shape *s) {
@@ -404,18 +407,10 @@ static void weight_gradient_rows(const rk_conv2d_shape *s, const conv_plan *p, c
         im2col_rows(s, p, xg, q, count, t0 + mc, rows, x_block + lane);
         lane += count;
       }
-      for (int32_t j = 0; j < go; j += NR) {
-        const int32_t nr = min_i32(NR, go - j);
-        const float *bj = b_block + (size_t)(j / NR) * kc * NR;
-        for (int32_t i = 0; i < rows; i += MR)
-          gemm_tile_arows(min_i32(MR, rows - i), nr, (size_t)kc, x_block + (size_t)i * KC, bj,
-                          t + (size_t)(mc + i) * go + j, (size_t)go, f0 > 0);
-      }
+      wgrad_block(rows, go, kc, x_block, b_block, t + (size_t)mc * go, f0 > 0);
     }
   }
-  float *dwg = dw + (size_t)g * go * p->k;
-  for (int32_t o = 0; o < go; o++)
-    for (int32_t r = 0; r < trows; r++) dwg[(size_t)o * p->k + t0 + r] = t[(size_t)r * go + o];
+  store_transposed(t, trows, go, dw + (size_t)g * go * p->k + t0, (size_t)p->k);
 }
 
 /* dW columns [q0, q1) of group g (see weight_gradient_by_rows): C = dW, A = dy panels,

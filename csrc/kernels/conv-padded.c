@@ -57,13 +57,13 @@ static size_t padded_scratch_floats(const rk_conv2d_shape *s, const conv_plan *p
   return (size_t)s->in_channels * d.plane + round_line((size_t)p->group_out * NC) + round_line(pointer_floats);
 }
 
-/* Rows [r0, r1) of every padded plane of image x (its first input plane), and the zeros past
-   the last row when r1 reaches it. */
-static void padded_fill(const rk_conv2d_shape *s, const padded_plan *d, const float *x, int32_t r0, int32_t r1,
-                        float *xp) {
+/* Rows [r0, r1) of the padded planes of channels [c0, c1) of image x (its first input plane):
+   channel c's plane at xp + c·stride. */
+static void padded_fill(const rk_conv2d_shape *s, const padded_plan *d, const float *x, int32_t c0, int32_t c1,
+                        int32_t r0, int32_t r1, float *xp, size_t stride) {
   const size_t in_plane = (size_t)s->in_h * s->in_w;
-  for (int32_t c = 0; c < s->in_channels; c++) {
-    float *plane = xp + (size_t)c * d->plane;
+  for (int32_t c = c0; c < c1; c++) {
+    float *plane = xp + (size_t)c * stride;
     const float *src = x + (size_t)c * in_plane;
     for (int32_t r = r0; r < r1; r++) {
       float *row = plane + (size_t)r * d->wp;
@@ -77,8 +77,6 @@ static void padded_fill(const rk_conv2d_shape *s, const padded_plan *d, const fl
       for (int32_t i = 0; i < s->in_w; i++) row[s->pad_w + i] = in[i];
       for (int32_t i = s->pad_w + s->in_w; i < d->wp; i++) row[i] = 0.0f;
     }
-    if (r1 == d->hp)
-      for (size_t i = (size_t)d->hp * d->wp; i < d->plane; i++) plane[i] = 0.0f;
   }
 }
 
@@ -128,7 +126,11 @@ static void padded_region(const conv_args *t, const padded_plan *d, int32_t n, i
   const float **rows = (const float **)(cblock + round_line((size_t)p->group_out * NC));
   const size_t out_image = (size_t)s->out_channels * p->out_plane;
   const int32_t q1_read = q0 + ceil_div(q1 - q0, NR) * NR - 1 + d->reach; /* the last float read */
-  padded_fill(s, d, t->x + (size_t)n * s->in_channels * p->in_plane, q0 / d->wp, min_i32(d->hp, q1_read / d->wp + 1), xp);
+  const int32_t r1 = min_i32(d->hp, q1_read / d->wp + 1);
+  padded_fill(s, d, t->x + (size_t)n * s->in_channels * p->in_plane, 0, s->in_channels, q0 / d->wp, r1, xp, d->plane);
+  if (r1 == d->hp) /* the zeros the last panel's taps read past the planes */
+    for (int32_t c = 0; c < s->in_channels; c++)
+      for (size_t i = (size_t)d->hp * d->wp; i < d->plane; i++) xp[(size_t)c * d->plane + i] = 0.0f;
   float *y = t->y + (size_t)n * out_image;
   const float *residual = t->residual ? t->residual + (size_t)n * out_image : 0;
   const int32_t chunk = ceil_div(ceil_div(q1 - q0, ceil_div(q1 - q0, NC)), NR) * NR;
@@ -166,14 +168,8 @@ static void padded_region(const conv_args *t, const padded_plan *d, int32_t n, i
    it reads). */
 static void padded_conv(const conv_args *t, int32_t tid, int32_t nthreads) {
   const padded_plan d = plan_padded(t->s);
-  const int64_t units = (int64_t)t->s->batch * d.panels;
-  int64_t u = units * tid / nthreads;
-  const int64_t u1 = units * (tid + 1) / nthreads;
-  while (u < u1) {
-    const int32_t n = (int32_t)(u / d.panels);
-    const int64_t image_start = (int64_t)n * d.panels;
-    const int64_t end = u1 < image_start + d.panels ? u1 : image_start + d.panels;
-    padded_region(t, &d, n, (int32_t)(u - image_start) * NR, min_i32(d.cols, (int32_t)(end - image_start) * NR));
-    u = end;
-  }
+  panel_runs runs = panel_runs_of(t->s->batch, d.panels, tid, nthreads);
+  int32_t n, panel0, panel1;
+  while (next_panel_run(&runs, &n, &panel0, &panel1))
+    padded_region(t, &d, n, panel0 * NR, min_i32(d.cols, panel1 * NR));
 }

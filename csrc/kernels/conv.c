@@ -226,17 +226,10 @@ void RK_API(conv2d)(const rk_conv2d_shape *s, const float *x, const float *packe
         conv_region(&t, image / s->groups, image % s->groups, image % s->groups + 1, m0, m1, 0, p.out_plane);
     return;
   }
-  const int64_t units = (int64_t)images * p.pixel_panels;
-  int64_t u = units * tid / nthreads;
-  const int64_t u1 = units * (tid + 1) / nthreads;
-  while (u < u1) {
-    /* This thread's panels of one (image, group): [panel0, panel1). */
-    const int32_t image = (int32_t)(u / p.pixel_panels);
-    const int64_t image_start = (int64_t)image * p.pixel_panels;
-    const int64_t end = u1 < image_start + p.pixel_panels ? u1 : image_start + p.pixel_panels;
-    const int32_t panel0 = (int32_t)(u - image_start), panel1 = (int32_t)(end - image_start);
+  /* This thread's panels of each (image, group) it reaches: [panel0, panel1). */
+  panel_runs runs = panel_runs_of(images, p.pixel_panels, tid, nthreads);
+  int32_t image, panel0, panel1;
+  while (next_panel_run(&runs, &image, &panel0, &panel1))
     conv_region(&t, image / s->groups, image % s->groups, image % s->groups + 1, 0, p.group_out, panel0 * NR,
                 min_i32(p.out_plane, panel1 * NR));
-    u = end;
-  }
 }

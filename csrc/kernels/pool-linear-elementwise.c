@@ -18,73 +18,115 @@ static inline void max_into(float *restrict d, const float *restrict s, int32_t 
 #undef RK_MAX_INTO
 }
 
-/* Rows up to twice this wide take max_pool2d's stride-2 path (its two half rows live on the stack). */
-#define MAX_POOL_HALF_ROW 1024
 
 /* Threads split output rows of all planes (N·C·OH), so even a 3-channel batch-1 input
-   divides evenly; rows are disjoint in y. Each output row is the running max over the
-   window's taps in torch's order (ky, then kx), one tap at a time across the whole row:
-   the columns whose tap falls inside the input form one range, found by arithmetic. */
+   divides evenly; rows are disjoint in y. Each output row is computed in two passes: the
+   running max of the window's input rows (ky order) into one row, then the running max over
+   its taps along that row (kx order), one tap at a time across the whole output row: the
+   columns whose tap falls inside the input form one range, found by arithmetic. Each input
+   element is read once per output row instead of once per tap. The max is the same value
+   as torch's (ky, kx) order gives, NaN included (NaN wins); only which of +0 and −0 wins a
+   tie can differ. Rows wider than MAX_POOL_ROW take the taps one input row at a time. */
+#define MAX_POOL_ROW 2048
+static void max_pool_row(const float *xr, int32_t in_w, int32_t kernel_w, int32_t stride_w, int32_t pad_w,
+                         int32_t dilation_w, int32_t out_w, float *yr) {
+  if (stride_w == 2 && dilation_w == 1 && in_w <= MAX_POOL_ROW) {
+    /* Column stride 2 (ResNet's 3×3/2): split the row into its even and odd columns once;
+       each tap then reads one of them contiguously (kx/2 in) instead of gathering every
+       other column. */
+    float phase[2][MAX_POOL_ROW / 2];
+    for (int32_t i = 0; 2 * i < in_w; i++) phase[0][i] = xr[2 * i];
+    for (int32_t i = 0; 2 * i + 1 < in_w; i++) phase[1][i] = xr[2 * i + 1];
+    for (int32_t kx = 0; kx < kernel_w; kx++) {
+      const int32_t off = kx - pad_w; /* ox reads ix = 2·ox + off */
+      const int32_t q = off & 1, base = (off - q) / 2; /* ix = 2·(ox + base) + q */
+      const int32_t lo = off >= 0 ? 0 : (-off + 1) / 2;
+      const int32_t hi = off > in_w - 1 ? 0 : min_i32(out_w, (in_w - 1 - off) / 2 + 1);
+      if (lo < hi) max_into(yr + lo, phase[q] + base + lo, hi - lo, 1);
+    }
+    return;
+  }
+  for (int32_t kx = 0; kx < kernel_w; kx++) {
+    /* Column ox reads ix = ox·sw + off; inside the input for ox in [lo, hi). */
+    const int32_t off = kx * dilation_w - pad_w;
+    const int32_t lo = off >= 0 ? 0 : (-off + stride_w - 1) / stride_w;
+    const int32_t hi = off > in_w - 1 ? 0 : min_i32(out_w, (in_w - 1 - off) / stride_w + 1);
+    if (lo < hi) max_into(yr + lo, xr + (int64_t)lo * stride_w + off, hi - lo, stride_w);
+  }
+}
+
 void RK_API(max_pool2d)(const float *x, int32_t batch, int32_t channels, int32_t in_h, int32_t in_w,
                         int32_t kernel_h, int32_t kernel_w, int32_t stride_h, int32_t stride_w, int32_t pad_h,
                         int32_t pad_w, int32_t dilation_h, int32_t dilation_w, int32_t out_h, int32_t out_w, float *y,
                         int32_t tid, int32_t nthreads) {
   int64_t r0, r1;
   split_range((int64_t)batch * channels * out_h, tid, nthreads, 1, &r0, &r1);
+  float column_max[MAX_POOL_ROW];
   for (int64_t row = r0; row < r1; row++) {
     const int64_t plane = row / out_h;
     const int32_t oy = (int32_t)(row % out_h);
     const float *xp = x + plane * in_h * in_w;
     float *yr = y + row * out_w;
     for (int32_t ox = 0; ox < out_w; ox++) yr[ox] = -__builtin_inff();
+    if (in_w <= MAX_POOL_ROW) {
+      int32_t rows = 0;
+      for (int32_t ky = 0; ky < kernel_h; ky++) {
+        const int32_t iy = oy * stride_h - pad_h + ky * dilation_h;
+        if (iy < 0 || iy >= in_h) continue;
+        const float *xr = xp + (int64_t)iy * in_w;
+        if (rows++ == 0) {
+          for (int32_t i = 0; i < in_w; i++) column_max[i] = xr[i];
+        } else {
+          max_into(column_max, xr, in_w, 1);
+        }
+      }
+      if (rows > 0) max_pool_row(column_max, in_w, kernel_w, stride_w, pad_w, dilation_w, out_w, yr);
+      continue;
+    }
     for (int32_t ky = 0; ky < kernel_h; ky++) {
       const int32_t iy = oy * stride_h - pad_h + ky * dilation_h;
-      if (iy < 0 || iy >= in_h) continue;
-      const float *xr = xp + (int64_t)iy * in_w;
-      if (stride_w == 2 && dilation_w == 1 && in_w <= 2 * MAX_POOL_HALF_ROW) {
-        /* Column stride 2 (ResNet's 3×3/2): split the row into its even and odd columns
-           once; each tap then reads one of them contiguously (kx/2 in) instead of every
-           tap gathering every other column. */
-        float phase[2][MAX_POOL_HALF_ROW];
-        for (int32_t i = 0; 2 * i < in_w; i++) phase[0][i] = xr[2 * i];
-        for (int32_t i = 0; 2 * i + 1 < in_w; i++) phase[1][i] = xr[2 * i + 1];
-        for (int32_t kx = 0; kx < kernel_w; kx++) {
-          const int32_t off = kx - pad_w; /* ox reads ix = 2·ox + off */
-          const int32_t q = off & 1, base = (off - q) / 2; /* ix = 2·(ox + base) + q */
-          const int32_t lo = off >= 0 ? 0 : (-off + 1) / 2;
-          const int32_t hi = off > in_w - 1 ? 0 : min_i32(out_w, (in_w - 1 - off) / 2 + 1);
-          if (lo < hi) max_into(yr + lo, phase[q] + base + lo, hi - lo, 1);
-        }
-        continue;
-      }
-      for (int32_t kx = 0; kx < kernel_w; kx++) {
-        /* Column ox reads ix = ox·sw + off; inside the input for ox in [lo, hi). */
-        const int32_t off = kx * dilation_w - pad_w;
-        const int32_t lo = off >= 0 ? 0 : (-off + stride_w - 1) / stride_w;
-        const int32_t hi = off > in_w - 1 ? 0 : min_i32(out_w, (in_w - 1 - off) / stride_w + 1);
-        if (lo < hi) max_into(yr + lo, xr + (int64_t)lo * stride_w + off, hi - lo, stride_w);
-      }
+      if (iy >= 0 && iy < in_h) max_pool_row(xp + (int64_t)iy * in_w, in_w, kernel_w, stride_w, pad_w, dilation_w, out_w, yr);
     }
   }
 }
 
-/* Threads split output rows of all planes (N·C·OH): at 1×1 output that is one row per
-   channel, 2048 of them in ResNet-50. */
+/* Threads split the planes (N·C). Each output is the float64 sum of its window in the
+   reference's order (rows, then columns), divided by the window's size; AVG_POOL_LANES planes
+   are summed side by side, so that their additions, each plane's still in order, overlap
+   instead of waiting on one another (a 7×7 window is 49 dependent additions). */
+#define AVG_POOL_LANES 8
 void RK_API(adaptive_avg_pool2d)(const float *x, int32_t batch, int32_t channels, int32_t in_h, int32_t in_w,
                                  int32_t out_h, int32_t out_w, float *y, int32_t tid, int32_t nthreads) {
-  int64_t r0, r1;
-  split_range((int64_t)batch * channels * out_h, tid, nthreads, 1, &r0, &r1);
-  for (int64_t row = r0; row < r1; row++) {
-    const int64_t plane = row / out_h;
-    const int32_t oy = (int32_t)(row % out_h);
-    const float *xp = x + plane * in_h * in_w;
-    const int32_t y0 = oy * in_h / out_h, y1 = ((oy + 1) * in_h + out_h - 1) / out_h;
-    for (int32_t ox = 0; ox < out_w; ox++) {
-      const int32_t x0 = ox * in_w / out_w, x1 = ((ox + 1) * in_w + out_w - 1) / out_w;
-      double sum = 0.0; /* as the reference, which sums in float64 */
-      for (int32_t iy = y0; iy < y1; iy++)
-        for (int32_t ix = x0; ix < x1; ix++) sum += xp[(int64_t)iy * in_w + ix];
-      y[row * out_w + ox] = (float)(sum / ((y1 - y0) * (x1 - x0)));
+  int64_t p0, p1;
+  split_range((int64_t)batch * channels, tid, nthreads, 1, &p0, &p1);
+  const size_t in_plane = (size_t)in_h * in_w, out_plane = (size_t)out_h * out_w;
+  for (int64_t pb = p0; pb < p1; pb += AVG_POOL_LANES) {
+    const int32_t lanes = (int32_t)(p1 - pb < AVG_POOL_LANES ? p1 - pb : AVG_POOL_LANES);
+    const float *xp = x + (size_t)pb * in_plane;
+    float *yp = y + (size_t)pb * out_plane;
+    for (int32_t oy = 0; oy < out_h; oy++) {
+      const int32_t y0 = oy * in_h / out_h, y1 = ((oy + 1) * in_h + out_h - 1) / out_h;
+      for (int32_t ox = 0; ox < out_w; ox++) {
+        const int32_t x0 = ox * in_w / out_w, x1 = ((ox + 1) * in_w + out_w - 1) / out_w;
+        const double count = (double)((y1 - y0) * (x1 - x0));
+        const size_t out = (size_t)oy * out_w + ox;
+        if (lanes == AVG_POOL_LANES) {
+          double sum[AVG_POOL_LANES] = {0};
+          for (int32_t iy = y0; iy < y1; iy++)
+            for (int32_t ix = x0; ix < x1; ix++) {
+              const float *e = xp + (size_t)iy * in_w + ix;
+              for (int32_t l = 0; l < AVG_POOL_LANES; l++) sum[l] += e[(size_t)l * in_plane];
+            }
+          for (int32_t l = 0; l < AVG_POOL_LANES; l++) yp[(size_t)l * out_plane + out] = (float)(sum[l] / count);
+          continue;
+        }
+        for (int32_t l = 0; l < lanes; l++) {
+          double sum = 0.0;
+          for (int32_t iy = y0; iy < y1; iy++)
+            for (int32_t ix = x0; ix < x1; ix++) sum += xp[(size_t)l * in_plane + (size_t)iy * in_w + ix];
+          yp[(size_t)l * out_plane + out] = (float)(sum / count);
+        }
+      }
     }
   }
 }

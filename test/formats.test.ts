@@ -16,6 +16,7 @@ import { readNpy, writeNpy } from '../src/io/npy.js';
 import { getPickleState, unpickle } from '../src/io/pickle.js';
 import { readSafetensors, readSafetensorsMetadata, writeSafetensors } from '../src/io/safetensors.js';
 import { STATE_DICT_GLOBALS, loadStateDictFromTorch, loadTorchFile } from '../src/io/torch.js';
+import { readZipDirectory } from '../src/io/zip.js';
 import { detectWeightFormat, loadWeightsFile, readWeights } from '../src/io/weights.js';
 import { fixturePath } from './helpers/paths.js';
 
@@ -61,6 +62,10 @@ function assertWeightFileError(fn: () => unknown, pattern: RegExp): void {
     return true;
   });
 }
+
+/** Offsets of the central-directory headers in a zip archive. */
+const directoryEntries = (zip: Uint8Array): number[] =>
+  [...zip.keys()].filter((i) => zip[i] === 0x50 && zip[i + 1] === 0x4b && zip[i + 2] === 0x01 && zip[i + 3] === 0x02);
 
 /** A torch-style zip (root folder 'archive') around a hand-written data.pkl. */
 function torchZip(dataPkl: Uint8Array, storages: Record<string, Uint8Array> = {}): Uint8Array {
@@ -174,6 +179,32 @@ describe('torch.save files', () => {
     }
   });
 
+  test('a flipped bit in a stored or deflated record is caught by its CRC-32, naming the record', () => {
+    const original = new Uint8Array(fixture('model_zip.pth')); // a copy: Buffer's slice() would be a view
+    const records = readZipDirectory(original);
+    const storage = [...records.values()].filter((r) => /\/data\/\d+$/.test(r.name)).sort((a, b) => b.size - a.size)[0];
+    const flipped = original.slice();
+    flipped[storage.dataStart + (storage.size >> 1)] ^= 0x10;
+    assertWeightFileError(() => loadTorchFile(flipped),
+      new RegExp(`zip: record '${storage.name}' is corrupt: its ${storage.size} bytes have CRC-32 [0-9a-f]{8}, the archive's directory says ${storage.crc32.toString(16).padStart(8, '0')}`));
+    // A wrong sum in the directory is the same error (the bytes and the sum disagree).
+    const directory = directoryEntries(original).find((at) =>
+      new TextDecoder().decode(original.subarray(at + 46, at + 46 + (original[at + 28] | (original[at + 29] << 8)))) === storage.name)!;
+    const wrongSum = original.slice();
+    wrongSum[directory + 16] ^= 0x01;
+    assertWeightFileError(() => loadTorchFile(wrongSum), /is corrupt: .* CRC-32/);
+    // Deflated records are checked after inflating.
+    const deflated = zipSync({ 'archive/data.pkl': unzipSync(original)[`${storage.name.split('/')[0]}/data.pkl`] }, { level: 6 });
+    const pklRecord = readZipDirectory(deflated).get('archive/data.pkl')!;
+    assert.equal(pklRecord.method, 8);
+    const badDeflated = deflated.slice();
+    const entry = directoryEntries(badDeflated)[0];
+    badDeflated[entry + 16] ^= 0x80;
+    assertWeightFileError(() => loadTorchFile(badDeflated), /zip: record 'archive\/data\.pkl' is corrupt/);
+    // The untouched file still loads.
+    assert.ok(loadTorchFile(original) instanceof Map);
+  });
+
   test('storage offsets and strides outside the storage are rejected', () => {
     assertWeightFileError(() => loadTorchFile(fixture('oob_offset.pth')), /tensor 'w'.*reads element 4 of a 4-element storage/);
     assertWeightFileError(() => loadTorchFile(fixture('oob_stride.pth')), /tensor 'w'.*reads element 4 of a 4-element storage/);
@@ -247,9 +278,6 @@ describe('readers bound their work by their input', () => {
     refusedQuickly(() => loadTorchFile(fixture('zip_count_ffff.pth')), /claims 65535 entries, but a 62-byte central directory holds at most 1$/, 100);
   });
 
-  /** Offsets of the central-directory headers in a zip archive. */
-  const directoryEntries = (zip: Uint8Array): number[] =>
-    [...zip.keys()].filter((i) => zip[i] === 0x50 && zip[i + 1] === 0x4b && zip[i + 2] === 0x01 && zip[i + 3] === 0x02);
   const pkl = unzipSync(fixture('oob_offset.pth'))['archive/data.pkl'];
 
   test('zip records that overlap or share a name are refused', () => {

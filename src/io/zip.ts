@@ -3,7 +3,9 @@
 // claims more entries than its bytes can hold, records that overlap or run past the end, or
 // sizes no deflate stream of that length can reach are refused with a WeightFileError before
 // anything is allocated or looped over. Stored records come back as views of the archive;
-// deflated ones are inflated on request, stopping at their declared size.
+// deflated ones are inflated on request, stopping at their declared size. Every record read is
+// checked against the CRC-32 its directory entry carries (as torch's reader does), so a flipped
+// bit in a tensor's bytes is an error that names the record, not a silently different weight.
 //
 // Layout (PKWARE APPNOTE 6.3): [local header (30 B) + name + extra | data] per record, then the
 // central directory — one header (46 B) + name + extra + comment per record — then, in zip64
@@ -11,6 +13,7 @@
 // last the end-of-central-directory record (22 B) + a comment of at most 65,535 bytes.
 
 import { Inflate } from 'fflate';
+import { platform } from '#platform';
 import { WeightFileError } from './errors.js';
 
 const END_SIGNATURE = 0x06054b50;
@@ -38,6 +41,8 @@ export interface ZipRecord {
   readonly dataStart: number;
   readonly compressedSize: number;
   readonly size: number;
+  /** CRC-32 of the (uncompressed) data, from the central directory. */
+  readonly crc32: number;
 }
 
 /** A little-endian reader over the archive that refuses to read past `end`. */
@@ -145,6 +150,7 @@ export function readZipDirectory(bytes: Uint8Array): Map<string, ZipRecord> {
     }
     const flags = fields.u16(at + 8);
     const method = fields.u16(at + 10);
+    const crc32 = fields.u32(at + 16);
     let compressedSize = fields.u32(at + 20);
     let size = fields.u32(at + 24);
     const nameLength = fields.u16(at + 28);
@@ -180,7 +186,7 @@ export function readZipDirectory(bytes: Uint8Array): Map<string, ZipRecord> {
       throw new WeightFileError(`zip: record '${name}' claims ${size} bytes from ${compressedSize} ${method === 0 ? 'stored' : 'deflated'} bytes`);
     }
     if (records.has(name)) throw new WeightFileError(`zip: two records are named '${name}'`);
-    records.set(name, { name, method: method as 0 | 8, dataStart, compressedSize, size, headerStart });
+    records.set(name, { name, method: method as 0 | 8, dataStart, compressedSize, size, crc32, headerStart });
     at = next;
   }
 
@@ -196,11 +202,24 @@ export function readZipDirectory(bytes: Uint8Array): Map<string, ZipRecord> {
 
 /**
  * A record's bytes: a view of the archive if stored, a new array if deflated. Inflating stops
- * with a WeightFileError as soon as the stream yields more than the record's declared size.
+ * with a WeightFileError as soon as the stream yields more than the record's declared size;
+ * bytes whose CRC-32 is not the directory's are a WeightFileError too.
  */
 export function readZipRecord(bytes: Uint8Array, record: ZipRecord): Uint8Array {
   const data = bytes.subarray(record.dataStart, record.dataStart + record.compressedSize);
-  if (record.method === 0) return data;
+  return checkCrc(record, record.method === 0 ? data : inflateRecord(data, record));
+}
+
+function checkCrc(record: ZipRecord, data: Uint8Array): Uint8Array {
+  const actual = platform.crc32(data) >>> 0;
+  if (actual !== record.crc32) {
+    const hex = (v: number) => v.toString(16).padStart(8, '0');
+    throw new WeightFileError(`zip: record '${record.name}' is corrupt: its ${data.length} bytes have CRC-32 ${hex(actual)}, the archive's directory says ${hex(record.crc32)}`);
+  }
+  return data;
+}
+
+function inflateRecord(data: Uint8Array, record: ZipRecord): Uint8Array {
   const out = new Uint8Array(record.size);
   let length = 0;
   let ended = false;

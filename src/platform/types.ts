@@ -57,6 +57,8 @@ export interface Platform {
   wasmBytesSync(variant: WasmVariant): WasmBytes;
   /** The same without blocking. */
   wasmBytes(variant: WasmVariant): Promise<WasmBytes>;
+  /** The CRC-32 of bytes, as zip records carry it (Node's zlib where it has one; plain TypeScript otherwise). */
+  crc32(data: Uint8Array): number;
   /** Lets the engine validate relaxed SIMD where a flag gates it (Node 20); whether anything changed. */
   enableRelaxedSimd(): boolean;
   /** Starts a wasm worker thread (src/backends/wasm/worker.ts); it reports back through `onMessage`. */

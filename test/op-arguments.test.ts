@@ -110,3 +110,20 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+test('Tensor.reshape infers -1 as torch does, and refuses what torch refuses', () => {
+  // torch 1.13: torch.zeros(0, 3).reshape(-1) → (0,), .reshape(-1, 3) → (0, 3), .reshape(3, -1) →
+  // (3, 0); .reshape(0, -1) raises "… the unspecified dimension size -1 can be any value and is
+  // ambiguous"; torch.zeros(10).reshape(3, -1) raises; two -1s raise "only one dimension can be inferred".
+  const empty = Tensor.zeros([0, 3]);
+  assert.deepEqual(empty.reshape([-1]).shape, [0]);
+  assert.deepEqual(empty.reshape([-1, 3]).shape, [0, 3]);
+  assert.deepEqual(empty.reshape([3, -1]).shape, [3, 0]);
+  assert.throws(() => empty.reshape([0, -1]), /-1 can be any value and is ambiguous/);
+  const ten = Tensor.zeros([10]);
+  assert.throws(() => ten.reshape([3, -1]), /cannot reshape tensor of shape \[10\] to \[3, -1\]/);
+  assert.throws(() => ten.reshape([-1, -1]), /only one dimension can be inferred/);
+  assert.throws(() => ten.reshape([-2, -5]), /invalid dimension -2/);
+  assert.throws(() => ten.reshape([2.5, 4]), /invalid dimension 2\.5/);
+  assert.deepEqual(ten.reshape([2, -1]).shape, [2, 5]);
+});

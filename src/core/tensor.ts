@@ -212,10 +212,16 @@ export class Tensor {
    */
   reshape(shape: Shape): Tensor {
     const resolved = [...shape];
+    const bad = resolved.find((d) => !Number.isSafeInteger(d) || d < -1);
+    if (bad !== undefined) throw new RangeError(`reshape: invalid dimension ${bad} in ${shapeToString(shape)}`);
     const infer = resolved.indexOf(-1);
     if (infer >= 0) {
+      if (resolved.indexOf(-1, infer + 1) >= 0) throw new RangeError(`reshape: only one dimension can be inferred, got ${shapeToString(shape)}`);
       const known = numel(resolved.filter((_, i) => i !== infer));
-      resolved[infer] = known === 0 ? 0 : this.size / known;
+      // As torch: with a zero among the given sizes, -1 could be anything.
+      if (known === 0) throw new RangeError(`cannot reshape tensor of ${this.size} elements into shape ${shapeToString(shape)} because the unspecified dimension size -1 can be any value and is ambiguous`);
+      if (this.size % known !== 0) throw new RangeError(`cannot reshape tensor of shape ${shapeToString(this.shape)} to ${shapeToString(shape)}`);
+      resolved[infer] = this.size / known;
     }
     if (numel(resolved) !== this.size) {
       throw new RangeError(`cannot reshape tensor of shape ${shapeToString(this.shape)} to ${shapeToString(shape)}`);

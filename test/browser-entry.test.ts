@@ -124,3 +124,28 @@ test('every source map in dist/src points at a source file the package ships (sr
   assert.ok(maps > 0);
   assert.deepEqual(missing, []);
 });
+
+test('a minified bundle keeps the type names that summaries and diagrams show (minifiers rename classes)', async () => {
+  const dir = tempProject();
+  try {
+    writeFileSync(join(dir, 'entry.js'), "import { resnet18, resnet20, summarize } from 'resnet-ts';\n" +
+      "export const types = () => [resnet18(), resnet20()].flatMap((m) => summarize(m, [1, 3, 32, 32]).layers.map((r) => r.type));\n" +
+      "export const title = () => resnet18().typeName;\n");
+    const result = await build({
+      absWorkingDir: dir, entryPoints: ['entry.js'], bundle: true, write: false, format: 'esm', platform: 'browser',
+      minify: true, logLevel: 'silent',
+    });
+    const text = result.outputFiles[0].text;
+    assert.ok(!/\bclass BasicBlock\b/.test(text), 'the bundle is minified: class names are gone');
+    const file = join(dir, 'bundle.mjs');
+    writeFileSync(file, text);
+    const bundle = (await import(file)) as { types: () => string[]; title: () => string };
+    const types = new Set(bundle.types());
+    for (const name of ['Conv2d', 'BatchNorm2d', 'ReLU', 'MaxPool2d', 'Sequential', 'BasicBlock', 'AdaptiveAvgPool2d', 'Linear', 'ShortcutA']) {
+      assert.ok(types.has(name), `'${name}' in the minified bundle's summary (got ${[...types].join(', ')})`);
+    }
+    assert.equal(bundle.title(), 'ResNet');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -17,17 +17,13 @@ export const ISOLATION_HEADERS = {
   'Cross-Origin-Embedder-Policy': 'require-corp',
 };
 
-// Summaries and the diagram name layers by their classes (Module.typeName is the constructor's
-// name), which minification would otherwise shorten.
-const keepNames = { output: { keepNames: true } };
-
 export default defineConfig({
   root,
   // Relative asset URLs: the built page works from any folder a server puts it in.
   base: './',
   resolve: { alias: [{ find: /^resnet-ts$/, replacement: `${repoRoot}dist/src/web.js` }] },
-  worker: { format: 'es', rolldownOptions: keepNames },
-  build: { target: 'es2022', outDir: 'dist', emptyOutDir: true, rolldownOptions: keepNames },
+  worker: { format: 'es' },
+  build: { target: 'es2022', outDir: 'dist', emptyOutDir: true },
   server: { headers: ISOLATION_HEADERS, fs: { allow: [repoRoot] } },
   preview: { headers: ISOLATION_HEADERS },
 });

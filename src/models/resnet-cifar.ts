@@ -23,6 +23,8 @@ const defaultNormLayer: NormLayer = (numFeatures) => new BatchNorm2d(numFeatures
  * in front and behind (planes/4 each when the channels double).
  */
 export class ShortcutA extends Module {
+  /** Its name in summaries and diagrams, kept through minifiers (which rename classes). */
+  static readonly typeName = 'ShortcutA';
   readonly inPlanes: number;
   readonly planes: number;
   readonly stride: number;
@@ -46,6 +48,8 @@ export class ShortcutA extends Module {
 }
 
 export class CifarResNet extends Module {
+  /** Its name in summaries and diagrams, kept through minifiers (which rename classes). */
+  static readonly typeName = 'CifarResNet';
   private inplanes = 16;
   readonly conv1: Conv2d;
   readonly bn1: Module;

@@ -45,6 +45,8 @@ export interface Block extends Module {
 }
 
 export class BasicBlock extends Module implements Block {
+  /** Its name in summaries and diagrams, kept through minifiers (which rename classes). */
+  static readonly typeName = 'BasicBlock';
   static readonly expansion = 1;
   readonly conv1: Conv2d;
   readonly bn1: Module;
@@ -111,6 +113,8 @@ export class BasicBlock extends Module implements Block {
  * https://ngc.nvidia.com/catalog/model-scripts/nvidia:resnet_50_v1_5_for_pytorch.
  */
 export class Bottleneck extends Module implements Block {
+  /** Its name in summaries and diagrams, kept through minifiers (which rename classes). */
+  static readonly typeName = 'Bottleneck';
   static readonly expansion = 4;
   readonly conv1: Conv2d;
   readonly bn1: Module;
@@ -190,6 +194,8 @@ export interface ResNetOptions {
 }
 
 export class ResNet extends Module {
+  /** Its name in summaries and diagrams, kept through minifiers (which rename classes). */
+  static readonly typeName = 'ResNet';
   private inplanes = 64;
   private dilation = 1;
   readonly groups: number;

@@ -27,6 +27,8 @@ export interface Conv2dOptions {
 }
 
 export class Conv2d extends Module {
+  /** Its name in summaries and diagrams, kept through minifiers (which rename classes). */
+  static readonly typeName = 'Conv2d';
   readonly inChannels: number;
   readonly outChannels: number;
   readonly kernelSize: [number, number];
@@ -89,6 +91,8 @@ export interface BatchNorm2dOptions {
 }
 
 export class BatchNorm2d extends Module {
+  /** Its name in summaries and diagrams, kept through minifiers (which rename classes). */
+  static readonly typeName = 'BatchNorm2d';
   readonly numFeatures: number;
   readonly eps: number;
   readonly momentum: number;
@@ -137,12 +141,16 @@ export class BatchNorm2d extends Module {
 }
 
 export class ReLU extends Module {
+  /** Its name in summaries and diagrams, kept through minifiers (which rename classes). */
+  static readonly typeName = 'ReLU';
   forward(x: Tensor): Tensor {
     return F.relu(x);
   }
 }
 
 export class Identity extends Module {
+  /** Its name in summaries and diagrams, kept through minifiers (which rename classes). */
+  static readonly typeName = 'Identity';
   forward(x: Tensor): Tensor {
     return x;
   }
@@ -155,6 +163,8 @@ export interface MaxPool2dOptions {
 }
 
 export class MaxPool2d extends Module {
+  /** Its name in summaries and diagrams, kept through minifiers (which rename classes). */
+  static readonly typeName = 'MaxPool2d';
   readonly kernelSize: [number, number];
   readonly stride: [number, number];
   readonly padding: [number, number];
@@ -179,6 +189,8 @@ export class MaxPool2d extends Module {
 }
 
 export class AdaptiveAvgPool2d extends Module {
+  /** Its name in summaries and diagrams, kept through minifiers (which rename classes). */
+  static readonly typeName = 'AdaptiveAvgPool2d';
   readonly outputSize: [number, number];
 
   constructor(outputSize: IntOrPair) {
@@ -196,6 +208,8 @@ export class AdaptiveAvgPool2d extends Module {
 }
 
 export class Flatten extends Module {
+  /** Its name in summaries and diagrams, kept through minifiers (which rename classes). */
+  static readonly typeName = 'Flatten';
   constructor(readonly startDim = 1) {
     super();
   }
@@ -206,6 +220,8 @@ export class Flatten extends Module {
 }
 
 export class Linear extends Module {
+  /** Its name in summaries and diagrams, kept through minifiers (which rename classes). */
+  static readonly typeName = 'Linear';
   readonly weight: Tensor;
   readonly bias: Tensor | null;
 
@@ -234,6 +250,8 @@ export class Linear extends Module {
 
 /** Children named '0', '1', … run in order, as torch.nn.Sequential. */
 export class Sequential extends Module {
+  /** Its name in summaries and diagrams, kept through minifiers (which rename classes). */
+  static readonly typeName = 'Sequential';
   readonly layers: Module[];
 
   constructor(...layers: Module[]) {

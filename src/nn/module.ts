@@ -156,9 +156,14 @@ export abstract class Module {
     }
   }
 
-  /** The class name shown in summaries and error messages. */
+  /**
+   * The class name shown in summaries, diagrams and error messages: the class's own static
+   * `typeName` where it declares one (every module of this library does, so a minified bundle
+   * still says 'BasicBlock'), else the constructor's name (a user's subclass).
+   */
   get typeName(): string {
-    return this.constructor.name;
+    const type = this.constructor as { typeName?: unknown; name: string };
+    return Object.hasOwn(type, 'typeName') && typeof type.typeName === 'string' ? type.typeName : type.name;
   }
 
   *namedChildren(): IterableIterator<[string, Module]> {

@@ -1,4 +1,4 @@
-// A web app as a user writes one, for the bundler tests (browser-vite, browser-webpack): resnet-ts
+// A web app as a user writes one, for the bundler tests (browser-vite, browser-webpack, browser-rollup): resnet-ts
 // installed from `npm pack` of this repository into a temporary app directory, the app's files
 // from test/fixtures/<app>, and the test's data (a seeded ResNet-18's weights and an input) as
 // files the page fetches. The app runs the model on the wasm backend, on the page and in a Web

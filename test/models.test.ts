@@ -157,6 +157,18 @@ test('a mismatched load names the missing, unexpected and mis-shaped keys and ch
   assert.deepEqual(target.conv1.weight.f32, source.get('conv1.weight')!.f32, 'non-strict load copies what fits');
 });
 
+test("a DataParallel checkpoint ('module.' before every key) fails as in torch, and the error says why", () => {
+  const target = getModel('resnet18', { seed: 1 });
+  const source = new Map([...getModel('resnet18', { seed: 2 }).stateDict()].map(([k, v]) => [`module.${k}`, v]));
+  assert.throws(() => target.loadStateDict(source), (e: unknown) => e instanceof StateDictError &&
+    /Unexpected key\(s\) in state_dict: "module\.conv1\.weight"/.test(e.message) &&
+    /every unexpected key is a model key behind 'module\.' \(a DataParallel or DistributedDataParallel checkpoint\)/.test(e.message));
+  // Other mismatches get no such hint.
+  const other = new Map(getModel('resnet18', { seed: 2 }).stateDict());
+  other.set('module.extra', Tensor.zeros([1]));
+  assert.throws(() => target.loadStateDict(other), (e: unknown) => e instanceof StateDictError && !/DataParallel/.test(e.message));
+});
+
 test('a state dict without num_batches_tracked still loads, as in torch', () => {
   const source = new Map([...smallNet().stateDict()].filter(([k]) => !k.endsWith('num_batches_tracked')));
   const result = smallNet().loadStateDict(source);

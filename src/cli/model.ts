@@ -4,7 +4,7 @@
 
 import type { Command } from 'commander';
 import type { Tensor } from '../core/tensor.js';
-import { StateDictError, type LoadStateDictResult } from '../nn/module.js';
+import { StateDictError, stateDictHint, type LoadStateDictResult } from '../nn/module.js';
 import type { AnyResNet } from '../models/builders.js';
 import { loadWeights, resolveWeights } from '../weights/load.js';
 import { DownloadError } from '../weights/errors.js';
@@ -50,7 +50,8 @@ export function describeStateDictMismatch(arch: string, r: LoadStateDictResult, 
     const shapes = r.mismatchedKeys.map((m) => `${m.key} [${m.got.join(', ')}] vs [${m.expected.join(', ')}]`);
     parts.push(`${r.mismatchedKeys.length} of another shape, file vs model (${firstFew(shapes)})`);
   }
-  return `the state dict does not fit ${arch}: ${parts.join('; ')}${more}`;
+  const hint = stateDictHint(r);
+  return `the state dict does not fit ${arch}: ${parts.join('; ')}${hint ? ` (${hint})` : ''}${more}`;
 }
 
 /** A failed download that no network explains (no HTTP status: unknown host, refused, offline). */

@@ -256,7 +256,12 @@ class Unpickler {
     const qualified = `${module}.${name}`;
     const factory = this.options.globals.get(qualified);
     if (factory === undefined) {
-      throw new WeightFileError(`refusing to load global '${qualified}' (not in the state-dict allowlist)`);
+      // A module class: the file is a whole pickled model (torch.save(model)), which only its
+      // own Python code can rebuild; its state dict is what loads here.
+      const wholeModel = /^(torchvision\.models|torch\.nn\.modules|__main__)\./.test(qualified) && /^[A-Z]/.test(name)
+        ? ': the file holds a whole pickled model (torch.save(model)), not a state dict; in Python, torch.save(model.state_dict(), path) writes one that loads'
+        : '';
+      throw new WeightFileError(`refusing to load global '${qualified}' (not in the state-dict allowlist)${wholeModel}`);
     }
     return new PickleGlobal(qualified, factory);
   }

@@ -316,6 +316,19 @@ export function traceEval(module: Module, inputShape: readonly number[]): Trace 
 }
 
 /** torch's wording: "Error(s) in loading state_dict for ResNet: Missing key(s) ..." */
+/**
+ * Why a state dict may not fit, where a common cause explains it: every unexpected key is a
+ * missing one behind 'module.' (a checkpoint of a model wrapped in DataParallel or
+ * DistributedDataParallel, which torch does not strip either). '' otherwise.
+ */
+export function stateDictHint(r: LoadStateDictResult): string {
+  const prefix = 'module.';
+  if (r.unexpectedKeys.length === 0 || !r.unexpectedKeys.every((k) => k.startsWith(prefix))) return '';
+  const missing = new Set(r.missingKeys);
+  if (!r.unexpectedKeys.some((k) => missing.has(k.slice(prefix.length)))) return '';
+  return "every unexpected key is a model key behind 'module.' (a DataParallel or DistributedDataParallel checkpoint): strip the prefix from the keys, as torch.nn.modules.utils.consume_prefix_in_state_dict_if_present(state_dict, 'module.') does";
+}
+
 export function formatLoadErrors(typeName: string, r: LoadStateDictResult): string {
   const quote = (keys: string[]): string => keys.map((k) => `"${k}"`).join(', ');
   const parts: string[] = [];
@@ -327,7 +340,8 @@ export function formatLoadErrors(typeName: string, r: LoadStateDictResult): stri
         `the shape in current model is ${shapeToString(m.expected)}.`,
     );
   }
-  return `Error(s) in loading state_dict for ${typeName}:\n\t${parts.join('\n\t')}`;
+  const hint = stateDictHint(r);
+  return `Error(s) in loading state_dict for ${typeName}:\n\t${parts.join('\n\t')}${hint ? `\n${hint}` : ''}`;
 }
 
 /** Clears the gradients of `params`: to null, or to zeros in place. Module.zeroGrad and the optimizers share it. */

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { Tensor } from '../core/tensor.js';
 import * as F from '../ops/functional.js';
 import { noGrad } from '../ops/autograd.js';
-import type { Module } from '../nn/module.js';
+import { stateDictHint, type Module } from '../nn/module.js';
 import { BatchNorm2d } from '../nn/layers.js';
 import { AdamW, CosineAnnealingLR, LinearLR, SGD, SequentialLR, setWeightDecay, type LRScheduler, type Optimizer, type GroupOptions, type OptimizerStateDict } from '../optim/index.js';
 import { readSafetensors, readSafetensorsMetadata, writeSafetensors } from '../io/safetensors.js';
@@ -158,7 +158,8 @@ export async function buildTrainModel(options: TrainOptions, data: TrainData): P
       ].filter(Boolean);
       const conv1 = stateDict.get('conv1.weight');
       const hint = conv1?.ndim === 4 && conv1.shape[1] === 1 && data.inChannels === 3 ? ' (the weights take grey images: add --grayscale)' : '';
-      throw new Error(`--weights ${options.weights} does not fit ${options.arch} with ${data.inChannels} input channel(s): ${parts.join('; ')}${hint}`);
+      const prefixHint = stateDictHint(result);
+      throw new Error(`--weights ${options.weights} does not fit ${options.arch} with ${data.inChannels} input channel(s): ${parts.join('; ')}${hint}${prefixHint ? ` (${prefixHint})` : ''}`);
     }
   }
   if (options.freezeBackbone) {

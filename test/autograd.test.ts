@@ -15,6 +15,10 @@ import { readSafetensors } from '../src/io/safetensors.js';
 import { BatchNorm2d, Conv2d, Linear, Sequential, ReLU } from '../src/nn/layers.js';
 import { Generator } from '../src/core/rng.js';
 import { fixturePath } from './helpers/paths.js';
+import {
+  add64, adaptiveAvgPool64, batchNorm64, conv2d64, crossEntropy64, linear64, logSoftmax64, maxPool64, relu64, subsamplePadChannels64,
+  type Array64,
+} from './helpers/float64-ops.js';
 
 const BACKENDS = listBackends().filter(
   (b) => b !== 'meta' && (!process.env.RESNET_TEST_BACKENDS || process.env.RESNET_TEST_BACKENDS.split(',').includes(b)),
@@ -106,13 +110,16 @@ for (const backend of BACKENDS) {
   });
 }
 
-// --- finite differences on the reference -------------------------------------------------------
-// Tensors are float32 only, so these are float32 central differences: the loss Σ y·w (w fixed) is
-// summed in float64 from float32 outputs, with step h = 1e-2 on inputs of magnitude ~1. Truncation
-// error is O(h²) ≈ 1e-4 of the gradient's scale and float32 rounding of y adds ~1e-7·|y|·√n / 2h;
-// the tolerance, 2e-3 of the largest gradient, is 10× above both and far below a wrong formula (a
-// missing term of batch norm's backward moves its dx by > 10% of it). Smooth inputs only: relu and
-// max pooling are tested at points at least 2h away from their kinks and ties.
+// --- finite differences in float64 -------------------------------------------------------------
+// Each op's backward on the reference backend (float32) against central differences of a float64
+// twin of its forward (test/helpers/float64-ops.ts), for the loss Σ y·w with w fixed: with step
+// h = 1e-5 on inputs of magnitude ~1, truncation error is O(h²) ≈ 1e-10 and rounding ≈ 1e-16 / h
+// = 1e-11, so the differences are the exact derivative to ~1e-10, and what is left is the float32
+// backward's own rounding (measured: within 1e-7 of the largest gradient, every op). The
+// tolerance, 1e-5 of the largest gradient, is 100× above that and 10^4× below a wrong formula (a
+// missing term of batch norm's backward moves its dx by > 10% of it). The twin's forward is first checked against the
+// reference's float32 one. Smooth inputs only: relu and max pooling are tested at points at least
+// 0.05 ≫ h away from their kinks and ties.
 
 function seeded(shape: number[], seed: number, scale = 1): Tensor {
   const g = new Generator(seed);
@@ -135,18 +142,29 @@ function separated(shape: number[], seed: number, gap: number): Tensor {
   return t;
 }
 
-function lossOf(y: Tensor, w: Tensor): number {
-  let s = 0;
-  for (let i = 0; i < y.size; i++) s += y.f32[i] * w.f32[i];
-  return s;
-}
+type Inputs64 = Record<string, Array64>;
+const to64 = (t: Tensor): Array64 => ({ data: Float64Array.from(t.f32), shape: [...t.shape] });
 
-function checkFiniteDifferences(name: string, inputs: Inputs, op: (t: Inputs) => Tensor, h = 1e-2, tol = 2e-3): void {
+function checkFiniteDifferences(name: string, inputs: Inputs, op: (t: Inputs) => Tensor, twin: (t: Inputs64) => Array64, h = 1e-5, tol = 1e-5): void {
   const leaves: Inputs = {};
   for (const [k, v] of Object.entries(inputs)) leaves[k] = CONSTANTS.has(k) ? v.clone() : v.clone().requiresGrad_(true);
   const y = op(leaves);
+  const exact: Inputs64 = {};
+  for (const [k, v] of Object.entries(inputs)) exact[k] = to64(v);
+  // The twin computes the op: its float64 values round to the reference's float32 ones.
+  const y64 = twin(exact);
+  assert.deepEqual(y64.shape, [...y.shape], `${name}: the float64 twin's shape`);
+  let yScale = 1;
+  for (const v of y.f32) yScale = Math.max(yScale, Math.abs(v));
+  y64.data.forEach((v, i) => assert.ok(Math.abs(v - y.f32[i]) <= 1e-5 * yScale, `${name}: float64 twin ${v} vs reference ${y.f32[i]} at ${i}`));
   const w = seeded([...y.shape], 99);
   y.backward(w);
+  const loss = (probe: Inputs64): number => {
+    const out = twin(probe).data;
+    let s = 0;
+    for (let i = 0; i < out.length; i++) s += out[i] * w.f32[i];
+    return s;
+  };
   for (const [key, t] of Object.entries(inputs)) {
     if (CONSTANTS.has(key)) continue;
     const analytic = leaves[key].grad!.f32;
@@ -155,44 +173,51 @@ function checkFiniteDifferences(name: string, inputs: Inputs, op: (t: Inputs) =>
     const step = Math.max(1, Math.floor(t.size / 24));
     for (let i = 0; i < t.size; i += step) {
       const at = (delta: number): number => {
-        const probe: Inputs = {};
-        for (const [k, v] of Object.entries(inputs)) probe[k] = v.clone();
-        probe[key].f32[i] += delta;
-        return noGrad(() => lossOf(op(probe), w));
+        const probe: Inputs64 = {};
+        for (const [k, v] of Object.entries(exact)) probe[k] = { data: v.data.slice(), shape: v.shape };
+        probe[key].data[i] += delta;
+        return loss(probe);
       };
       const numeric = (at(h) - at(-h)) / (2 * h);
       assert.ok(
         Math.abs(numeric - analytic[i]) <= tol * Math.max(scale, 1e-3),
-        `${name} d${key}[${i}]: finite difference ${numeric}, backward ${analytic[i]} (scale ${scale})`,
+        `${name} d${key}[${i}]: float64 finite difference ${numeric}, backward ${analytic[i]} (scale ${scale})`,
       );
     }
   }
 }
 
-test('every op\'s backward agrees with central finite differences (reference backend)', () => {
+test('every op\'s backward agrees with float64 central finite differences (reference backend)', () => {
   withBackend('ref', () => {
     const conv = { stride: [2, 1], padding: [1, 2], dilation: [2, 1], groups: 2 } as const;
     checkFiniteDifferences('conv2d', { x: seeded([2, 4, 7, 6], 1), weight: seeded([6, 2, 3, 3], 2), bias: seeded([6], 3) },
-      (t) => F.conv2d(t.x, t.weight, t.bias, conv));
+      (t) => F.conv2d(t.x, t.weight, t.bias, conv),
+      (t) => conv2d64(t.x, t.weight, t.bias, conv.stride, conv.padding, conv.dilation, conv.groups));
     const bn = (training: boolean) => (t: Inputs) =>
       F.batchNorm2d(t.x, { runningMean: t.running_mean, runningVar: t.running_var, weight: t.weight, bias: t.bias, training, momentum: 0.1, eps: 1e-5 });
+    const bn64 = (training: boolean) => (t: Inputs64) => batchNorm64(t.x, t.weight, t.bias, t.running_mean, t.running_var, training, 1e-5);
     const bnInputs = () => ({
       x: seeded([3, 4, 5, 5], 4), weight: seeded([4], 5), bias: seeded([4], 6),
       running_mean: seeded([4], 7, 0.1), running_var: Tensor.full([4], 0.8),
     });
-    checkFiniteDifferences('batch_norm train', bnInputs(), bn(true));
-    checkFiniteDifferences('batch_norm eval', bnInputs(), bn(false));
-    checkFiniteDifferences('relu', { x: separated([2, 3, 4, 4], 8, 0.05) }, (t) => F.relu(t.x));
+    checkFiniteDifferences('batch_norm train', bnInputs(), bn(true), bn64(true));
+    checkFiniteDifferences('batch_norm eval', bnInputs(), bn(false), bn64(false));
+    checkFiniteDifferences('relu', { x: separated([2, 3, 4, 4], 8, 0.05) }, (t) => F.relu(t.x), (t) => relu64(t.x));
+    const pool = { kernel: [3, 3], stride: [2, 2], padding: [1, 1], dilation: [1, 1] } as const;
     checkFiniteDifferences('max_pool2d', { x: separated([2, 3, 9, 8], 9, 0.05) },
-      (t) => F.maxPool2d(t.x, { kernel: [3, 3], stride: [2, 2], padding: [1, 1], dilation: [1, 1] }));
-    checkFiniteDifferences('adaptive_avg_pool2d', { x: seeded([2, 3, 7, 5], 10) }, (t) => F.adaptiveAvgPool2d(t.x, [3, 2]));
-    checkFiniteDifferences('linear', { x: seeded([4, 6], 11), weight: seeded([5, 6], 12), bias: seeded([5], 13) }, (t) => F.linear(t.x, t.weight, t.bias));
-    checkFiniteDifferences('add', { a: seeded([2, 3, 4], 14), b: seeded([2, 3, 4], 15) }, (t) => F.add(t.a, t.b));
-    checkFiniteDifferences('flatten', { x: seeded([2, 3, 2, 2], 16) }, (t) => F.flatten(t.x, 1));
-    checkFiniteDifferences('log_softmax', { x: seeded([4, 7], 17, 3) }, (t) => F.logSoftmax(t.x, 1));
-    const target = Tensor.int64([0, 4, 2, 2, 1, 3]);
+      (t) => F.maxPool2d(t.x, pool), (t) => maxPool64(t.x, pool.kernel, pool.stride, pool.padding, pool.dilation));
+    checkFiniteDifferences('adaptive_avg_pool2d', { x: seeded([2, 3, 7, 5], 10) },
+      (t) => F.adaptiveAvgPool2d(t.x, [3, 2]), (t) => adaptiveAvgPool64(t.x, 3, 2));
+    checkFiniteDifferences('linear', { x: seeded([4, 6], 11), weight: seeded([5, 6], 12), bias: seeded([5], 13) },
+      (t) => F.linear(t.x, t.weight, t.bias), (t) => linear64(t.x, t.weight, t.bias));
+    checkFiniteDifferences('add', { a: seeded([2, 3, 4], 14), b: seeded([2, 3, 4], 15) }, (t) => F.add(t.a, t.b), (t) => add64(t.a, t.b));
+    checkFiniteDifferences('flatten', { x: seeded([2, 3, 2, 2], 16) }, (t) => F.flatten(t.x, 1), (t) => ({ data: t.x.data, shape: [2, 12] }));
+    checkFiniteDifferences('log_softmax', { x: seeded([4, 7], 17, 3) }, (t) => F.logSoftmax(t.x, 1), (t) => logSoftmax64(t.x));
+    const target = [0, 4, 2, 2, 1, 3];
     checkFiniteDifferences('cross_entropy', { x: seeded([6, 5], 18, 2) },
-      (t) => F.crossEntropy(t.x, target, { labelSmoothing: 0.1, reduction: 'none' }));
+      (t) => F.crossEntropy(t.x, Tensor.int64(target), { labelSmoothing: 0.1, reduction: 'none' }), (t) => crossEntropy64(t.x, target, 0.1));
+    checkFiniteDifferences('subsample_pad_channels', { x: seeded([2, 3, 5, 6], 19) },
+      (t) => F.subsamplePadChannels(t.x, 2, 1, 2), (t) => subsamplePadChannels64(t.x, 2, 1, 2));
   });
 });
 

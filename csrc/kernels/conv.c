@@ -7,7 +7,7 @@ int32_t RK_API(conv2d_packing)(const rk_conv2d_shape *s) {
 size_t RK_API(conv2d_packed_floats)(const rk_conv2d_shape *s) {
   if (use_winograd(s)) {
     const wino_plan w = plan_wino(s);
-    return (size_t)WINO_XI * w.row_panels * MR * s->in_channels;
+    return (size_t)w.xi * w.row_panels * MR * s->in_channels;
   }
   const conv_plan p = plan_conv(s);
   return (size_t)s->groups * p.row_panels * MR * p.k;

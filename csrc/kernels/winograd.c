@@ -114,15 +114,8 @@ static size_t wino_scratch_per_thread(const rk_conv2d_shape *s, const wino_plan 
   return wino_v_floats(s, w) + wino_m_floats(w) + (size_t)(w->alpha + 1) * round_line((size_t)w->row_len);
 }
 
-/* t (α) = G g (3): the filter transform of one row or column, in float64. */
-static void wino_filter_column(int32_t m, double g0, double g1, double g2, double *t) {
-  if (m == 2) {
-    t[0] = g0;
-    t[1] = 0.5 * (g0 + g1 + g2);
-    t[2] = 0.5 * (g0 - g1 + g2);
-    t[3] = g2;
-    return;
-  }
+/* t (6) = G g (3): F(4, 3)'s filter transform of one row or column, in float64. */
+static void wino_filter_column(double g0, double g1, double g2, double *t) {
   t[0] = g0;
   t[1] = -(g0 + g1 + g2) / 3.0;
   t[2] = (g0 - g1 + g2) / 3.0;
@@ -162,12 +155,30 @@ static void wino_pack(const rk_conv2d_shape *s, const float *weight, const doubl
               continue;
             }
             const float *src = weight + ((size_t)o * C + c) * 9;
-            double g[9];
-            for (int j = 0; j < 9; j++) g[j] = scale ? (double)(float)((double)src[j] * scale[o]) : (double)src[j];
+            float g[9];
+            for (int j = 0; j < 9; j++) g[j] = scale ? (float)((double)src[j] * scale[o]) : src[j];
+            if (w.m == 2) {
+              /* F(2, 3)'s G only halves: float32 throughout, as it always has been (the train
+                 tests' chaotic ResNet-50 case is calibrated on these bits). */
+              float t[4][3]; /* G g */
+              for (int j = 0; j < 3; j++) {
+                t[0][j] = g[j];
+                t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+                t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+                t[3][j] = g[6 + j];
+              }
+              for (int i = 0; i < 4; i++) { /* (G g) Gᵀ */
+                u[(i * 4 + 0) * step] = t[i][0];
+                u[(i * 4 + 1) * step] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+                u[(i * 4 + 2) * step] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+                u[(i * 4 + 3) * step] = t[i][2];
+              }
+              continue;
+            }
             double t[3][WINO_MAX_ALPHA], col[WINO_MAX_ALPHA]; /* t = (G g)ᵀ by columns of g */
-            for (int j = 0; j < 3; j++) wino_filter_column(w.m, g[j], g[3 + j], g[6 + j], t[j]);
+            for (int j = 0; j < 3; j++) wino_filter_column(g[j], g[3 + j], g[6 + j], t[j]);
             for (int32_t i = 0; i < alpha; i++) { /* row i of (G g) Gᵀ */
-              wino_filter_column(w.m, t[0][i], t[1][i], t[2][i], col);
+              wino_filter_column(t[0][i], t[1][i], t[2][i], col);
               for (int32_t k = 0; k < alpha; k++) u[(i * alpha + k) * step] = (float)col[k];
             }
           }

@@ -7,7 +7,7 @@
 import { DownloadError, ImageFileError } from '../core/errors.js';
 import { canvasPixels } from './canvas.js';
 import { readResponseBody } from './response-body.js';
-import { crc32 } from '../io/crc32.js';
+import { crc32 } from '../core/crc32.js';
 import type { DecodedSamples, Platform, ThreadPort, WasmBytes, WasmVariant } from './types.js';
 import { WASM_KERNELS_BASE64 } from './wasm-kernels.generated.js';
 import { WASM_WORKER_SOURCE } from './wasm-worker.generated.js';

@@ -9,7 +9,7 @@ import { availableParallelism } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import * as zlib from 'node:zlib';
-import { crc32 } from '../io/crc32.js';
+import { crc32 } from '../core/crc32.js';
 import { WeightFileError } from '../core/errors.js';
 import type { Platform, ThreadPort, WasmBytes, WasmVariant } from './types.js';
 

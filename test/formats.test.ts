@@ -149,6 +149,11 @@ describe('torch.save files', () => {
     assertWeightFileError(() => loadTorchFile(fixture('hostile_legacy_eval.pth')), /'builtins\.eval'/);
   });
 
+  test('a TorchScript archive (torch.jit.save) is refused with what to save instead', () => {
+    assertWeightFileError(() => loadTorchFile(fixture('torchscript.pt')),
+      /refusing to load global '__torch__\.torchvision\.models\.resnet\.BasicBlock' \(not in the state-dict allowlist\): the file is a TorchScript archive \(torch\.jit\.save\), which holds the model's code, not a state dict/);
+  });
+
   test('a whole pickled model (torch.save(model)) is refused with what to save instead', () => {
     assertWeightFileError(() => loadTorchFile(fixture('whole_model_zip.pth')),
       /refusing to load global 'torchvision\.models\.resnet\.BasicBlock' \(not in the state-dict allowlist\): the file holds a whole pickled model \(torch\.save\(model\)\), not a state dict; in Python, torch\.save\(model\.state_dict\(\), path\) writes one that loads/);

@@ -258,10 +258,12 @@ class Unpickler {
     if (factory === undefined) {
       // A module class: the file is a whole pickled model (torch.save(model)), which only its
       // own Python code can rebuild; its state dict is what loads here.
-      const wholeModel = /^(torchvision\.models|torch\.nn\.modules|__main__)\./.test(qualified) && /^[A-Z]/.test(name)
-        ? ': the file holds a whole pickled model (torch.save(model)), not a state dict; in Python, torch.save(model.state_dict(), path) writes one that loads'
-        : '';
-      throw new WeightFileError(`refusing to load global '${qualified}' (not in the state-dict allowlist)${wholeModel}`);
+      const hint = module === '__torch__' || module.startsWith('__torch__.')
+        ? ": the file is a TorchScript archive (torch.jit.save), which holds the model's code, not a state dict; in Python, torch.save(torch.jit.load(path).state_dict(), 'weights.pth') writes one that loads"
+        : /^(torchvision\.models|torch\.nn\.modules|__main__)\./.test(qualified) && /^[A-Z]/.test(name)
+          ? ': the file holds a whole pickled model (torch.save(model)), not a state dict; in Python, torch.save(model.state_dict(), path) writes one that loads'
+          : '';
+      throw new WeightFileError(`refusing to load global '${qualified}' (not in the state-dict allowlist)${hint}`);
     }
     return new PickleGlobal(qualified, factory);
   }

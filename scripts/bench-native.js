@@ -92,6 +92,7 @@ for (const threads of threadCounts) {
   setBackend('native').setThreads?.(threads);
   for (const name of values.models.split(',').filter(Boolean)) {
     const model = getModel(name).eval();
+    model.requiresGrad_(false); // inference: the eval plan (parameters that require gradients would record a graph instead)
     const x = random([1, 3, 224, 224]);
     const s = fastest(() => model.forward(x));
     console.log(`${`${name} forward, batch 1`.padEnd(34)} ${(s * 1e3).toFixed(1).padStart(8)} ms`);

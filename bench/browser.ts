@@ -45,6 +45,8 @@ export interface BrowserRow {
   medianMs?: number;
   minMs?: number;
   iterations?: number;
+  /** The median of each round's slice, in round order: the other engine's slice of the same round ran just before or after it. */
+  roundMediansMs?: number[];
   details?: Record<string, unknown>;
 }
 
@@ -147,6 +149,7 @@ export async function measureInBrowser(options: BrowserOptions): Promise<Browser
             if (answer.type !== 'slice') throw new Error(`unexpected answer ${answer.type}`);
             e.times.push(...answer.timesMs);
             e.lastMs = median(answer.timesMs);
+            (e.row.roundMediansMs ??= []).push(e.lastMs);
           }
         }
         for (const e of live) {
@@ -177,6 +180,12 @@ export async function measureInBrowser(options: BrowserOptions): Promise<Browser
 
 const fmt = (x: number | undefined, digits: number) => (x === undefined ? '—' : x.toFixed(digits));
 
+/** ours[r] / theirs[r] for every round both timed. */
+export function pairedRatios(ours: readonly number[] | undefined, theirs: readonly number[] | undefined): number[] {
+  if (!ours || !theirs) return [];
+  return ours.slice(0, theirs.length).map((t, r) => t / theirs[r]);
+}
+
 /** The report's section for the browser row. */
 export function browserSection(result: BrowserResult, threads: number, rounds: number): string[] {
   const L = ['## In the browser (Chromium)', ''];
@@ -188,7 +197,8 @@ export function browserSection(result: BrowserResult, threads: number, rounds: n
     `resnet-ts on its wasm backend and onnxruntime-web (its wasm build, \`env.wasm.numThreads = ${threads}\`) in one headless Chromium page ` +
       `(${result.userAgent ?? 'version unknown'}), cross-origin isolated (COOP/COEP) so that both run ${threads} threads, both in the same module Web Worker ` +
       `(bench/browser_worker.ts, bundled by esbuild), on the same weights as above (safetensors for us, the ONNX export for onnxruntime-web), ` +
-      `each checked against our logits at the check input first. Batch 1, taken in turn in ${rounds} rounds as above; median and min over all runs.`,
+      `each checked against our logits at the check input first. Batch 1, taken in turn in ${rounds} rounds as above; median and min over all runs. ` +
+      `The ratio table also gives the median (and range) of each round's own ratio: a round's two slices ran back to back, so it is steadier than the ratio of the medians where the machine's speed drifts.`,
     '',
   );
   L.push('| model | engine | median ms | min ms | runs | threads | max rel. diff vs ours |');
@@ -200,11 +210,15 @@ export function browserSection(result: BrowserResult, threads: number, rounds: n
     else L.push(`| ${r.arch} | ${label} | ${fmt(r.medianMs, 1)} | ${fmt(r.minMs, 1)} | ${r.iterations} | ${threadsRan ?? '?'} | ${r.relDiff!.toExponential(1)} |`);
   }
   L.push('');
-  L.push('| model | resnet-ts ÷ onnxruntime-web (median) |', '|:---|---:|');
+  // The ratio of the two medians, and the median of the rounds' own ratios (each round's two
+  // slices ran back to back, so a machine whose speed drifts between rounds moves both alike).
+  L.push('| model | resnet-ts ÷ onnxruntime-web (median) | median of the rounds\' ratios (min – max) |', '|:---|---:|---:|');
   for (const arch of [...new Set(result.rows.map((r) => r.arch))]) {
     const ours = result.rows.find((r) => r.arch === arch && r.engine === 'resnet-ts/wasm' && r.medianMs !== undefined);
     const ort = result.rows.find((r) => r.arch === arch && r.engine === 'onnxruntime-web' && r.medianMs !== undefined);
-    L.push(`| ${arch} | ${ours && ort ? (ours.medianMs! / ort.medianMs!).toFixed(2) : '—'} |`);
+    const paired = pairedRatios(ours?.roundMediansMs, ort?.roundMediansMs);
+    const pairedText = paired.length ? `${median(paired).toFixed(2)} (${Math.min(...paired).toFixed(2)} – ${Math.max(...paired).toFixed(2)})` : '—';
+    L.push(`| ${arch} | ${ours && ort ? (ours.medianMs! / ort.medianMs!).toFixed(2) : '—'} | ${pairedText} |`);
   }
   L.push('');
   return L;

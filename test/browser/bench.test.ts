@@ -14,7 +14,7 @@ import { Tensor } from '../../src/core/tensor.js';
 import { writeSafetensors } from '../../src/io/safetensors.js';
 import { getModel } from '../../src/models/builders.js';
 import { exportOnnx } from '../../src/tools/onnx.js';
-import { browserSection, measureInBrowser } from '../../bench/browser.js';
+import { browserSection, measureInBrowser, pairedRatios } from '../../bench/browser.js';
 import { modelFile, referencePath } from '../../bench/engines.js';
 import { browserSkipReason } from '../helpers/browser.js';
 import { deterministicInput, filledModel } from '../helpers/fill.js';
@@ -54,9 +54,22 @@ test('the browser row checks and times resnet-ts (wasm) and onnxruntime-web in o
   assert.equal(result.rows[0].details?.threads, 2, 'our wasm backend ran 2 threads (the page is cross-origin isolated)');
   assert.equal(result.rows[1].details?.numThreadsAfterInit, 2, 'onnxruntime-web kept its 2 threads');
 
+  for (const row of result.rows) assert.equal(row.roundMediansMs?.length, 1, `${row.engine}: one round, one slice median`);
   const section = browserSection(result, 2, 1).join('\n');
   const ratio = (result.rows[0].medianMs! / result.rows[1].medianMs!).toFixed(2);
-  assert.ok(section.includes(`| resnet18 | ${ratio} |`), section);
+  const paired = (result.rows[0].roundMediansMs![0] / result.rows[1].roundMediansMs![0]).toFixed(2);
+  assert.ok(section.includes(`| resnet18 | ${ratio} | ${paired} (${paired} – ${paired}) |`), section);
+});
+
+test('paired ratios: the rounds both engines timed, in order', () => {
+  assert.deepEqual(pairedRatios([10, 20, 30], [20, 40]), [0.5, 0.5]);
+  assert.deepEqual(pairedRatios(undefined, [1]), []);
+  const section = browserSection({ skipped: null, userAgent: 'x', rows: [
+    { engine: 'resnet-ts/wasm', arch: 'resnet18', batch: 1, medianMs: 40, minMs: 39, iterations: 4, relDiff: 1e-6, roundMediansMs: [40, 50, 30] },
+    { engine: 'onnxruntime-web', arch: 'resnet18', batch: 1, medianMs: 100, minMs: 90, iterations: 3, relDiff: 1e-6, roundMediansMs: [100, 80, 100] },
+  ] }, 2, 3).join('\n');
+  // Round ratios 0.40, 0.625, 0.30: median 0.40; the ratio of the medians is 0.40 too.
+  assert.ok(section.includes('| resnet18 | 0.40 | 0.40 (0.30 – 0.63) |'), section);
 });
 
 test('without Chromium the browser row is skipped with the reason', () => {

@@ -9,33 +9,19 @@
 // isolated, the page and the worker must give Node's logits on 2 threads, with no Rollup warning.
 // Skips where /usr/bin/chromium is missing.
 
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { rollup, type RollupLog } from 'rollup';
 import { nodeResolve } from '@rollup/plugin-node-resolve';
-import { browserSkipReason, launchChromium, serve, tempDir, type BrowserSession } from './helpers/browser.js';
-import { assertLogitsClose, expectedLogits, makeApp, runApp } from './helpers/browser-app.js';
+import { browserSkipReason } from './helpers/browser.js';
+import { assertBuildGivesNodeLogits, useBundlerApp } from './helpers/browser-app.js';
 
 const skip = browserSkipReason();
 
 describe('a Rollup app that imports resnet-ts by name', { skip }, () => {
-  let session: BrowserSession;
-  let app: { dir: string; remove(): void };
-  let expected: Float32Array;
-
-  before(async () => {
-    app = tempDir('resnet-ts-rollup-app-');
-    makeApp(app.dir, 'web-app', 'dist');
-    expected = expectedLogits();
-    session = await launchChromium();
-  });
-
-  after(async () => {
-    await session?.close();
-    app?.remove();
-  });
+  const app = useBundlerApp('resnet-ts-rollup-app-', 'dist');
 
   test("Rollup build (page and worker entries): Node's logits on 2 threads, on the page and in the worker", async () => {
     const outDir = join(app.dir, 'dist');
@@ -49,15 +35,6 @@ describe('a Rollup app that imports resnet-ts by name', { skip }, () => {
     await build.close();
     assert.deepEqual(warnings.map((w) => `${w.code}: ${w.message}`), [], 'Rollup warnings');
     writeFileSync(join(outDir, 'index.html'), '<!doctype html>\n<meta charset="utf-8">\n<title>resnet-ts in a Rollup app</title>\n<script type="module" src="./main.js"></script>\n');
-    const server = await serve(outDir, { isolated: true });
-    try {
-      const result = await runApp(session, `${server.base}/`);
-      assert.equal(result.error, undefined, result.error);
-      assert.equal(result.threads, 2);
-      assertLogitsClose(result.page, expected, 'Rollup build, page');
-      assertLogitsClose(result.inWorker, expected, 'Rollup build, worker');
-    } finally {
-      await server.close();
-    }
+    await assertBuildGivesNodeLogits(app, outDir, 'Rollup build');
   });
 });

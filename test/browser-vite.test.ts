@@ -5,45 +5,22 @@
 // cross-origin isolated page, and must give Node's logits (<= 1e-5 of the largest: the same
 // .wasm). Skips where /usr/bin/chromium is missing.
 
-import { after, before, describe, test } from 'node:test';
-import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
 import { join } from 'node:path';
 import { build, createServer, type ViteDevServer } from 'vite';
-import { browserSkipReason, launchChromium, serve, tempDir, type BrowserSession } from './helpers/browser.js';
-import { assertLogitsClose, expectedLogits, makeApp, runApp } from './helpers/browser-app.js';
+import { browserSkipReason } from './helpers/browser.js';
+import { assertBuildGivesNodeLogits, assertNodeLogitsAt, useBundlerApp } from './helpers/browser-app.js';
 
 const skip = browserSkipReason();
 const ISOLATION_HEADERS = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
 
 describe('a Vite app that imports resnet-ts by name', { skip }, () => {
-  let session: BrowserSession;
-  let app: { dir: string; remove(): void };
-  let expected: Float32Array;
-
-  before(async () => {
-    app = tempDir('resnet-ts-vite-app-');
-    makeApp(app.dir, 'web-app', 'public');
-    expected = expectedLogits();
-    session = await launchChromium();
-  });
-
-  after(async () => {
-    await session?.close();
-    app?.remove();
-  });
+  const app = useBundlerApp('resnet-ts-vite-app-', 'public');
 
   test("vite build: the page and a Web Worker give Node's logits on 2 threads", async () => {
     const outDir = join(app.dir, 'dist');
     await build({ root: app.dir, configFile: false, logLevel: 'error', build: { outDir } });
-    const server = await serve(outDir, { isolated: true });
-    try {
-      const result = await runApp(session, `${server.base}/`);
-      assert.equal(result.threads, 2);
-      assertLogitsClose(result.page, expected, 'Vite build, page');
-      assertLogitsClose(result.inWorker, expected, 'Vite build, worker');
-    } finally {
-      await server.close();
-    }
+    await assertBuildGivesNodeLogits(app, outDir, 'Vite build');
   });
 
   test("the Vite dev server: the page and a Web Worker give Node's logits", async () => {
@@ -54,11 +31,7 @@ describe('a Vite app that imports resnet-ts by name', { skip }, () => {
         server: { host: '127.0.0.1', port: 0, headers: ISOLATION_HEADERS, hmr: false },
       });
       await server.listen();
-      const url = server.resolvedUrls!.local[0];
-      const result = await runApp(session, url);
-      assert.equal(result.threads, 2);
-      assertLogitsClose(result.page, expected, 'Vite dev server, page');
-      assertLogitsClose(result.inWorker, expected, 'Vite dev server, worker');
+      await assertNodeLogitsAt(app, server.resolvedUrls!.local[0], 'Vite dev server');
     } finally {
       await server?.close();
     }

@@ -6,13 +6,13 @@
 // page, in Chromium and cross-origin isolated, must give Node's logits on 2 threads, on the page
 // and in the worker. Skips where /usr/bin/chromium is missing.
 
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import webpack from 'webpack';
-import { browserSkipReason, launchChromium, serve, tempDir, type BrowserSession } from './helpers/browser.js';
-import { assertLogitsClose, expectedLogits, makeApp, runApp } from './helpers/browser-app.js';
+import { browserSkipReason } from './helpers/browser.js';
+import { assertBuildGivesNodeLogits, useBundlerApp } from './helpers/browser-app.js';
 
 const skip = browserSkipReason();
 
@@ -28,21 +28,7 @@ function bundle(config: webpack.Configuration): Promise<webpack.Stats> {
 }
 
 describe('a webpack app that imports resnet-ts by name', { skip }, () => {
-  let session: BrowserSession;
-  let app: { dir: string; remove(): void };
-  let expected: Float32Array;
-
-  before(async () => {
-    app = tempDir('resnet-ts-webpack-app-');
-    makeApp(app.dir, 'web-app', 'dist');
-    expected = expectedLogits();
-    session = await launchChromium();
-  });
-
-  after(async () => {
-    await session?.close();
-    app?.remove();
-  });
+  const app = useBundlerApp('resnet-ts-webpack-app-', 'dist');
 
   test("webpack production build: the page and a Web Worker give Node's logits on 2 threads", async () => {
     const outDir = join(app.dir, 'dist');
@@ -53,14 +39,6 @@ describe('a webpack app that imports resnet-ts by name', { skip }, () => {
     assert.deepEqual(stats.compilation.warnings.map((w) => w.message), [], 'webpack warnings');
     // The page webpack's bundle needs: a classic script (webpack's default output).
     writeFileSync(join(outDir, 'index.html'), '<!doctype html>\n<meta charset="utf-8">\n<title>resnet-ts in a webpack app</title>\n<script src="./main.js"></script>\n');
-    const server = await serve(outDir, { isolated: true });
-    try {
-      const result = await runApp(session, `${server.base}/`);
-      assert.equal(result.threads, 2);
-      assertLogitsClose(result.page, expected, 'webpack build, page');
-      assertLogitsClose(result.inWorker, expected, 'webpack build, worker');
-    } finally {
-      await server.close();
-    }
+    await assertBuildGivesNodeLogits(app, outDir, 'webpack build');
   });
 });

@@ -18,7 +18,6 @@ static inline void max_into(float *restrict d, const float *restrict s, int32_t 
 #undef RK_MAX_INTO
 }
 
-
 /* Threads split output rows of all planes (N·C·OH), so even a 3-channel batch-1 input
    divides evenly; rows are disjoint in y. Each output row is computed in two passes: the
    running max of the window's input rows (ky order) into one row, then the running max over
@@ -95,6 +94,20 @@ void RK_API(max_pool2d)(const float *x, int32_t batch, int32_t channels, int32_t
    are summed side by side, so that their additions, each plane's still in order, overlap
    instead of waiting on one another (a 7×7 window is 49 dependent additions). */
 #define AVG_POOL_LANES 8
+/* y[l·out_plane] = the mean of window rows [y0, y1) × columns [x0, x1) of plane l, l < lanes
+   (planes in_plane floats apart). */
+RK_INLINE void avg_pool_windows(const int32_t lanes, const float *xp, size_t in_plane, int32_t in_w, int32_t y0,
+                                int32_t y1, int32_t x0, int32_t x1, float *y, size_t out_plane) {
+  double sum[AVG_POOL_LANES] = {0};
+  for (int32_t iy = y0; iy < y1; iy++)
+    for (int32_t ix = x0; ix < x1; ix++) {
+      const float *e = xp + (size_t)iy * in_w + ix;
+      for (int32_t l = 0; l < lanes; l++) sum[l] += e[(size_t)l * in_plane];
+    }
+  const double count = (double)((y1 - y0) * (x1 - x0));
+  for (int32_t l = 0; l < lanes; l++) y[(size_t)l * out_plane] = (float)(sum[l] / count);
+}
+
 void RK_API(adaptive_avg_pool2d)(const float *x, int32_t batch, int32_t channels, int32_t in_h, int32_t in_w,
                                  int32_t out_h, int32_t out_w, float *y, int32_t tid, int32_t nthreads) {
   int64_t p0, p1;
@@ -108,23 +121,13 @@ void RK_API(adaptive_avg_pool2d)(const float *x, int32_t batch, int32_t channels
       const int32_t y0 = oy * in_h / out_h, y1 = ((oy + 1) * in_h + out_h - 1) / out_h;
       for (int32_t ox = 0; ox < out_w; ox++) {
         const int32_t x0 = ox * in_w / out_w, x1 = ((ox + 1) * in_w + out_w - 1) / out_w;
-        const double count = (double)((y1 - y0) * (x1 - x0));
         const size_t out = (size_t)oy * out_w + ox;
+        /* A whole group of lanes with the count known at compile time (the sums stay in
+           registers), the last, shorter group with it at run time. */
         if (lanes == AVG_POOL_LANES) {
-          double sum[AVG_POOL_LANES] = {0};
-          for (int32_t iy = y0; iy < y1; iy++)
-            for (int32_t ix = x0; ix < x1; ix++) {
-              const float *e = xp + (size_t)iy * in_w + ix;
-              for (int32_t l = 0; l < AVG_POOL_LANES; l++) sum[l] += e[(size_t)l * in_plane];
-            }
-          for (int32_t l = 0; l < AVG_POOL_LANES; l++) yp[(size_t)l * out_plane + out] = (float)(sum[l] / count);
-          continue;
-        }
-        for (int32_t l = 0; l < lanes; l++) {
-          double sum = 0.0;
-          for (int32_t iy = y0; iy < y1; iy++)
-            for (int32_t ix = x0; ix < x1; ix++) sum += xp[(size_t)l * in_plane + (size_t)iy * in_w + ix];
-          yp[(size_t)l * out_plane + out] = (float)(sum / count);
+          avg_pool_windows(AVG_POOL_LANES, xp, in_plane, in_w, y0, y1, x0, x1, yp + out, out_plane);
+        } else {
+          avg_pool_windows(lanes, xp, in_plane, in_w, y0, y1, x0, x1, yp + out, out_plane);
         }
       }
     }

@@ -1,4 +1,4 @@
-/* Part of the kernels translation unit (csrc/kernels.c includes it; never compiled alone): Winograd F(2×2, 3×3). */
+/* Part of the kernels translation unit (csrc/kernels.c includes it; never compiled alone): Winograd F(2×2, 3×3) and F(4×4, 3×3). */
 
 /* ---------------------------------------------------------------------------------------
  * Winograd F(m×m, 3×3), m = 2 or 4, for 3×3 stride-1 undilated ungrouped convolutions (Lavin
@@ -23,7 +23,7 @@
  *         0 2 -1 -2 1 0; 0 1 3/2 -2 -3/2 1]
  *   G = [1 0 0; -1/3 -1/3 -1/3; 1/3 -1/3 1/3; 1/15 2/15 4/15; -16/15 8/15 -4/15; 0 0 1]
  *   Aᵀ = [1 1 1 1 1 0; 0 1 -1 2 -1/2 0; 0 1 1 4 1/4 0; 0 1 -1 8 -1/8 1]
- * U is computed in float64 and rounded once. F(4, 3) is used on planes whose sides are
+ * F(4, 3)'s U is computed in float64 and rounded once. It is used on planes whose sides are
  * multiples of 4 (no wasted tile rows: 56×56, 28×28) with enough tiles (see use_wino4).
  * A NaN input reaches exactly the outputs whose windows hold it (the transforms add only
  * nonzero terms); an infinite one can give NaN (∞ − ∞) where the direct sum gives ±∞. No
@@ -92,8 +92,8 @@ static wino_plan plan_wino(const rk_conv2d_shape *s) {
   if (w.m == 2) {
     w.block_panels = min_i32(w.panels, WINO_BLOCK_PANELS);
   } else {
-    const size_t per_panel = (size_t)w.xi * NR * s->in_channels;
-    w.block_panels = min_i32(w.panels, max_i32(1, (int32_t)min_i32(WINO_BLOCK_PANELS, (int32_t)(WINO4_V_FLOATS / per_panel))));
+    const size_t fit = WINO4_V_FLOATS / ((size_t)w.xi * NR * s->in_channels); /* panels whose V fits */
+    w.block_panels = min_i32(w.panels, fit < 1 ? 1 : fit < WINO_BLOCK_PANELS ? (int32_t)fit : WINO_BLOCK_PANELS);
   }
   w.row_panels = ceil_div(s->out_channels, MR);
   w.row_len = w.m * w.tiles_w + 2;
@@ -400,16 +400,15 @@ static void wino_output(const wino_args *a, int32_t n, int32_t t0, int32_t count
           WINO2_OUTPUT(u1[0], u1[1], u1[2], u1[3], row1[2 * q], row1[2 * q + 1]);
         }
       } else {
-        float *restrict row0 = row[0], *restrict row1 = row[1], *restrict row2 = row[2], *restrict row3 = row[3];
         for (int32_t q = 0; q < run; q++) {
           float u[4][6]; /* Aᵀ M */
           for (int l = 0; l < 6; l++)
             WINO4_OUTPUT(mt[l * ms + q], mt[(6 + l) * ms + q], mt[(12 + l) * ms + q], mt[(18 + l) * ms + q],
                          mt[(24 + l) * ms + q], mt[(30 + l) * ms + q], u[0][l], u[1][l], u[2][l], u[3][l]);
-          WINO4_OUTPUT(u[0][0], u[0][1], u[0][2], u[0][3], u[0][4], u[0][5], row0[4 * q], row0[4 * q + 1], row0[4 * q + 2], row0[4 * q + 3]);
-          WINO4_OUTPUT(u[1][0], u[1][1], u[1][2], u[1][3], u[1][4], u[1][5], row1[4 * q], row1[4 * q + 1], row1[4 * q + 2], row1[4 * q + 3]);
-          WINO4_OUTPUT(u[2][0], u[2][1], u[2][2], u[2][3], u[2][4], u[2][5], row2[4 * q], row2[4 * q + 1], row2[4 * q + 2], row2[4 * q + 3]);
-          WINO4_OUTPUT(u[3][0], u[3][1], u[3][2], u[3][3], u[3][4], u[3][5], row3[4 * q], row3[4 * q + 1], row3[4 * q + 2], row3[4 * q + 3]);
+          for (int i = 0; i < 4; i++) {
+            float *o = row[i] + 4 * q;
+            WINO4_OUTPUT(u[i][0], u[i][1], u[i][2], u[i][3], u[i][4], u[i][5], o[0], o[1], o[2], o[3]);
+          }
         }
       }
       const int32_t oy = m * ty, ox = m * tx0, width = min_i32(m * run, OW - ox);

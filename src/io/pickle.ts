@@ -256,8 +256,9 @@ class Unpickler {
     const qualified = `${module}.${name}`;
     const factory = this.options.globals.get(qualified);
     if (factory === undefined) {
-      // A module class: the file is a whole pickled model (torch.save(model)), which only its
-      // own Python code can rebuild; its state dict is what loads here.
+      // A TorchScript class or a module class: the file is a TorchScript archive or a whole
+      // pickled model (torch.save(model)), which only Python code can rebuild; its state dict
+      // is what loads here.
       const hint = module === '__torch__' || module.startsWith('__torch__.')
         ? ": the file is a TorchScript archive (torch.jit.save), which holds the model's code, not a state dict; in Python, torch.save(torch.jit.load(path).state_dict(), 'weights.pth') writes one that loads"
         : /^(torchvision\.models|torch\.nn\.modules|__main__)\./.test(qualified) && /^[A-Z]/.test(name)

@@ -4,6 +4,7 @@
 // files the page fetches. The app runs the model on the wasm backend, on the page and in a Web
 // Worker, and its logits must be Node's (<= 1e-5 of the largest: the same .wasm).
 
+import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -13,7 +14,7 @@ import { resnet18 } from '../../src/models/builders.js';
 import { writeSafetensors } from '../../src/io/safetensors.js';
 import { deterministicInput, filledModel } from './fill.js';
 import { fixturePath, repoRoot } from './paths.js';
-import type { BrowserSession } from './browser.js';
+import { launchChromium, serve, tempDir, type BrowserSession } from './browser.js';
 
 export const LOGIT_TOL = 1e-5;
 export const INPUT_SHAPE = [1, 3, 64, 64];
@@ -72,5 +73,52 @@ export async function runApp(session: BrowserSession, url: string): Promise<AppR
     return result;
   } finally {
     await page.close();
+  }
+}
+
+/** One bundler test's app (test/fixtures/web-app in a temporary directory), Node's logits for it, and a Chromium session. */
+export interface BundlerApp {
+  dir: string;
+  expected: Float32Array;
+  session: BrowserSession;
+}
+
+/**
+ * Registers the describe block's set-up and clean-up of a bundler test: the app installed from
+ * `npm pack` with its data files in `dataDir`, Node's logits, Chromium. The fields are filled
+ * by the time the tests run.
+ */
+export function useBundlerApp(prefix: string, dataDir: string): BundlerApp {
+  const app = {} as BundlerApp;
+  let temp: { dir: string; remove(): void } | undefined;
+  before(async () => {
+    temp = tempDir(prefix);
+    makeApp(temp.dir, 'web-app', dataDir);
+    app.dir = temp.dir;
+    app.expected = expectedLogits();
+    app.session = await launchChromium();
+  });
+  after(async () => {
+    await app.session?.close();
+    temp?.remove();
+  });
+  return app;
+}
+
+/** The app at url runs on 2 threads and gives Node's logits on the page and in its Web Worker. */
+export async function assertNodeLogitsAt(app: BundlerApp, url: string, what: string): Promise<void> {
+  const result = await runApp(app.session, url);
+  assert.equal(result.threads, 2);
+  assertLogitsClose(result.page, app.expected, `${what}, page`);
+  assertLogitsClose(result.inWorker, app.expected, `${what}, worker`);
+}
+
+/** The same for a built app: outDir served cross-origin isolated. */
+export async function assertBuildGivesNodeLogits(app: BundlerApp, outDir: string, what: string): Promise<void> {
+  const server = await serve(outDir, { isolated: true });
+  try {
+    await assertNodeLogitsAt(app, `${server.base}/`, what);
+  } finally {
+    await server.close();
   }
 }

@@ -33,6 +33,10 @@ cflags=(
   # Reproducible: no debug info, and no build path anywhere in the output.
   -g0 "-ffile-prefix-map=$root=."
   -I "$root/csrc"
+  # Instructions in source order: the micro-kernel's rows each load their broadcast of A just
+  # before using it, so its 12 accumulators, 2 vectors of B and 1 of A fit V8's 16 registers
+  # (clang's default schedule loads all broadcasts first and V8 spills; see isa/wasmsimd.h).
+  -mllvm -pre-RA-sched=source
 )
 ldflags=(
   -Wl,--no-entry -Wl,--import-memory -Wl,--shared-memory

@@ -432,12 +432,35 @@ static void wino_region(const wino_args *a, int32_t n, int32_t t0, int32_t t1, i
   }
 }
 
-/* Whether output channels divide among nthreads slices better than `units` tile panels do. */
+/* GEMM columns that tile panels [u0, u1) of all images' panels (image after image) cost: NR a
+   panel, and a plane's last panel NR_HALF where the narrow tile serves it (49 tiles in panels
+   of 8 are 6 full ones and a panel of one tile, half the work of a full one). */
+static int64_t wino_columns(const wino_plan *w, int64_t u0, int64_t u1) {
+  const int32_t rest = w->tiles - (w->panels - 1) * NR;
+  const int64_t partial = u1 / w->panels - u0 / w->panels;
+  return (u1 - u0 - partial) * NR + partial * (rest <= NR_HALF ? NR_HALF : NR);
+}
+
+/* The input transform of a tile, per channel, costs about as much as the GEMM of this many
+   output channels: channel slices each transform every tile, tile slices only their own.
+   Measured on WebAssembly, 2 threads, from the channel split's time against one thread's:
+   F(4, 3) at 128 channels 28×28 about 39, F(2, 3) at 256 channels 14×14 about 48 (the
+   transforms write and read V, ξ planes of all channels, where the GEMM reads it once). */
+#define WINO_TRANSFORM_ROWS 40
+
+/* Whether output channels divide among nthreads slices better than the `units` tile panels of
+   all images do: the busiest slice's GEMM columns × (rows + transform) either way. */
 static int32_t wino_split_over_channels(const wino_plan *w, int64_t units, int32_t nthreads) {
-  const int64_t transform = 8; /* input transform per tile ≈ GEMM of 8 output channels */
-  const int64_t by_tiles = (units + nthreads - 1) / nthreads * ((int64_t)w->row_panels * MR + transform);
-  const int64_t by_channels = units * (((int64_t)w->row_panels + nthreads - 1) / nthreads * MR + transform);
-  return nthreads > 1 && w->row_panels >= nthreads && by_channels < by_tiles;
+  if (nthreads <= 1 || w->row_panels < nthreads) return 0;
+  int64_t busiest = 0;
+  for (int32_t t = 0; t < nthreads; t++) {
+    const int64_t columns = wino_columns(w, units * t / nthreads, units * (t + 1) / nthreads);
+    if (columns > busiest) busiest = columns;
+  }
+  const int64_t by_tiles = busiest * ((int64_t)w->row_panels * MR + WINO_TRANSFORM_ROWS);
+  const int64_t by_channels =
+      wino_columns(w, 0, units) * (((int64_t)w->row_panels + nthreads - 1) / nthreads * MR + WINO_TRANSFORM_ROWS);
+  return by_channels < by_tiles;
 }
 
 /* Threads split whole NR-tile panels of all images, or, when there are too few panels to

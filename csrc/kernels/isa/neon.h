@@ -1,7 +1,7 @@
 /* Part of the kernels translation unit (csrc/kernels.c includes it; never compiled alone): NEON on arm64, 4 floats a vector. */
 #include <arm_neon.h>
 
-#include "blocking-4x8.h"
+#include "blocking-128bit.h"
 
 #define VL 4
 typedef float32x4_t vec;

@@ -1,7 +1,23 @@
 /* Part of the kernels translation unit (csrc/kernels.c includes it; never compiled alone): WebAssembly SIMD128 (optionally relaxed), 4 floats a vector. */
 #include <wasm_simd128.h>
 
-#include "blocking-4x8.h"
+/* 6 rows × 2 vectors with relaxed SIMD: 12 accumulators, the 2 vectors of B and one broadcast
+   of A, 15 of the 16 xmm registers V8 has on x86-64 (it keeps one for itself). 12 FMAs per 8
+   loads instead of 8 per 6 amortise the loop's address arithmetic and V8's loop check, which
+   set the pace of the 4-row tile: ResNet-50 at batch 1, one thread, 0.875 of its time,
+   ResNet-18 0.82 (same process, the two builds alternating). It fits only because
+   build-wasm.sh has clang emit each row's broadcast just before its two FMAs (source order):
+   clang's default schedule hoists all the broadcasts and V8 spills (1.6× slower), as 7 rows
+   do. Plain SIMD128 multiplies and adds apart, one more register a row in flight: 5 rows
+   (0.88 and 0.95 of the 4-row tile's time; 6 rows spill, 1.12-1.23×). */
+#if defined(__wasm_relaxed_simd__)
+#define MR 6
+#define RK_TILE_ROWS(X) X(1) X(2) X(3) X(4) X(5) X(6)
+#else
+#define MR 5
+#define RK_TILE_ROWS(X) X(1) X(2) X(3) X(4) X(5)
+#endif
+#include "blocking-128bit.h"
 
 #define VL 4
 typedef v128_t vec;

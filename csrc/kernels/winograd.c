@@ -64,16 +64,18 @@ static int32_t use_winograd(const rk_conv2d_shape *s) {
           (s->in_channels >= RK_WINO_MIN_CHANNELS_LARGE_PLANE && s->out_h * s->out_w >= 28 * 28));
 }
 
-/* F(4, 3) where its tiles cover the plane exactly and are many (RK_WINO4_MIN_TILES, in the
-   builds whose ISA header sets it): 4× fewer multiplies than the direct convolution against
-   F(2, 3)'s 2.25×, for transforms that cost more per tile and a U of 36/9 the weight (streamed
-   once per block: small planes would wait on memory for it). It pays where the GEMM is slow
-   next to the transforms: 4-float vectors (WebAssembly: ResNet-18 at batch 1, one thread,
-   5-8% faster, ResNet-50 2%); with AVX-512 the two measured level, so the wide builds keep
-   F(2, 3) and its lower rounding. */
+/* F(4, 3) where its 4×4 tiles are many (RK_WINO4_MIN_TILES, in the builds whose ISA header sets
+   it); the last row and column of tiles may overhang the plane (a 14×14 plane is 4×4 tiles of
+   16×16 outputs: the input reads zeros there and the stores stop at the edge). 4× fewer
+   multiplies than the direct convolution against F(2, 3)'s 2.25×, for transforms that cost
+   more per tile and a U of 36/9 the weight (streamed once per block: small planes would wait on
+   memory for it). It pays where the GEMM is slow next to the transforms: 4-float vectors
+   (WebAssembly, batch 1, one thread: ResNet-18 5-8% faster than with F(2, 3) at 56×56 and 28×28,
+   ResNet-50 2%; at 14×14 too, despite the overhang: 0.96 and 0.97 of the time again); with
+   AVX-512 the two measured level, so the wide builds keep F(2, 3) and its lower rounding. */
 static int32_t use_wino4(const rk_conv2d_shape *s) {
 #if defined(RK_WINO4_MIN_TILES)
-  return s->out_h % 4 == 0 && s->out_w % 4 == 0 && (s->out_h / 4) * (s->out_w / 4) >= RK_WINO4_MIN_TILES;
+  return ceil_div(s->out_h, 4) * ceil_div(s->out_w, 4) >= RK_WINO4_MIN_TILES;
 #else
   (void)s;
   return 0;

@@ -84,14 +84,18 @@ export const convCases: ConvCase[] = [
   { name: 'Winograd: 7×7 plane (16 tiles, threshold), 512 → 512', x: [1, 512, 7, 7], w: [512, 3, 3], padding: [1, 1] },
   { name: 'Winograd: 7×7 plane, 128 → 96', x: [1, 128, 7, 7], w: [96, 3, 3], padding: [1, 1] },
   { name: 'direct, not Winograd: 5×5 plane (9 tiles), 64 → 40', x: [2, 64, 5, 5], w: [40, 3, 3], padding: [1, 1] },
-  // Winograd F(4×4, 3×3) on 4-float vectors (RK_WINO4_MIN_TILES: sides multiples of 4, at least
-  // 49 tiles); F(2×2, 3×3) or padded planes on the wider builds.
+  // Winograd F(4×4, 3×3) on 4-float vectors (RK_WINO4_MIN_TILES: at least 16 tiles of 4×4, the
+  // last ones overhanging where a side is not a multiple of 4); F(2×2, 3×3) or padded planes on
+  // the wider builds.
   { name: 'Winograd F(4, 3) on 4-float vectors: 28×28, 32 → 20, padding 1', x: [1, 32, 28, 28], w: [20, 3, 3], padding: [1, 1] },
   { name: 'Winograd F(4, 3): no padding, 32×28 output, batch 2, 48 channels', x: [2, 48, 34, 30], w: [17, 3, 3] },
   { name: 'Winograd F(4, 3): padding (2, 0), 28×28 output', x: [1, 40, 26, 30], w: [16, 3, 3], padding: [2, 0] },
   { name: 'Winograd F(4, 3): K blocks (300 channels) at 28×28', x: [1, 300, 28, 28], w: [24, 3, 3], padding: [1, 1] },
   { name: "Winograd F(4, 3): ResNet-18's first stage, 64 → 64 at 56×56", x: [1, 64, 56, 56], w: [64, 3, 3], padding: [1, 1] },
-  { name: 'Winograd F(2, 3), not F(4, 3): 28×26 output (a side not a multiple of 4), 32 channels', x: [1, 32, 28, 26], w: [12, 3, 3], padding: [1, 1] },
+  { name: 'Winograd F(4, 3), tiles overhanging: 28×26 output (a side not a multiple of 4), 32 channels', x: [1, 32, 28, 26], w: [12, 3, 3], padding: [1, 1] },
+  { name: "Winograd F(4, 3), tiles overhanging both sides: ResNet's 14×14 stage, 256 → 256", x: [1, 256, 14, 14], w: [64, 3, 3], padding: [1, 1] },
+  { name: 'Winograd F(4, 3), fewest tiles (16 of 4×4 at 13×13, no padding), 64 channels', x: [2, 64, 15, 15], w: [24, 3, 3] },
+  { name: 'Winograd F(2, 3), not F(4, 3): 9×9 output (9 tiles of 4×4, too few), 64 channels', x: [1, 64, 9, 9], w: [16, 3, 3], padding: [1, 1] },
 ];
 
 /** Seeded random geometries over the same knobs. */

@@ -17,6 +17,7 @@
    direct convolution; level at 16 channels 28×28). */
 #define RK_WINO_MIN_CHANNELS 32
 #define RK_WINO_MIN_CHANNELS_LARGE_PLANE 32
-/* Winograd F(4, 3) on planes of at least this many 4×4 tiles (28×28 and up) whose sides are
-   multiples of 4; F(2, 3) elsewhere (see winograd.c). */
-#define RK_WINO4_MIN_TILES 49
+/* Winograd F(4, 3) on planes of at least this many 4×4 tiles (13×13 and up, the last tiles
+   overhanging the plane where its sides are not multiples of 4); F(2, 3) on smaller ones
+   (7×7: 4 tiles, too few; see winograd.c). */
+#define RK_WINO4_MIN_TILES 16

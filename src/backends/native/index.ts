@@ -10,6 +10,7 @@ import { BackendSettingError, type Backend, type BatchNormGradients, type Conv2d
 import { createReferenceBackend } from '../ref/kernels.js';
 import { convShapeFields, convShapeOf, matmulFlags, packingKey } from '../kernel-abi.js';
 import { FlippedWeights, inputGradientConv } from '../input-gradient.js';
+import { PackedWeights } from '../packed-weights.js';
 
 /** One build of the kernels inside the addon (see csrc/native/addon.c for the argument lists). */
 interface NativeKernels {
@@ -64,6 +65,8 @@ export interface NativeBackendOptions {
    * kernel for every stride (tests of that kernel).
    */
   inputGradientByConvolution?: boolean;
+  /** Bytes of packed weights kept between calls, least recently used dropped first (as wasm's weightCacheBytes); default: no limit. */
+  weightCacheBytes?: number;
 }
 
 export interface NativeBackend extends Backend {
@@ -73,6 +76,8 @@ export interface NativeBackend extends Backend {
   isa(): string;
   /** The ISAs the addon offers on this CPU. */
   isas(): string[];
+  /** Bytes of packed weights the backend holds (wasm's stats() says the same as weightBytes). */
+  stats(): { weightBytes: number };
 }
 
 let addon: NativeAddon | null = null;
@@ -158,14 +163,6 @@ function convGeometry(x: Tensor, weight: Tensor, p: Conv2dParams, outH: number, 
   return Int32Array.from(convShapeFields(x, weight, p, outH, outW));
 }
 
-/** A packed weight, what it was packed for (geometry, scale), and the version of the weight it came from. */
-interface Packed {
-  key: string;
-  scale: Float64Array | null;
-  data: Float32Array;
-  version: number;
-}
-
 /** RESNET_NATIVE_ISA's names (avx512 | avx2 | portable) for the builds' own ISA names. */
 export const FORCED_ISA: Readonly<Record<string, readonly string[]>> = {
   avx512: ['avx512f'],
@@ -200,20 +197,18 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
   const ref = createReferenceBackend();
   const outputs = new OutputArrays();
   const output = (n: number): Float32Array => outputs.take(n);
-  // Weight tensor → its packing, for the geometry and layout it was packed for (packingKey), the
-  // scale folded in, and the weight's version (a write in place packs it again).
-  const packs = new WeakMap<Tensor, Packed>();
+  // Each weight tensor's packings, by layout and geometry (packingKey), the scale folded in and
+  // the weight's version (a write in place packs it again): the cache wasm uses (packed-weights.ts).
+  const packs = new PackedWeights<Float32Array>(options.weightCacheBytes ?? Infinity);
   const flippedWeights = new FlippedWeights();
   const byConvolution = options.inputGradientByConvolution ?? true;
 
   function packed(weight: Tensor, geometry: Int32Array, scale: Float64Array | null): Float32Array {
-    const key = packingKey(geometry, k.conv2dPacking(geometry));
-    const hit = packs.get(weight);
-    if (hit && hit.key === key && hit.scale === scale && hit.version === weight.version) return hit.data;
-    const data = outputs.uninitialized(k.conv2dPackedFloats(geometry)); // conv2dPack writes every float
-    k.conv2dPack(geometry, weight.f32, scale, data);
-    packs.set(weight, { key, scale, data, version: weight.version });
-    return data;
+    const floats = k.conv2dPackedFloats(geometry);
+    // conv2dPack writes every float: no zero-filling.
+    return packs.get(weight, packingKey(geometry, k.conv2dPacking(geometry)), floats * 4, scale, () => outputs.uninitialized(floats), (data) =>
+      k.conv2dPack(geometry, weight.f32, scale, data),
+    );
   }
 
   const backend: NativeBackend = {
@@ -222,6 +217,7 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
     getThreads: () => native.getThreads(),
     isa: () => k.isa(),
     isas: () => Object.keys(native.variants),
+    stats: () => ({ weightBytes: packs.bytes }),
 
     release(t: Tensor): void {
       if (t.data instanceof Float32Array) outputs.give(t.data);

@@ -16,8 +16,9 @@
 // blocks, all outputs are copied out (correct, slower; warned once). Views of the shared memory
 // have one caveat: `t.f32.subarray(...)` does not keep the block alive; copy with slice().
 // Inputs that live elsewhere (a user's tensor) are copied in for the call. Packed weights are
-// cached per weight tensor and its version (Tensor.version), up to
-// `weightCacheBytes`, least recently used dropped first: those are freed deterministically.
+// cached per weight tensor, geometry and version (Tensor.version) by the cache the native
+// backend uses too (packed-weights.ts), up to `weightCacheBytes`, least recently used dropped
+// first: those are freed deterministically.
 //
 // Threads. Every kernel call is split into (tid, nthreads) slices run by the calling thread and
 // the workers. Jobs block the caller in Atomics.wait, which a browser allows only inside a
@@ -32,6 +33,7 @@ import { registerBackend, type Backend, type BatchNormGradients, type ChannelMom
 import { createReferenceBackend } from '../ref/kernels.js';
 import { convShapeFields, convShapeOf, matmulFlags, packingKey } from '../kernel-abi.js';
 import { FlippedWeights, inputGradientConv } from '../input-gradient.js';
+import { PackedWeights } from '../packed-weights.js';
 import { Heap } from './heap.js';
 import { instantiate, Kernel, RK_RELU, readIsa, type KernelExports } from './kernels.js';
 import {
@@ -80,15 +82,6 @@ export const SMALL_OUTPUT_BYTES = 64 * 1024;
 const CONV_SHAPE_FIELDS = 16;
 
 /** A packed weight and the version of the weight it was packed from (see #packedWeight). */
-interface Packed {
-  geometry: string;
-  address: number;
-  bytes: number;
-  version: number;
-  /** The ConvEpilogue.scale folded into it. */
-  scale: Float64Array | null;
-}
-
 let warnedSingleThread = false;
 
 /**
@@ -129,15 +122,8 @@ export class WasmBackend implements Backend {
   #warnedOverLimit = false;
   readonly #residentFreed = new FinalizationRegistry<number>((address) => this.#freeResident(address));
 
-  /** Prepared weights by weight tensor; each tensor's list holds one entry per geometry. */
-  readonly #prepared = new WeakMap<Tensor, Packed[]>();
-  /** Every prepared weight, least recently used first, with the list it belongs to. */
-  readonly #preparedByUse = new Map<Packed, Packed[]>();
-  #preparedBytes = 0;
-  readonly #weightCacheBytes: number;
-  readonly #weightsFreed = new FinalizationRegistry<Packed[]>((entries) => {
-    for (const entry of [...entries]) this.#evict(entry, entries);
-  });
+  /** Packed weights (and linear weights copied in), addresses in the heap (packed-weights.ts). */
+  readonly #packed: PackedWeights<number>;
 
   readonly #reference = createReferenceBackend();
   readonly #flippedWeights = new FlippedWeights();
@@ -150,7 +136,7 @@ export class WasmBackend implements Backend {
     this.isa = readIsa(this.#kernels, memory);
     this.#heap = new Heap(memory, this.#kernels.__heap_base.value as number);
     this.#residentLimitBytes = options.residentLimitBytes ?? 2 ** 30;
-    this.#weightCacheBytes = options.weightCacheBytes ?? 2 ** 30;
+    this.#packed = new PackedWeights<number>(options.weightCacheBytes ?? 2 ** 30, (address) => this.#heap.free(address));
     this.#shapeAddress = this.#heap.alloc(CONV_SHAPE_FIELDS * 4);
     this.#shape = this.#heap.i32(this.#shapeAddress, CONV_SHAPE_FIELDS);
     const threads = availableThreads(Math.max(1, Math.min(MAX_THREADS, Math.floor(options.threads ?? platform.cores()))));
@@ -196,7 +182,7 @@ export class WasmBackend implements Backend {
       memoryBytes: this.#heap.memoryBytes,
       liveBytes: this.#heap.liveBytes,
       residentBytes: this.#residentBytes,
-      weightBytes: this.#preparedBytes,
+      weightBytes: this.#packed.bytes,
       workerSlices: this.#pool.workerSlices,
     };
   }
@@ -307,7 +293,9 @@ export class WasmBackend implements Backend {
     const outFeatures = weight.shape[0];
     const temporaries: number[] = [];
     const input = this.#input(x, temporaries);
-    const w = this.#cached(weight, 'linear', (address) => this.#heap.f32(address, weight.size).set(weight.f32), weight.size);
+    const w = this.#packed.get(weight, 'linear', weight.size * 4, null, () => this.#heap.alloc(weight.size * 4), (address) =>
+      this.#heap.f32(address, weight.size).set(weight.f32),
+    );
     const biasAddress = bias ? this.#input(bias, temporaries) : 0;
     const output = this.#output(batch * outFeatures);
     const args = [input, w, biasAddress, batch, inFeatures, outFeatures, output];
@@ -540,8 +528,9 @@ export class WasmBackend implements Backend {
 
   /** rk_conv2d_pack of `weight` for the geometry now in #shape, cached per weight tensor. */
   #packedWeight(weight: Tensor, scale: Float64Array | null): number {
-    const floats = this.#kernels.rk_conv2d_packed_floats(this.#shapeAddress) >>> 0;
-    return this.#cached(weight, packingKey(this.#shape, this.#kernels.rk_conv2d_packing(this.#shapeAddress)), (address) => {
+    const bytes = (this.#kernels.rk_conv2d_packed_floats(this.#shapeAddress) >>> 0) * 4;
+    const key = packingKey(this.#shape, this.#kernels.rk_conv2d_packing(this.#shapeAddress));
+    return this.#packed.get(weight, key, bytes, scale, () => this.#heap.alloc(bytes), (address) => {
       const temporaries: number[] = [];
       try {
         let scaleAddress = 0;
@@ -555,50 +544,7 @@ export class WasmBackend implements Backend {
       } finally {
         for (const t of temporaries) this.#heap.free(t);
       }
-    }, floats, scale);
-  }
-
-  /**
-   * The address of `weight` prepared by `prepare` for `geometry`, kept in wasm memory until the
-   * weight tensor is collected or the cache is over weightCacheBytes; prepared again when the
-   * weight's version has changed (written in place: loadStateDict, copy_, ...) or the scale differs.
-   */
-  #cached(weight: Tensor, geometry: string, prepare: (address: number) => void, floats: number, scale: Float64Array | null = null): number {
-    let entries = this.#prepared.get(weight);
-    if (!entries) {
-      entries = [];
-      this.#prepared.set(weight, entries);
-      this.#weightsFreed.register(weight, entries);
-    }
-    const version = weight.version;
-    let entry = entries.find((e) => e.geometry === geometry);
-    if (entry) {
-      // Most recently used goes last.
-      this.#preparedByUse.delete(entry);
-      this.#preparedByUse.set(entry, entries);
-      if (entry.scale === scale && entry.version === version) return entry.address;
-    } else {
-      const bytes = floats * 4;
-      for (const [old, owner] of this.#preparedByUse) {
-        if (this.#preparedBytes + bytes <= this.#weightCacheBytes) break;
-        this.#evict(old, owner);
-      }
-      entry = { geometry, address: this.#heap.alloc(bytes), bytes, version, scale };
-      entries.push(entry);
-      this.#preparedByUse.set(entry, entries);
-      this.#preparedBytes += bytes;
-    }
-    entry.version = version;
-    entry.scale = scale;
-    prepare(entry.address);
-    return entry.address;
-  }
-
-  #evict(entry: Packed, owner: Packed[]): void {
-    owner.splice(owner.indexOf(entry), 1);
-    this.#preparedByUse.delete(entry);
-    this.#preparedBytes -= entry.bytes;
-    this.#heap.free(entry.address);
+    });
   }
 }
 

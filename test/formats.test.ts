@@ -143,6 +143,21 @@ describe('torch.save files', () => {
     assertStateDictEqual(loadStateDictFromTorch(fixture('checkpoint_zip.pth')), model, 'checkpoint');
   });
 
+  test("a torchvision reference-script checkpoint (optimizer, lr_scheduler, argparse args) loads its 'model'", () => {
+    const file = 'reference_checkpoint_zip.pth';
+    assertStateDictEqual(loadStateDictFromTorch(fixture(file)), expectedTensors('reference_checkpoint_expected.json'), file);
+    const checkpoint = loadTorchFile(fixture(file)) as Map<string, unknown>;
+    // The command line is an inert dict: its attributes are BUILD state, never applied.
+    const args = checkpoint.get('args');
+    assert.ok(args instanceof Map && args.size === 0);
+    const state = getPickleState(args) as Map<string, unknown>;
+    assert.equal(state.get('model'), 'resnet18');
+    assert.equal(state.get('epochs'), 90);
+    const optimizer = checkpoint.get('optimizer') as Map<string, unknown>;
+    const buffers = optimizer.get('state') as Map<number, Map<string, unknown>>;
+    assert.ok(buffers.get(0)?.get('momentum_buffer') instanceof Tensor, 'SGD momentum buffers are tensors too');
+  });
+
   test('hostile globals are refused by name, nothing runs', () => {
     assertWeightFileError(() => loadTorchFile(fixture('hostile_os_system.pth')),
       /refusing to load global 'os\.system' \(not in the state-dict allowlist\)/);

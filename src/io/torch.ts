@@ -69,7 +69,7 @@ function notConstructible(name: string): PickleGlobalFactory {
 }
 
 /**
- * Every global a state-dict pickle needs. _rebuild_tensor_v2's extra arguments
+ * Every global a state-dict pickle needs (and a checkpoint's argparse.Namespace). _rebuild_tensor_v2's extra arguments
  * (requires_grad, backward_hooks, and newer torch's metadata) and Parameter wrappers are
  * dropped: a loaded tensor is just its values.
  */
@@ -81,6 +81,13 @@ export const STATE_DICT_GLOBALS: ReadonlyMap<string, PickleGlobalFactory> = new 
       throw new WeightFileError('OrderedDict: expected a list of (key, value) pairs');
     }
     return new Map(pairs as [unknown, unknown][]);
+  }],
+  // torchvision's reference training script saves its command line (args) beside the model:
+  // an attribute bag, kept as an empty dict whose attributes are its BUILD state
+  // (getPickleState); nothing of it is run or applied.
+  ['argparse.Namespace', (args) => {
+    if (args.length !== 0) throw new WeightFileError('argparse.Namespace: expected no constructor arguments');
+    return new Map();
   }],
   ['torch._utils._rebuild_tensor', rebuildTensor],
   ['torch._utils._rebuild_tensor_v2', rebuildTensor],

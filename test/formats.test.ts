@@ -158,6 +158,13 @@ describe('torch.save files', () => {
     assert.ok(buffers.get(0)?.get('momentum_buffer') instanceof Tensor, 'SGD momentum buffers are tensors too');
   });
 
+  for (const file of ['protocol4_zip.pth', 'protocol4_legacy.pth', 'protocol5_zip.pth', 'protocol5_legacy.pth']) {
+    test(`${file}: torch.save with pickle_protocol ${file[8]} (framed pickles)`, () => {
+      assert.equal(detectWeightFormat(fixture(file)), file.includes('legacy') ? 'torch-legacy' : 'torch-zip');
+      assertStateDictEqual(loadStateDictFromTorch(fixture(file)), expectedTensors('protocols_expected.json'), file);
+    });
+  }
+
   test('hostile globals are refused by name, nothing runs', () => {
     assertWeightFileError(() => loadTorchFile(fixture('hostile_os_system.pth')),
       /refusing to load global 'os\.system' \(not in the state-dict allowlist\)/);

@@ -345,9 +345,14 @@ export function isTorchZip(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b; // "PK"
 }
 
-/** Legacy files open with the magic number pickled at protocol ≥ 2: PROTO n, LONG1 10. */
+/**
+ * Legacy files open with the magic number pickled at protocol ≥ 2: PROTO n, LONG1 10; at
+ * protocol 4 and 5 (torch.save's pickle_protocol) a FRAME and its 8-byte length come between.
+ */
 export function isTorchLegacy(bytes: Uint8Array): boolean {
-  return bytes.length >= 4 && bytes[0] === 0x80 && bytes[2] === 0x8a && bytes[3] === 0x0a;
+  if (bytes.length < 4 || bytes[0] !== 0x80) return false;
+  const at = bytes[2] === 0x95 ? 11 : 2;
+  return bytes.length >= at + 2 && bytes[at] === 0x8a && bytes[at + 1] === 0x0a;
 }
 
 /**

@@ -169,6 +169,19 @@ test("a DataParallel checkpoint ('module.' before every key) fails as in torch, 
   assert.throws(() => target.loadStateDict(other), (e: unknown) => e instanceof StateDictError && !/DataParallel/.test(e.message));
 });
 
+test("torch.compile's '_orig_mod.' and a wrapper's attribute (a Lightning module's 'model.') get the same hint, with their prefix", () => {
+  const target = getModel('resnet18', { seed: 1 });
+  const keys = [...getModel('resnet18', { seed: 2 }).stateDict()];
+  const behind = (prefix: string) => new Map(keys.map(([k, v]) => [`${prefix}${k}`, v]));
+  assert.throws(() => target.loadStateDict(behind('_orig_mod.')), (e: unknown) => e instanceof StateDictError &&
+    /behind '_orig_mod\.' \(the state dict of a torch\.compile model\).*consume_prefix_in_state_dict_if_present\(state_dict, '_orig_mod\.'\)/.test(e.message));
+  assert.throws(() => target.loadStateDict(behind('model.')), (e: unknown) => e instanceof StateDictError &&
+    /behind 'model\.' \(a checkpoint of a model held by a wrapper\)/.test(e.message));
+  // Two prefixes deep (a DataParallel of a wrapper): the whole prefix is named.
+  assert.throws(() => target.loadStateDict(behind('module.net.')), (e: unknown) => e instanceof StateDictError &&
+    /behind 'module\.net\.'/.test(e.message));
+});
+
 test('a state dict without num_batches_tracked still loads, as in torch', () => {
   const source = new Map([...smallNet().stateDict()].filter(([k]) => !k.endsWith('num_batches_tracked')));
   const result = smallNet().loadStateDict(source);

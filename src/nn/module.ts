@@ -315,20 +315,35 @@ export function traceEval(module: Module, inputShape: readonly number[]): Trace 
   }
 }
 
-/** torch's wording: "Error(s) in loading state_dict for ResNet: Missing key(s) ..." */
+/** What puts a prefix before every key of a model's state dict, by prefix. */
+const KNOWN_PREFIXES: Record<string, string> = {
+  'module.': 'a DataParallel or DistributedDataParallel checkpoint',
+  '_orig_mod.': 'the state dict of a torch.compile model',
+};
+
 /**
  * Why a state dict may not fit, where a common cause explains it: every unexpected key is a
- * missing one behind 'module.' (a checkpoint of a model wrapped in DataParallel or
- * DistributedDataParallel, which torch does not strip either). '' otherwise.
+ * missing one behind one prefix ('module.' of DataParallel or DistributedDataParallel,
+ * '_orig_mod.' of torch.compile, or the attribute a wrapper keeps the model in, such as a
+ * Lightning module's 'model.'), which torch does not strip either. '' otherwise.
  */
 export function stateDictHint(r: LoadStateDictResult): string {
-  const prefix = 'module.';
-  if (r.unexpectedKeys.length === 0 || !r.unexpectedKeys.every((k) => k.startsWith(prefix))) return '';
+  const [first] = r.unexpectedKeys;
+  if (first === undefined) return '';
   const missing = new Set(r.missingKeys);
-  if (!r.unexpectedKeys.some((k) => missing.has(k.slice(prefix.length)))) return '';
-  return "every unexpected key is a model key behind 'module.' (a DataParallel or DistributedDataParallel checkpoint): strip the prefix from the keys, as torch.nn.modules.utils.consume_prefix_in_state_dict_if_present(state_dict, 'module.') does";
+  // The shortest prefix (whole dotted segments of the first key) that every unexpected key has
+  // and whose removal gives a missing key.
+  for (let end = first.indexOf('.'); end > 0; end = first.indexOf('.', end + 1)) {
+    const prefix = first.slice(0, end + 1);
+    if (!r.unexpectedKeys.every((k) => k.startsWith(prefix))) break;
+    if (!r.unexpectedKeys.some((k) => missing.has(k.slice(prefix.length)))) continue;
+    const cause = KNOWN_PREFIXES[prefix] ?? 'a checkpoint of a model held by a wrapper';
+    return `every unexpected key is a model key behind '${prefix}' (${cause}): strip the prefix from the keys, as torch.nn.modules.utils.consume_prefix_in_state_dict_if_present(state_dict, '${prefix}') does`;
+  }
+  return '';
 }
 
+/** torch's wording: "Error(s) in loading state_dict for ResNet: Missing key(s) ..." */
 export function formatLoadErrors(typeName: string, r: LoadStateDictResult): string {
   const quote = (keys: string[]): string => keys.map((k) => `"${k}"`).join(', ');
   const parts: string[] = [];

@@ -160,6 +160,17 @@ static bool int_arg(call_info *c, size_t i, const char *what, int64_t min, int64
   return true;
 }
 
+/* The slice count the TypeScript side chose for this call (src/backends/slicing.ts, the policy
+   the wasm backend follows too), at argument i: at least 1; slices past the pool's threads are
+   claimed in turn. */
+static bool slices_arg(call_info *c, size_t i, int32_t *slices) {
+  int64_t n;
+  if (!int_arg(c, i, "slices", 1, &n)) return false;
+  if (n > 4096) return fail(c->env, "slices", "is more than 4096");
+  *slices = (int32_t)n;
+  return true;
+}
+
 static napi_value undefined(napi_env env) {
   napi_value u;
   napi_get_undefined(env, &u);
@@ -218,14 +229,6 @@ static napi_value js_conv2d_packed_floats(napi_env env, napi_callback_info info)
   return number(env, (double)c.kernels->conv2d_packed_floats(&s));
 }
 
-/* Elementwise ops below this many floats run on the calling thread: waking the pool costs
-   more than it saves. */
-#define SERIAL_FLOATS 32768
-
-static int32_t threads_for(napi_env env, int64_t floats) {
-  return floats < SERIAL_FLOATS ? 1 : get_state(env)->pool.threads;
-}
-
 typedef struct {
   const kernel_table *kernels;
   const rk_conv2d_shape *s;
@@ -240,12 +243,13 @@ static void run_pack(void *ctx, int32_t tid, int32_t nthreads, int32_t thread) {
   t->kernels->conv2d_pack(t->s, t->weight, t->scale, t->packed, tid, nthreads);
 }
 
-/* conv2dPack(geometry, weight, scale | null, packed): scale a Float64Array of O (BatchNorm folded in) */
+/* conv2dPack(geometry, weight, scale | null, packed, slices): scale a Float64Array of O (BatchNorm folded in) */
 static napi_value js_conv2d_pack(napi_env env, napi_callback_info info) {
   call_info c;
+  int32_t slices;
   rk_conv2d_shape s;
   pack_task t;
-  if (!get_call(env, info, 4, &c) || !shape_arg(&c, 0, &s)) return NULL;
+  if (!get_call(env, info, 5, &c) || !slices_arg(&c, 4, &slices) || !shape_arg(&c, 0, &s)) return NULL;
   const size_t weight_floats = (size_t)s.out_channels * (s.in_channels / s.groups) * s.kernel_h * s.kernel_w;
   if (!f32_arg(&c, 1, "weight", weight_floats, false, (float **)&t.weight) ||
       !typed_arg(env, c.argv[2], napi_float64_array, "scale", (size_t)s.out_channels, true, (void **)&t.scale) ||
@@ -253,7 +257,7 @@ static napi_value js_conv2d_pack(napi_env env, napi_callback_info info) {
     return NULL;
   t.kernels = c.kernels;
   t.s = &s;
-  pool_run(&get_state(env)->pool, run_pack, &t, threads_for(env, (int64_t)weight_floats));
+  pool_run(&get_state(env)->pool, run_pack, &t, slices);
   return undefined(env);
 }
 
@@ -272,13 +276,14 @@ static void run_conv(void *ctx, int32_t tid, int32_t nthreads, int32_t thread) {
                      t->scratch + t->scratch_per_thread * (size_t)thread, tid, nthreads);
 }
 
-/* conv2d(geometry, x, packed, bias | null, residual | null, relu, y) */
+/* conv2d(geometry, x, packed, bias | null, residual | null, relu, y, threads): threads the work is worth */
 static napi_value js_conv2d(napi_env env, napi_callback_info info) {
   call_info c;
+  int32_t slices;
   rk_conv2d_shape s;
   conv_task t;
   int64_t relu;
-  if (!get_call(env, info, 7, &c) || !shape_arg(&c, 0, &s)) return NULL;
+  if (!get_call(env, info, 8, &c) || !slices_arg(&c, 7, &slices) || !shape_arg(&c, 0, &s)) return NULL;
   const size_t in_floats = (size_t)s.batch * s.in_channels * s.in_h * s.in_w;
   const size_t out_floats = (size_t)s.batch * s.out_channels * s.out_h * s.out_w;
   if (!f32_arg(&c, 1, "x", in_floats, false, (float **)&t.x) ||
@@ -288,7 +293,10 @@ static napi_value js_conv2d(napi_env env, napi_callback_info info) {
       !f32_arg(&c, 6, "y", out_floats, false, &t.y))
     return NULL;
   addon_state *state = get_state(env);
-  const int32_t slices = c.kernels->conv2d_slices(&s, state->pool.threads);
+  /* The threads the TypeScript side found the work worth (its `slices` argument), then the
+     slices the kernel cuts the convolution into for them. */
+  const int32_t threads = slices < state->pool.threads ? slices : state->pool.threads;
+  slices = c.kernels->conv2d_slices(&s, threads);
   t.scratch_per_thread = c.kernels->conv2d_scratch_floats(&s);
   t.scratch = scratch_of(state, t.scratch_per_thread * (size_t)state->pool.threads);
   if (!t.scratch) {
@@ -325,13 +333,14 @@ static void run_adaptive_avg_pool2d(void *ctx, int32_t tid, int32_t nthreads, in
   t->kernels->adaptive_avg_pool2d(t->x, d[0], d[1], d[2], d[3], d[4], d[5], t->y, tid, nthreads);
 }
 
-/* maxPool2d(x, dims, y), dims: batch, channels, in_h, in_w, kernel_h, kernel_w, stride_h,
+/* maxPool2d(x, dims, y, slices), dims: batch, channels, in_h, in_w, kernel_h, kernel_w, stride_h,
    stride_w, pad_h, pad_w, dilation_h, dilation_w, out_h, out_w */
 static napi_value js_max_pool2d(napi_env env, napi_callback_info info) {
   call_info c;
+  int32_t slices;
   pool2d_task t;
   int32_t *d;
-  if (!get_call(env, info, 3, &c) ||
+  if (!get_call(env, info, 4, &c) || !slices_arg(&c, 3, &slices) ||
       !typed_arg(env, c.argv[1], napi_int32_array, "dims", 14, false, (void **)&d))
     return NULL;
   memcpy(t.d, d, sizeof t.d);
@@ -342,16 +351,17 @@ static napi_value js_max_pool2d(napi_env env, napi_callback_info info) {
       !f32_arg(&c, 2, "y", (size_t)(planes * d[12] * d[13]), false, &t.y))
     return NULL;
   t.kernels = c.kernels;
-  pool_run(&get_state(env)->pool, run_max_pool2d, &t, threads_for(env, planes * d[2] * d[3]));
+  pool_run(&get_state(env)->pool, run_max_pool2d, &t, slices);
   return undefined(env);
 }
 
-/* adaptiveAvgPool2d(x, dims, y), dims: batch, channels, in_h, in_w, out_h, out_w */
+/* adaptiveAvgPool2d(x, dims, y, slices), dims: batch, channels, in_h, in_w, out_h, out_w */
 static napi_value js_adaptive_avg_pool2d(napi_env env, napi_callback_info info) {
   call_info c;
+  int32_t slices;
   pool2d_task t;
   int32_t *d;
-  if (!get_call(env, info, 3, &c) || !typed_arg(env, c.argv[1], napi_int32_array, "dims", 6, false, (void **)&d))
+  if (!get_call(env, info, 4, &c) || !slices_arg(&c, 3, &slices) || !typed_arg(env, c.argv[1], napi_int32_array, "dims", 6, false, (void **)&d))
     return NULL;
   memcpy(t.d, d, 6 * sizeof(int32_t));
   for (int j = 0; j < 6; j++)
@@ -361,7 +371,7 @@ static napi_value js_adaptive_avg_pool2d(napi_env env, napi_callback_info info) 
       !f32_arg(&c, 2, "y", (size_t)(planes * d[4] * d[5]), false, &t.y))
     return NULL;
   t.kernels = c.kernels;
-  pool_run(&get_state(env)->pool, run_adaptive_avg_pool2d, &t, threads_for(env, planes * d[2] * d[3]));
+  pool_run(&get_state(env)->pool, run_adaptive_avg_pool2d, &t, slices);
   return undefined(env);
 }
 
@@ -378,12 +388,13 @@ static void run_linear(void *ctx, int32_t tid, int32_t nthreads, int32_t thread)
   t->kernels->linear(t->x, t->w, t->bias, t->batch, t->in_features, t->out_features, t->y, tid, nthreads);
 }
 
-/* linear(x, weight, bias | null, batch, inFeatures, outFeatures, y) */
+/* linear(x, weight, bias | null, batch, inFeatures, outFeatures, y, slices) */
 static napi_value js_linear(napi_env env, napi_callback_info info) {
   call_info c;
+  int32_t slices;
   linear_task t;
   int64_t batch, in_features, out_features;
-  if (!get_call(env, info, 7, &c) || !int_arg(&c, 3, "batch", 1, &batch) ||
+  if (!get_call(env, info, 8, &c) || !slices_arg(&c, 7, &slices) || !int_arg(&c, 3, "batch", 1, &batch) ||
       !int_arg(&c, 4, "inFeatures", 0, &in_features) || !int_arg(&c, 5, "outFeatures", 1, &out_features) ||
       !f32_arg(&c, 0, "x", (size_t)(batch * in_features), false, (float **)&t.x) ||
       !f32_arg(&c, 1, "weight", (size_t)(out_features * in_features), false, (float **)&t.w) ||
@@ -394,7 +405,7 @@ static napi_value js_linear(napi_env env, napi_callback_info info) {
   t.batch = (int32_t)batch;
   t.in_features = (int32_t)in_features;
   t.out_features = (int32_t)out_features;
-  pool_run(&get_state(env)->pool, run_linear, &t, threads_for(env, out_features * in_features));
+  pool_run(&get_state(env)->pool, run_linear, &t, slices);
   return undefined(env);
 }
 
@@ -412,12 +423,13 @@ static void run_channel_affine(void *ctx, int32_t tid, int32_t nthreads, int32_t
   t->kernels->channel_affine(t->a, t->b, t->c, t->batch, t->channels, t->plane, t->y, tid, nthreads);
 }
 
-/* channelAffine(x, scale, shift, batch, channels, plane, y) */
+/* channelAffine(x, scale, shift, batch, channels, plane, y, slices) */
 static napi_value js_channel_affine(napi_env env, napi_callback_info info) {
   call_info c;
+  int32_t slices;
   elementwise_task t;
   int64_t batch, channels, plane;
-  if (!get_call(env, info, 7, &c) || !int_arg(&c, 3, "batch", 1, &batch) || !int_arg(&c, 4, "channels", 1, &channels) ||
+  if (!get_call(env, info, 8, &c) || !slices_arg(&c, 7, &slices) || !int_arg(&c, 3, "batch", 1, &batch) || !int_arg(&c, 4, "channels", 1, &channels) ||
       !int_arg(&c, 5, "plane", 0, &plane) ||
       !f32_arg(&c, 0, "x", (size_t)(batch * channels * plane), false, (float **)&t.a) ||
       !f32_arg(&c, 1, "scale", (size_t)channels, false, (float **)&t.b) ||
@@ -429,7 +441,7 @@ static napi_value js_channel_affine(napi_env env, napi_callback_info info) {
   t.batch = (int32_t)batch;
   t.channels = (int32_t)channels;
   t.plane = (int32_t)plane;
-  pool_run(&get_state(env)->pool, run_channel_affine, &t, threads_for(env, batch * channels * plane));
+  pool_run(&get_state(env)->pool, run_channel_affine, &t, slices);
   return undefined(env);
 }
 
@@ -445,13 +457,14 @@ static void run_relu(void *ctx, int32_t tid, int32_t nthreads, int32_t thread) {
   t->kernels->relu(t->a, t->n, t->y, tid, nthreads);
 }
 
-/* add(a, b, relu, y), over y's length */
+/* add(a, b, relu, y, slices), over y's length */
 static napi_value js_add(napi_env env, napi_callback_info info) {
   call_info c;
+  int32_t slices;
   elementwise_task t;
   int64_t relu;
   size_t n;
-  if (!get_call(env, info, 4, &c) || !f32_arg(&c, 3, "y", 0, false, &t.y)) return NULL;
+  if (!get_call(env, info, 5, &c) || !slices_arg(&c, 4, &slices) || !f32_arg(&c, 3, "y", 0, false, &t.y)) return NULL;
   napi_get_typedarray_info(env, c.argv[3], NULL, &n, NULL, NULL, NULL);
   if (!f32_arg(&c, 0, "a", n, false, (float **)&t.a) || !f32_arg(&c, 1, "b", n, false, (float **)&t.b) ||
       !int_arg(&c, 2, "relu", 0, &relu))
@@ -459,21 +472,22 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
   t.kernels = c.kernels;
   t.n = (int64_t)n;
   t.flags = relu ? RK_RELU : 0;
-  pool_run(&get_state(env)->pool, run_add, &t, threads_for(env, t.n));
+  pool_run(&get_state(env)->pool, run_add, &t, slices);
   return undefined(env);
 }
 
-/* relu(x, y), over y's length */
+/* relu(x, y, slices), over y's length */
 static napi_value js_relu(napi_env env, napi_callback_info info) {
   call_info c;
+  int32_t slices;
   elementwise_task t;
   size_t n;
-  if (!get_call(env, info, 2, &c) || !f32_arg(&c, 1, "y", 0, false, &t.y)) return NULL;
+  if (!get_call(env, info, 3, &c) || !slices_arg(&c, 2, &slices) || !f32_arg(&c, 1, "y", 0, false, &t.y)) return NULL;
   napi_get_typedarray_info(env, c.argv[1], NULL, &n, NULL, NULL, NULL);
   if (!f32_arg(&c, 0, "x", n, false, (float **)&t.a)) return NULL;
   t.kernels = c.kernels;
   t.n = (int64_t)n;
-  pool_run(&get_state(env)->pool, run_relu, &t, threads_for(env, t.n));
+  pool_run(&get_state(env)->pool, run_relu, &t, slices);
   return undefined(env);
 }
 
@@ -523,12 +537,13 @@ static bool gemm_scratch(napi_env env, gemm_task *t, size_t floats) {
   return true;
 }
 
-/* conv2dBackwardInput(geometry, dy, weight, dx) */
+/* conv2dBackwardInput(geometry, dy, weight, dx, slices) */
 static napi_value js_conv2d_backward_input(napi_env env, napi_callback_info info) {
   call_info c;
+  int32_t slices;
   rk_conv2d_shape s;
   gemm_task t;
-  if (!get_call(env, info, 4, &c) || !shape_arg(&c, 0, &s)) return NULL;
+  if (!get_call(env, info, 5, &c) || !slices_arg(&c, 4, &slices) || !shape_arg(&c, 0, &s)) return NULL;
   const size_t in_floats = (size_t)s.batch * s.in_channels * s.in_h * s.in_w;
   const size_t out_floats = (size_t)s.batch * s.out_channels * s.out_h * s.out_w;
   const size_t weight_floats = (size_t)s.out_channels * (s.in_channels / s.groups) * s.kernel_h * s.kernel_w;
@@ -538,16 +553,17 @@ static napi_value js_conv2d_backward_input(napi_env env, napi_callback_info info
   t.kernels = c.kernels;
   t.s = &s;
   if (!gemm_scratch(env, &t, c.kernels->gemm_scratch_floats())) return NULL;
-  pool_run(&get_state(env)->pool, run_conv2d_backward_input, &t, get_state(env)->pool.threads);
+  pool_run(&get_state(env)->pool, run_conv2d_backward_input, &t, slices);
   return undefined(env);
 }
 
-/* conv2dBackwardWeight(geometry, x, dy, dw) */
+/* conv2dBackwardWeight(geometry, x, dy, dw, slices) */
 static napi_value js_conv2d_backward_weight(napi_env env, napi_callback_info info) {
   call_info c;
+  int32_t slices;
   rk_conv2d_shape s;
   gemm_task t;
-  if (!get_call(env, info, 4, &c) || !shape_arg(&c, 0, &s)) return NULL;
+  if (!get_call(env, info, 5, &c) || !slices_arg(&c, 4, &slices) || !shape_arg(&c, 0, &s)) return NULL;
   const size_t in_floats = (size_t)s.batch * s.in_channels * s.in_h * s.in_w;
   const size_t out_floats = (size_t)s.batch * s.out_channels * s.out_h * s.out_w;
   const size_t weight_floats = (size_t)s.out_channels * (s.in_channels / s.groups) * s.kernel_h * s.kernel_w;
@@ -557,16 +573,17 @@ static napi_value js_conv2d_backward_weight(napi_env env, napi_callback_info inf
   t.kernels = c.kernels;
   t.s = &s;
   if (!gemm_scratch(env, &t, c.kernels->conv2d_backward_weight_scratch_floats(&s))) return NULL;
-  pool_run(&get_state(env)->pool, run_conv2d_backward_weight, &t, get_state(env)->pool.threads);
+  pool_run(&get_state(env)->pool, run_conv2d_backward_weight, &t, slices);
   return undefined(env);
 }
 
-/* matmul(a, b, m, n, k, flags, c): c (m × n) = op(a) · op(b), flags RK_TRANS_A | RK_TRANS_B */
+/* matmul(a, b, m, n, k, flags, c, slices): c (m × n) = op(a) · op(b), flags RK_TRANS_A | RK_TRANS_B */
 static napi_value js_matmul(napi_env env, napi_callback_info info) {
   call_info c;
+  int32_t slices;
   gemm_task t;
   int64_t m, n, k, flags;
-  if (!get_call(env, info, 7, &c) || !int_arg(&c, 2, "m", 1, &m) || !int_arg(&c, 3, "n", 1, &n) ||
+  if (!get_call(env, info, 8, &c) || !slices_arg(&c, 7, &slices) || !int_arg(&c, 2, "m", 1, &m) || !int_arg(&c, 3, "n", 1, &n) ||
       !int_arg(&c, 4, "k", 0, &k) || !int_arg(&c, 5, "flags", 0, &flags) ||
       !f32_arg(&c, 0, "a", (size_t)(m * k), false, (float **)&t.a) ||
       !f32_arg(&c, 1, "b", (size_t)(k * n), false, (float **)&t.b) || !f32_arg(&c, 6, "c", (size_t)(m * n), false, &t.out))
@@ -579,7 +596,7 @@ static napi_value js_matmul(napi_env env, napi_callback_info info) {
   t.k = (int32_t)k;
   t.flags = (int32_t)flags & (RK_TRANS_A | RK_TRANS_B);
   if (!gemm_scratch(env, &t, c.kernels->gemm_scratch_floats())) return NULL;
-  pool_run(&get_state(env)->pool, run_matmul, &t, threads_for(env, m * n * (k > 0 ? k : 1) / 16));
+  pool_run(&get_state(env)->pool, run_matmul, &t, slices);
   return undefined(env);
 }
 
@@ -617,16 +634,17 @@ static bool planes_args(call_info *c, size_t i, norm_task *t) {
   return true;
 }
 
-/* channelSums(dy, batch, channels, plane, sums) */
+/* channelSums(dy, batch, channels, plane, sums, slices) */
 static napi_value js_channel_sums(napi_env env, napi_callback_info info) {
   call_info c;
+  int32_t slices;
   norm_task t;
-  if (!get_call(env, info, 5, &c) || !planes_args(&c, 1, &t) ||
+  if (!get_call(env, info, 6, &c) || !slices_arg(&c, 5, &slices) || !planes_args(&c, 1, &t) ||
       !f32_arg(&c, 0, "dy", (size_t)t.batch * t.channels * t.plane, false, (float **)&t.dy) ||
       !f32_arg(&c, 4, "sums", (size_t)t.channels, false, &t.dbeta))
     return NULL;
   t.kernels = c.kernels;
-  pool_run(&get_state(env)->pool, run_channel_sums, &t, threads_for(env, (int64_t)t.batch * t.channels * t.plane));
+  pool_run(&get_state(env)->pool, run_channel_sums, &t, slices);
   return undefined(env);
 }
 
@@ -643,12 +661,13 @@ static void run_channel_moments(void *ctx, int32_t tid, int32_t nthreads, int32_
   t->kernels->channel_moments(t->x, t->batch, t->channels, t->plane, t->mean, t->variance, tid, nthreads);
 }
 
-/* channelMoments(x, batch, channels, plane, mean, variance): mean and variance Float64Arrays of C */
+/* channelMoments(x, batch, channels, plane, mean, variance, slices): mean and variance Float64Arrays of C */
 static napi_value js_channel_moments(napi_env env, napi_callback_info info) {
   call_info c;
+  int32_t slices;
   norm_task shape;
   moments_task t;
-  if (!get_call(env, info, 6, &c) || !planes_args(&c, 1, &shape)) return NULL;
+  if (!get_call(env, info, 7, &c) || !slices_arg(&c, 6, &slices) || !planes_args(&c, 1, &shape)) return NULL;
   t.batch = shape.batch;
   t.channels = shape.channels;
   t.plane = shape.plane;
@@ -657,16 +676,17 @@ static napi_value js_channel_moments(napi_env env, napi_callback_info info) {
       !typed_arg(env, c.argv[5], napi_float64_array, "variance", (size_t)t.channels, false, (void **)&t.variance))
     return NULL;
   t.kernels = c.kernels;
-  pool_run(&get_state(env)->pool, run_channel_moments, &t, threads_for(env, (int64_t)t.batch * t.channels * t.plane));
+  pool_run(&get_state(env)->pool, run_channel_moments, &t, slices);
   return undefined(env);
 }
 
-/* batchNormBackward(x, dy, mean, invStd, gamma | null, batch, channels, plane, dx, dgamma, dbeta):
+/* batchNormBackward(x, dy, mean, invStd, gamma | null, batch, channels, plane, dx, dgamma, dbeta, slices):
    mean and invStd Float64Arrays of C */
 static napi_value js_batch_norm_backward(napi_env env, napi_callback_info info) {
   call_info c;
+  int32_t slices;
   norm_task t;
-  if (!get_call(env, info, 11, &c) || !planes_args(&c, 5, &t)) return NULL;
+  if (!get_call(env, info, 12, &c) || !slices_arg(&c, 11, &slices) || !planes_args(&c, 5, &t)) return NULL;
   const size_t floats = (size_t)t.batch * t.channels * t.plane;
   if (!f32_arg(&c, 0, "x", floats, false, (float **)&t.x) || !f32_arg(&c, 1, "dy", floats, false, (float **)&t.dy) ||
       !typed_arg(env, c.argv[2], napi_float64_array, "mean", (size_t)t.channels, false, (void **)&t.mean) ||
@@ -676,7 +696,7 @@ static napi_value js_batch_norm_backward(napi_env env, napi_callback_info info) 
       !f32_arg(&c, 10, "dbeta", (size_t)t.channels, false, &t.dbeta))
     return NULL;
   t.kernels = c.kernels;
-  pool_run(&get_state(env)->pool, run_batch_norm_backward, &t, threads_for(env, (int64_t)floats));
+  pool_run(&get_state(env)->pool, run_batch_norm_backward, &t, slices);
   return undefined(env);
 }
 
@@ -709,12 +729,13 @@ static void run_relu_backward(void *ctx, int32_t tid, int32_t nthreads, int32_t 
   t->kernels->relu_backward(t->x, t->dy, t->n, t->dx, tid, nthreads);
 }
 
-/* maxPool2dBackward(x, dy, dims, dx), dims as maxPool2d's */
+/* maxPool2dBackward(x, dy, dims, dx, slices), dims as maxPool2d's */
 static napi_value js_max_pool2d_backward(napi_env env, napi_callback_info info) {
   call_info c;
+  int32_t slices;
   pool_backward_task t;
   int32_t *d;
-  if (!get_call(env, info, 4, &c) || !typed_arg(env, c.argv[2], napi_int32_array, "dims", 14, false, (void **)&d))
+  if (!get_call(env, info, 5, &c) || !slices_arg(&c, 4, &slices) || !typed_arg(env, c.argv[2], napi_int32_array, "dims", 14, false, (void **)&d))
     return NULL;
   memcpy(t.d, d, sizeof t.d);
   for (int j = 0; j < 14; j++)
@@ -725,16 +746,17 @@ static napi_value js_max_pool2d_backward(napi_env env, napi_callback_info info) 
       !f32_arg(&c, 3, "dx", (size_t)(planes * d[2] * d[3]), false, &t.dx))
     return NULL;
   t.kernels = c.kernels;
-  pool_run(&get_state(env)->pool, run_max_pool2d_backward, &t, threads_for(env, planes * d[2] * d[3]));
+  pool_run(&get_state(env)->pool, run_max_pool2d_backward, &t, slices);
   return undefined(env);
 }
 
-/* adaptiveAvgPool2dBackward(dy, dims, dx), dims: batch, channels, in_h, in_w, out_h, out_w */
+/* adaptiveAvgPool2dBackward(dy, dims, dx, slices), dims: batch, channels, in_h, in_w, out_h, out_w */
 static napi_value js_adaptive_avg_pool2d_backward(napi_env env, napi_callback_info info) {
   call_info c;
+  int32_t slices;
   pool_backward_task t;
   int32_t *d;
-  if (!get_call(env, info, 3, &c) || !typed_arg(env, c.argv[1], napi_int32_array, "dims", 6, false, (void **)&d))
+  if (!get_call(env, info, 4, &c) || !slices_arg(&c, 3, &slices) || !typed_arg(env, c.argv[1], napi_int32_array, "dims", 6, false, (void **)&d))
     return NULL;
   memcpy(t.d, d, 6 * sizeof(int32_t));
   for (int j = 0; j < 6; j++)
@@ -744,21 +766,22 @@ static napi_value js_adaptive_avg_pool2d_backward(napi_env env, napi_callback_in
       !f32_arg(&c, 2, "dx", (size_t)(planes * d[2] * d[3]), false, &t.dx))
     return NULL;
   t.kernels = c.kernels;
-  pool_run(&get_state(env)->pool, run_adaptive_avg_pool2d_backward, &t, threads_for(env, planes * d[2] * d[3]));
+  pool_run(&get_state(env)->pool, run_adaptive_avg_pool2d_backward, &t, slices);
   return undefined(env);
 }
 
-/* reluBackward(y, dy, dx), over dx's length */
+/* reluBackward(y, dy, dx, slices), over dx's length */
 static napi_value js_relu_backward(napi_env env, napi_callback_info info) {
   call_info c;
+  int32_t slices;
   pool_backward_task t;
   size_t n;
-  if (!get_call(env, info, 3, &c) || !f32_arg(&c, 2, "dx", 0, false, &t.dx)) return NULL;
+  if (!get_call(env, info, 4, &c) || !slices_arg(&c, 3, &slices) || !f32_arg(&c, 2, "dx", 0, false, &t.dx)) return NULL;
   napi_get_typedarray_info(env, c.argv[2], NULL, &n, NULL, NULL, NULL);
   if (!f32_arg(&c, 0, "y", n, false, (float **)&t.x) || !f32_arg(&c, 1, "dy", n, false, (float **)&t.dy)) return NULL;
   t.kernels = c.kernels;
   t.n = (int64_t)n;
-  pool_run(&get_state(env)->pool, run_relu_backward, &t, threads_for(env, t.n));
+  pool_run(&get_state(env)->pool, run_relu_backward, &t, slices);
   return undefined(env);
 }
 

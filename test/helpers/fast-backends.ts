@@ -34,7 +34,8 @@ export function fastBackends(options: FastOptions = {}): { runnable: Fast[]; unr
       if (!nativeAvailable()) unrunnable.push({ tag, why: 'native addon not built (node scripts/install-native.js)' });
       else if (!cpuRuns.includes(isa)) unrunnable.push({ tag, why: `this CPU cannot run the ${isa} build (it runs ${cpuRuns.join(', ')}): compiled, not run here` });
       else {
-        const backend = createNativeBackend({ isa, threads, ...options });
+        // splitSmallOps, as for wasm: the small test shapes run sliced on 2 threads too.
+        const backend = createNativeBackend({ isa, threads, splitSmallOps: threads > 1, ...options });
         runnable.push({ tag, use: (fn) => (backend.setThreads(threads), fn(backend)) });
       }
     }

@@ -11,6 +11,7 @@ import { createReferenceBackend } from '../ref/kernels.js';
 import { convShapeFields, convShapeOf, matmulFlags, packingKey } from '../kernel-abi.js';
 import { FlippedWeights, inputGradientConv } from '../input-gradient.js';
 import { PackedWeights } from '../packed-weights.js';
+import { Slicing } from '../slicing.js';
 
 /** One build of the kernels inside the addon (see csrc/native/addon.c for the argument lists). */
 interface NativeKernels {
@@ -18,31 +19,31 @@ interface NativeKernels {
   conv2dPacking(geometry: Int32Array): number;
   conv2dPackedFloats(geometry: Int32Array): number;
   /** Packs weight for the micro-kernel, output channel o times scale[o] (BatchNorm folded in), on the addon's threads. */
-  conv2dPack(geometry: Int32Array, weight: Float32Array, scale: Float64Array | null, packed: Float32Array): void;
+  conv2dPack(geometry: Int32Array, weight: Float32Array, scale: Float64Array | null, packed: Float32Array, slices: number): void;
   conv2d(
     geometry: Int32Array, x: Float32Array, packed: Float32Array, bias: Float32Array | null,
-    residual: Float32Array | null, relu: boolean, y: Float32Array,
+    residual: Float32Array | null, relu: boolean, y: Float32Array, threads: number,
   ): void;
-  maxPool2d(x: Float32Array, dims: Int32Array, y: Float32Array): void;
-  adaptiveAvgPool2d(x: Float32Array, dims: Int32Array, y: Float32Array): void;
-  linear(x: Float32Array, weight: Float32Array, bias: Float32Array | null, batch: number, inFeatures: number, outFeatures: number, y: Float32Array): void;
-  channelAffine(x: Float32Array, scale: Float32Array, shift: Float32Array, batch: number, channels: number, plane: number, y: Float32Array): void;
-  add(a: Float32Array, b: Float32Array, relu: boolean, y: Float32Array): void;
-  relu(x: Float32Array, y: Float32Array): void;
-  conv2dBackwardInput(geometry: Int32Array, dy: Float32Array, weight: Float32Array, dx: Float32Array): void;
-  conv2dBackwardWeight(geometry: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
-  channelSums(dy: Float32Array, batch: number, channels: number, plane: number, sums: Float32Array): void;
-  channelMoments(x: Float32Array, batch: number, channels: number, plane: number, mean: Float64Array, variance: Float64Array): void;
+  maxPool2d(x: Float32Array, dims: Int32Array, y: Float32Array, slices: number): void;
+  adaptiveAvgPool2d(x: Float32Array, dims: Int32Array, y: Float32Array, slices: number): void;
+  linear(x: Float32Array, weight: Float32Array, bias: Float32Array | null, batch: number, inFeatures: number, outFeatures: number, y: Float32Array, slices: number): void;
+  channelAffine(x: Float32Array, scale: Float32Array, shift: Float32Array, batch: number, channels: number, plane: number, y: Float32Array, slices: number): void;
+  add(a: Float32Array, b: Float32Array, relu: boolean, y: Float32Array, slices: number): void;
+  relu(x: Float32Array, y: Float32Array, slices: number): void;
+  conv2dBackwardInput(geometry: Int32Array, dy: Float32Array, weight: Float32Array, dx: Float32Array, slices: number): void;
+  conv2dBackwardWeight(geometry: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array, slices: number): void;
+  channelSums(dy: Float32Array, batch: number, channels: number, plane: number, sums: Float32Array, slices: number): void;
+  channelMoments(x: Float32Array, batch: number, channels: number, plane: number, mean: Float64Array, variance: Float64Array, slices: number): void;
   batchNormBackward(
     x: Float32Array, dy: Float32Array, mean: Float64Array, invStd: Float64Array, gamma: Float32Array | null,
-    batch: number, channels: number, plane: number, dx: Float32Array, dGamma: Float32Array, dBeta: Float32Array,
+    batch: number, channels: number, plane: number, dx: Float32Array, dGamma: Float32Array, dBeta: Float32Array, slices: number,
   ): void;
   /** dims as maxPool2d's. */
-  maxPool2dBackward(x: Float32Array, dy: Float32Array, dims: Int32Array, dx: Float32Array): void;
-  adaptiveAvgPool2dBackward(dy: Float32Array, dims: Int32Array, dx: Float32Array): void;
-  reluBackward(y: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  maxPool2dBackward(x: Float32Array, dy: Float32Array, dims: Int32Array, dx: Float32Array, slices: number): void;
+  adaptiveAvgPool2dBackward(dy: Float32Array, dims: Int32Array, dx: Float32Array, slices: number): void;
+  reluBackward(y: Float32Array, dy: Float32Array, dx: Float32Array, slices: number): void;
   /** c (m × n) = op(a) · op(b); flags: matmulFlags. */
-  matmul(a: Float32Array, b: Float32Array, m: number, n: number, k: number, flags: number, c: Float32Array): void;
+  matmul(a: Float32Array, b: Float32Array, m: number, n: number, k: number, flags: number, c: Float32Array, slices: number): void;
 }
 
 interface NativeAddon {
@@ -65,6 +66,8 @@ export interface NativeBackendOptions {
    * kernel for every stride (tests of that kernel).
    */
   inputGradientByConvolution?: boolean;
+  /** Split even the smallest call over every thread (tests of the kernels' slicing), as wasm's option; default false. */
+  splitSmallOps?: boolean;
   /** Bytes of packed weights kept between calls, least recently used dropped first (as wasm's weightCacheBytes); default: no limit. */
   weightCacheBytes?: number;
 }
@@ -202,12 +205,14 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
   const packs = new PackedWeights<Float32Array>(options.weightCacheBytes ?? Infinity);
   const flippedWeights = new FlippedWeights();
   const byConvolution = options.inputGradientByConvolution ?? true;
+  // How many slices each call is cut into (slicing.ts, as the wasm backend cuts them).
+  const slicing = new Slicing(() => native.getThreads(), options.splitSmallOps ?? false);
 
   function packed(weight: Tensor, geometry: Int32Array, scale: Float64Array | null): Float32Array {
     const floats = k.conv2dPackedFloats(geometry);
     // conv2dPack writes every float: no zero-filling.
     return packs.get(weight, packingKey(geometry, k.conv2dPacking(geometry)), floats * 4, scale, () => outputs.uninitialized(floats), (data) =>
-      k.conv2dPack(geometry, weight.f32, scale, data),
+      k.conv2dPack(geometry, weight.f32, scale, data, slicing.elements(weight.size)),
     );
   }
 
@@ -226,7 +231,8 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
     conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, p: Conv2dParams, outH: number, outW: number, epilogue: ConvEpilogue = {}): Tensor {
       const geometry = convGeometry(x, weight, p, outH, outW);
       const y = output(x.shape[0] * weight.shape[0] * outH * outW);
-      k.conv2d(geometry, x.f32, packed(weight, geometry, epilogue.scale ?? null), bias?.f32 ?? null, epilogue.residual?.f32 ?? null, epilogue.relu ?? false, y);
+      const macs = y.length * weight.shape[1] * weight.shape[2] * weight.shape[3];
+      k.conv2d(geometry, x.f32, packed(weight, geometry, epilogue.scale ?? null), bias?.f32 ?? null, epilogue.residual?.f32 ?? null, epilogue.relu ?? false, y, slicing.macs(macs));
       return new Tensor(y, [x.shape[0], weight.shape[0], outH, outW]);
     },
 
@@ -234,7 +240,7 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
       const [batch, channels] = x.shape;
       const plane = batch * channels === 0 ? 0 : x.size / (batch * channels);
       const y = output(x.size);
-      if (x.size > 0) k.channelAffine(x.f32, scale, shift, batch, channels, plane, y);
+      if (x.size > 0) k.channelAffine(x.f32, scale, shift, batch, channels, plane, y, slicing.elements(x.size));
       return new Tensor(y, x.shape);
     },
 
@@ -243,19 +249,19 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
       const [batch, channels] = x.shape;
       const mean = new Float64Array(channels);
       const variance = new Float64Array(channels);
-      if (x.size > 0) k.channelMoments(x.f32, batch, channels, x.size / (batch * channels), mean, variance);
+      if (x.size > 0) k.channelMoments(x.f32, batch, channels, x.size / (batch * channels), mean, variance, slicing.elements(x.size));
       return { mean, variance };
     },
 
     relu(x: Tensor): Tensor {
       const y = output(x.size);
-      k.relu(x.f32, y);
+      k.relu(x.f32, y, slicing.elements(x.size));
       return new Tensor(y, x.shape);
     },
 
     add(a: Tensor, b: Tensor): Tensor {
       const y = output(a.size);
-      k.add(a.f32, b.f32, false, y);
+      k.add(a.f32, b.f32, false, y, slicing.elements(a.size));
       return new Tensor(y, a.shape);
     },
 
@@ -267,7 +273,7 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
           batch, channels, inH, inW, p.kernel[0], p.kernel[1], p.stride[0], p.stride[1],
           p.padding[0], p.padding[1], p.dilation[0], p.dilation[1], outH, outW,
         );
-        k.maxPool2d(x.f32, dims, y);
+        k.maxPool2d(x.f32, dims, y, slicing.elements(y.length * p.kernel[0] * p.kernel[1]));
       }
       return new Tensor(y, [batch, channels, outH, outW]);
     },
@@ -275,7 +281,7 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
     adaptiveAvgPool2d(x: Tensor, outH: number, outW: number): Tensor {
       const [batch, channels, inH, inW] = x.shape;
       const y = output(batch * channels * outH * outW);
-      if (y.length > 0) k.adaptiveAvgPool2d(x.f32, Int32Array.of(batch, channels, inH, inW, outH, outW), y);
+      if (y.length > 0) k.adaptiveAvgPool2d(x.f32, Int32Array.of(batch, channels, inH, inW, outH, outW), y, slicing.elements(x.size));
       return new Tensor(y, [batch, channels, outH, outW]);
     },
 
@@ -283,7 +289,7 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
       const [batch, inFeatures] = x.shape;
       const outFeatures = weight.shape[0];
       const y = output(batch * outFeatures);
-      if (y.length > 0) k.linear(x.f32, weight.f32, bias?.f32 ?? null, batch, inFeatures, outFeatures, y);
+      if (y.length > 0) k.linear(x.f32, weight.f32, bias?.f32 ?? null, batch, inFeatures, outFeatures, y, slicing.macs(batch * inFeatures * outFeatures));
       return new Tensor(y, [batch, outFeatures]);
     },
 
@@ -296,7 +302,8 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
       const asConv = inputGradientConv(p, weight.shape[2], weight.shape[3]);
       if (asConv && byConvolution && batch > 0) return backend.conv2d(dy, flippedWeights.get(weight, p.groups), null, asConv, inH, inW);
       const dx = output(batch * xShape[1] * inH * inW);
-      if (dx.length > 0) k.conv2dBackwardInput(Int32Array.from(convShapeOf(xShape, weight.shape, p, outH, outW)), dy.f32, weight.f32, dx);
+      const macs = dy.size * weight.shape[1] * weight.shape[2] * weight.shape[3];
+      if (dx.length > 0) k.conv2dBackwardInput(Int32Array.from(convShapeOf(xShape, weight.shape, p, outH, outW)), dy.f32, weight.f32, dx, slicing.macs(macs));
       return new Tensor(dx, xShape);
     },
 
@@ -305,14 +312,14 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
       const weightShape = [dy.shape[1], x.shape[1] / p.groups, kh, kw];
       if (x.size === 0) return Tensor.zeros(weightShape);
       const dw = output(weightShape[0] * weightShape[1] * kh * kw);
-      k.conv2dBackwardWeight(Int32Array.from(convShapeOf(x.shape, weightShape, p, outH, outW)), x.f32, dy.f32, dw);
+      k.conv2dBackwardWeight(Int32Array.from(convShapeOf(x.shape, weightShape, p, outH, outW)), x.f32, dy.f32, dw, slicing.macs(dy.size * weightShape[1] * kh * kw));
       return new Tensor(dw, weightShape);
     },
 
     channelSums(dy: Tensor): Float32Array {
       const [batch, channels] = dy.shape;
       const sums = new Float32Array(channels);
-      if (dy.size > 0) k.channelSums(dy.f32, batch, channels, dy.size / (batch * channels), sums);
+      if (dy.size > 0) k.channelSums(dy.f32, batch, channels, dy.size / (batch * channels), sums, slicing.elements(dy.size));
       return sums;
     },
 
@@ -321,7 +328,7 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
       const dx = output(x.size);
       const dGamma = new Float32Array(channels);
       const dBeta = new Float32Array(channels);
-      if (x.size > 0) k.batchNormBackward(x.f32, dy.f32, mean, invStd, gamma, batch, channels, x.size / (batch * channels), dx, dGamma, dBeta);
+      if (x.size > 0) k.batchNormBackward(x.f32, dy.f32, mean, invStd, gamma, batch, channels, x.size / (batch * channels), dx, dGamma, dBeta, slicing.elements(x.size));
       return { dx: new Tensor(dx, x.shape), dGamma, dBeta };
     },
 
@@ -334,20 +341,20 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
         batch, channels, inH, inW, p.kernel[0], p.kernel[1], p.stride[0], p.stride[1],
         p.padding[0], p.padding[1], p.dilation[0], p.dilation[1], outH, outW,
       );
-      k.maxPool2dBackward(x.f32, dy.f32, dims, dx);
+      k.maxPool2dBackward(x.f32, dy.f32, dims, dx, slicing.elements(dy.size * p.kernel[0] * p.kernel[1]));
       return new Tensor(dx, x.shape);
     },
 
     adaptiveAvgPool2dBackward(dy: Tensor, inH: number, inW: number): Tensor {
       const [batch, channels, outH, outW] = dy.shape;
       const dx = output(batch * channels * inH * inW);
-      if (dx.length > 0) k.adaptiveAvgPool2dBackward(dy.f32, Int32Array.of(batch, channels, inH, inW, outH, outW), dx);
+      if (dx.length > 0) k.adaptiveAvgPool2dBackward(dy.f32, Int32Array.of(batch, channels, inH, inW, outH, outW), dx, slicing.elements(dx.length));
       return new Tensor(dx, [batch, channels, inH, inW]);
     },
 
     reluBackward(y: Tensor, dy: Tensor): Tensor {
       const dx = output(y.size);
-      k.reluBackward(y.f32, dy.f32, dx);
+      k.reluBackward(y.f32, dy.f32, dx, slicing.elements(y.size));
       return new Tensor(dx, y.shape);
     },
 
@@ -355,7 +362,7 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
       const [m, depth] = transA ? [a.shape[1], a.shape[0]] : [a.shape[0], a.shape[1]];
       const n = transB ? b.shape[0] : b.shape[1];
       const c = output(m * n);
-      if (c.length > 0) k.matmul(a.f32, b.f32, m, n, depth, matmulFlags(transA, transB), c);
+      if (c.length > 0) k.matmul(a.f32, b.f32, m, n, depth, matmulFlags(transA, transB), c, slicing.macs(m * n * depth));
       return new Tensor(c, [m, n]);
     },
   };

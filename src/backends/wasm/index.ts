@@ -34,6 +34,7 @@ import { createReferenceBackend } from '../ref/kernels.js';
 import { convShapeFields, convShapeOf, matmulFlags, packingKey } from '../kernel-abi.js';
 import { FlippedWeights, inputGradientConv } from '../input-gradient.js';
 import { PackedWeights } from '../packed-weights.js';
+import { Slicing } from '../slicing.js';
 import { Heap } from './heap.js';
 import { instantiate, Kernel, RK_RELU, readIsa, type KernelExports } from './kernels.js';
 import {
@@ -68,8 +69,6 @@ export interface WasmBackendOptions {
 }
 
 /** Multiply-adds (or elements, for the elementwise kernels) worth giving a thread of their own. */
-const MIN_MACS_PER_SLICE = 1 << 18;
-const MIN_ELEMENTS_PER_SLICE = 1 << 16;
 
 /**
  * Outputs up to this size are copied out of wasm memory (see the top of the file): 64 KiB take
@@ -110,7 +109,8 @@ export class WasmBackend implements Backend {
   readonly #shapeAddress: number;
   readonly #shape: Int32Array;
   #threads: number;
-  readonly #splitSmallOps: boolean;
+  /** How many slices each call is cut into (slicing.ts, as the native backend cuts them). */
+  readonly #slicing: Slicing;
   #scratchAddress = 0;
   #scratchBytes = 0;
   #disposed = false;
@@ -145,7 +145,7 @@ export class WasmBackend implements Backend {
     const stacks = Array.from({ length: threads - 1 }, () => this.#heap.alloc(STACK_BYTES) + STACK_BYTES);
     this.#pool = new ThreadPool(compiled.module, memory, control, this.#kernels, stacks, platform.spawnWasmThread, platform.mayBlock());
     this.#threads = threads;
-    this.#splitSmallOps = options.splitSmallOps ?? false;
+    this.#slicing = new Slicing(() => this.#threads, options.splitSmallOps ?? false);
     this.#inputGradientByConvolution = options.inputGradientByConvolution ?? true;
   }
 
@@ -206,7 +206,7 @@ export class WasmBackend implements Backend {
     const output = this.#output(batch * outChannels * outH * outW);
     // As many threads as the work is worth waking; the kernel says how many slices they take
     // (more than threads where slices are disjoint parts of one pass).
-    const threads = this.#slices(batch * outChannels * outH * outW * groupChannels * kh * kw, MIN_MACS_PER_SLICE);
+    const threads = this.#slicing.macs(batch * outChannels * outH * outW * groupChannels * kh * kw);
     const slices = threads > 1 ? this.#kernels.rk_conv2d_slices(this.#shapeAddress, threads) : 1;
     const scratchBytes = (this.#kernels.rk_conv2d_scratch_floats(this.#shapeAddress) >>> 0) * 4;
     const scratch = this.#scratch(scratchBytes * this.#threads); // one block per thread
@@ -223,7 +223,7 @@ export class WasmBackend implements Backend {
     const scaleAddress = this.#copyIn(scale, temporaries);
     const shiftAddress = this.#copyIn(shift, temporaries);
     const output = this.#output(x.size);
-    const slices = this.#slices(x.size, MIN_ELEMENTS_PER_SLICE);
+    const slices = this.#slicing.elements(x.size);
     this.#run(Kernel.channelAffine, [input, scaleAddress, shiftAddress, batch, channels, plane, output], slices, temporaries);
     return this.#result(output, x.shape);
   }
@@ -240,7 +240,7 @@ export class WasmBackend implements Backend {
     let mean = new Float64Array(0);
     let variance = new Float64Array(0);
     // Copied out before #run frees the temporaries (the moments among them) in its finally.
-    this.#run(Kernel.channelMoments, args, this.#slices(x.size, MIN_ELEMENTS_PER_SLICE), temporaries, () => {
+    this.#run(Kernel.channelMoments, args, this.#slicing.elements(x.size), temporaries, () => {
       mean = this.#heap.f64(moments, channels).slice();
       variance = this.#heap.f64(moments + channels * 8, channels).slice();
     });
@@ -251,7 +251,7 @@ export class WasmBackend implements Backend {
     const temporaries: number[] = [];
     const input = this.#input(x, temporaries);
     const output = this.#output(x.size);
-    this.#run(Kernel.relu, [input, x.size, output], this.#slices(x.size, MIN_ELEMENTS_PER_SLICE), temporaries);
+    this.#run(Kernel.relu, [input, x.size, output], this.#slicing.elements(x.size), temporaries);
     return this.#result(output, x.shape);
   }
 
@@ -260,7 +260,7 @@ export class WasmBackend implements Backend {
     const left = this.#input(a, temporaries);
     const right = this.#input(b, temporaries);
     const output = this.#output(a.size);
-    this.#run(Kernel.add, [left, right, a.size, 0, output], this.#slices(a.size, MIN_ELEMENTS_PER_SLICE), temporaries);
+    this.#run(Kernel.add, [left, right, a.size, 0, output], this.#slicing.elements(a.size), temporaries);
     return this.#result(output, a.shape);
   }
 
@@ -274,7 +274,7 @@ export class WasmBackend implements Backend {
       input, batch, channels, inH, inW, p.kernel[0], p.kernel[1], p.stride[0], p.stride[1],
       p.padding[0], p.padding[1], p.dilation[0], p.dilation[1], outH, outW, output,
     ];
-    this.#run(Kernel.maxPool2d, args, this.#slices(size * p.kernel[0] * p.kernel[1], MIN_ELEMENTS_PER_SLICE), temporaries);
+    this.#run(Kernel.maxPool2d, args, this.#slicing.elements(size * p.kernel[0] * p.kernel[1]), temporaries);
     return this.#result(output, [batch, channels, outH, outW]);
   }
 
@@ -284,7 +284,7 @@ export class WasmBackend implements Backend {
     const input = this.#input(x, temporaries);
     const output = this.#output(batch * channels * outH * outW);
     const args = [input, batch, channels, inH, inW, outH, outW, output];
-    this.#run(Kernel.adaptiveAvgPool2d, args, this.#slices(x.size, MIN_ELEMENTS_PER_SLICE), temporaries);
+    this.#run(Kernel.adaptiveAvgPool2d, args, this.#slicing.elements(x.size), temporaries);
     return this.#result(output, [batch, channels, outH, outW]);
   }
 
@@ -299,7 +299,7 @@ export class WasmBackend implements Backend {
     const biasAddress = bias ? this.#input(bias, temporaries) : 0;
     const output = this.#output(batch * outFeatures);
     const args = [input, w, biasAddress, batch, inFeatures, outFeatures, output];
-    this.#run(Kernel.linear, args, this.#slices(batch * inFeatures * outFeatures, MIN_MACS_PER_SLICE), temporaries);
+    this.#run(Kernel.linear, args, this.#slicing.macs(batch * inFeatures * outFeatures), temporaries);
     return this.#result(output, [batch, outFeatures]);
   }
 
@@ -318,7 +318,7 @@ export class WasmBackend implements Backend {
     const w = this.#input(weight, temporaries);
     const output = this.#output(batch * xShape[1] * inH * inW);
     const [scratch, scratchBytes] = this.#gemmScratch();
-    const slices = this.#slices(dy.size * groupChannels * kh * kw, MIN_MACS_PER_SLICE);
+    const slices = this.#slicing.macs(dy.size * groupChannels * kh * kw);
     this.#run(Kernel.conv2dBackwardInput, [this.#shapeAddress, gradient, w, output, scratch, scratchBytes], slices, temporaries);
     return this.#result(output, xShape);
   }
@@ -333,7 +333,7 @@ export class WasmBackend implements Backend {
     const gradient = this.#input(dy, temporaries);
     const output = this.#output(weightShape[0] * weightShape[1] * kh * kw);
     const [scratch, scratchBytes] = this.#gemmScratch(this.#kernels.rk_conv2d_backward_weight_scratch_floats(this.#shapeAddress));
-    const slices = this.#slices(dy.size * weightShape[1] * kh * kw, MIN_MACS_PER_SLICE);
+    const slices = this.#slicing.macs(dy.size * weightShape[1] * kh * kw);
     this.#run(Kernel.conv2dBackwardWeight, [this.#shapeAddress, input, gradient, output, scratch, scratchBytes], slices, temporaries);
     return this.#result(output, weightShape);
   }
@@ -348,7 +348,7 @@ export class WasmBackend implements Backend {
     const args = [gradient, batch, channels, dy.size / (batch * channels), sums];
     // Copied out before #run frees the temporaries (sums among them) in its finally.
     let result = new Float32Array(0);
-    this.#run(Kernel.channelSums, args, this.#slices(dy.size, MIN_ELEMENTS_PER_SLICE), temporaries, () => {
+    this.#run(Kernel.channelSums, args, this.#slicing.elements(dy.size), temporaries, () => {
       result = this.#heap.f32(sums, channels).slice();
     });
     return result;
@@ -369,7 +369,7 @@ export class WasmBackend implements Backend {
     temporaries.push(dGamma, dBeta);
     const args = [input, gradient, meanAddress, invStdAddress, gammaAddress, batch, channels, x.size / (batch * channels), output, dGamma, dBeta];
     const gradients = { dGamma: new Float32Array(0), dBeta: new Float32Array(0) };
-    this.#run(Kernel.batchNormBackward, args, this.#slices(x.size, MIN_ELEMENTS_PER_SLICE), temporaries, () => {
+    this.#run(Kernel.batchNormBackward, args, this.#slicing.elements(x.size), temporaries, () => {
       gradients.dGamma = this.#heap.f32(dGamma, channels).slice();
       gradients.dBeta = this.#heap.f32(dBeta, channels).slice();
     });
@@ -388,7 +388,7 @@ export class WasmBackend implements Backend {
       input, gradient, batch, channels, inH, inW, p.kernel[0], p.kernel[1], p.stride[0], p.stride[1],
       p.padding[0], p.padding[1], p.dilation[0], p.dilation[1], outH, outW, output,
     ];
-    this.#run(Kernel.maxPool2dBackward, args, this.#slices(dy.size * p.kernel[0] * p.kernel[1], MIN_ELEMENTS_PER_SLICE), temporaries);
+    this.#run(Kernel.maxPool2dBackward, args, this.#slicing.elements(dy.size * p.kernel[0] * p.kernel[1]), temporaries);
     return this.#result(output, x.shape);
   }
 
@@ -400,7 +400,7 @@ export class WasmBackend implements Backend {
     const gradient = this.#input(dy, temporaries);
     const output = this.#output(batch * channels * inH * inW);
     const args = [gradient, batch, channels, inH, inW, outH, outW, output];
-    this.#run(Kernel.adaptiveAvgPool2dBackward, args, this.#slices(batch * channels * inH * inW, MIN_ELEMENTS_PER_SLICE), temporaries);
+    this.#run(Kernel.adaptiveAvgPool2dBackward, args, this.#slicing.elements(batch * channels * inH * inW), temporaries);
     return this.#result(output, shape);
   }
 
@@ -409,7 +409,7 @@ export class WasmBackend implements Backend {
     const output = this.#input(y, temporaries);
     const gradient = this.#input(dy, temporaries);
     const dx = this.#output(y.size);
-    this.#run(Kernel.reluBackward, [output, gradient, y.size, dx], this.#slices(y.size, MIN_ELEMENTS_PER_SLICE), temporaries);
+    this.#run(Kernel.reluBackward, [output, gradient, y.size, dx], this.#slicing.elements(y.size), temporaries);
     return this.#result(dx, y.shape);
   }
 
@@ -423,7 +423,7 @@ export class WasmBackend implements Backend {
     const output = this.#output(m * n);
     const [scratch, scratchBytes] = this.#gemmScratch();
     const args = [left, right, m, n, depth, matmulFlags(transA, transB), output, scratch, scratchBytes];
-    this.#run(Kernel.matmul, args, this.#slices(m * n * depth, MIN_MACS_PER_SLICE), temporaries);
+    this.#run(Kernel.matmul, args, this.#slicing.macs(m * n * depth), temporaries);
     return this.#result(output, [m, n]);
   }
 
@@ -438,12 +438,6 @@ export class WasmBackend implements Backend {
     temporaries.push(address);
     this.#heap.f64(address, data.length).set(data);
     return address;
-  }
-
-  /** Splits `work` into slices of at least `minimum` (waking a thread costs microseconds), up to the thread count. */
-  #slices(work: number, minimum: number): number {
-    if (this.#splitSmallOps) return this.#threads;
-    return Math.max(1, Math.min(this.#threads, Math.floor(work / minimum)));
   }
 
   /** Runs a kernel, then `collect` (reading outputs that are among the temporaries), then frees the temporaries. */

@@ -229,6 +229,12 @@ test('ImageFolder: sorted classes, sorted files, subfolders, non-images skipped;
     const transformed = await ImageFolder.load(root, { transform: new Compose<Pixels, Tensor>([new Resize([4, 4]), new ToTensor()]) });
     const s = await transformed.get(4, new Generator(0));
     assert.deepEqual(s.image.shape, [3, 4, 4]);
+    // Another view of the same listing (resnet train's validation split of a flat folder).
+    const view = data.withTransform(new Compose<Pixels, Tensor>([new Resize([4, 4]), new ToTensor()]));
+    assert.deepEqual(view.classes, data.classes);
+    assert.deepEqual(view.samples, data.samples);
+    assert.deepEqual((await view.get(4, new Generator(0))).image.f32, s.image.f32);
+    assert.equal(data.transform, null, 'the original keeps its own transform');
 
     mkdirSync(join(root, 'empty'));
     await assert.rejects(ImageFolder.load(root), /found no valid file for the classes empty/);

@@ -96,6 +96,11 @@ export class ImageFolder<X = RgbImage> implements Dataset<X> {
     return this.samples.length;
   }
 
+  /** The same classes and images with another transform, without listing the folder again (a training and an evaluation view of one folder). */
+  withTransform<Y>(transform: Transform<RgbImage, Y> | null): ImageFolder<Y> {
+    return new ImageFolder<Y>(this.root, [...this.classes], this.samples.map(([path, target]): [string, number] => [path, target]), transform);
+  }
+
   /** Decodes image `index` (an ImageFileError naming its path if it cannot be) and transforms it. */
   async get(index: number, generator?: Generator): Promise<Sample<X>> {
     checkIndex(index, this.length, 'ImageFolder');

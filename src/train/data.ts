@@ -117,7 +117,7 @@ export async function loadTrainData(source: string, options: TrainDataOptions = 
     [train, val, classes] = [trainFolder, valFolder, trainFolder.classes];
   } else {
     const trainFolder = await ImageFolder.load(source, { transform: trainTransform as Transform<never, Tensor> });
-    const valFolder = await ImageFolder.load(source, { transform: evalTransform as Transform<never, Tensor> });
+    const valFolder = trainFolder.withTransform(evalTransform as Transform<never, Tensor>); // listed once
     if (trainFolder.length < 2) throw new Error(`--data: ${source} holds ${trainFolder.length} image(s); training needs at least 2`);
     const [trainIndices, valIndices] = splitIndices(trainFolder.length, options.valFraction ?? 0.2, options.seed ?? 0);
     [train, val, classes] = [new Subset(trainFolder, trainIndices), new Subset(valFolder, valIndices), trainFolder.classes];

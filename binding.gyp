@@ -14,7 +14,7 @@
   'targets': [
     {
       'target_name': 'resnet_native',
-      'sources': ['csrc/native/addon.c', 'csrc/native/threadpool.c', 'csrc/native/kernels_portable.c'],
+      'sources': ['csrc/native/addon.c', 'csrc/native/threadpool.c', 'csrc/native/crc32.c', 'csrc/native/kernels_portable.c'],
       'conditions': [
         ['target_arch=="x64"', {
           'dependencies': ['resnet_kernels_avx2', 'resnet_kernels_avx512'],

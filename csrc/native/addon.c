@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crc32.h"
 #include "threadpool.h"
 #include "../kernels.h"
 #if defined(RK_HAVE_AVX2_VARIANT)
@@ -785,6 +786,23 @@ static napi_value js_relu_backward(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* crc32(bytes, crc): zlib's crc32 of a Uint8Array after a previous sum (0 to start); exported
+   only where the CPU runs the carry-less folding (crc32.c), else zlib's is as fast. */
+static napi_value js_crc32(napi_env env, napi_callback_info info) {
+  call_info c;
+  int64_t previous;
+  napi_typedarray_type type;
+  size_t length;
+  void *data = NULL;
+  if (!get_call(env, info, 2, &c) || !int_arg(&c, 1, "crc", 0, &previous)) return NULL;
+  if (previous > 0xffffffffLL) return fail(env, "crc", "is more than 32 bits"), NULL;
+  bool is_typed = false;
+  napi_is_typedarray(env, c.argv[0], &is_typed);
+  if (!is_typed || napi_get_typedarray_info(env, c.argv[0], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_uint8_array)
+    return fail(env, "bytes", "must be a Uint8Array"), NULL;
+  return number(env, (double)crc32_update((uint32_t)previous, data, length));
+}
+
 /* setThreads(n): the pool's size from now on (workers restart at the next run). */
 static napi_value js_set_threads(napi_env env, napi_callback_info info) {
   call_info c;
@@ -893,8 +911,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"best", NULL, NULL, NULL, NULL, best, napi_enumerable, NULL},
       {"setThreads", NULL, js_set_threads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getThreads", NULL, js_get_threads, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"crc32", NULL, js_crc32, NULL, NULL, NULL, napi_enumerable, NULL},
   };
-  napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties);
+  /* crc32 last: left out where the CPU has no carry-less multiply. */
+  napi_define_properties(env, exports, sizeof properties / sizeof properties[0] - (crc32_fast() ? 0 : 1), properties);
   return exports;
 }
 

@@ -26,6 +26,36 @@ const nodeThreadUrl = new URL('./node-thread.js', import.meta.url);
 
 let relaxedSimdFlagSet = false;
 
+/** The addon, or null where it is not built or does not load (the wasm and reference backends still work). */
+function nativeAddonOrNull(): unknown {
+  try {
+    return platform.loadNativeAddon();
+  } catch {
+    return null;
+  }
+}
+
+let chosenCrc32: ((data: Uint8Array) => number) | null = null;
+
+/**
+ * The fastest CRC-32 here: the addon's carry-less folding where it exports one (about 14 GB/s on a
+ * Zen 4 core), else zlib.crc32 (about 4; Node 20.15 and 22.2 on), else the TypeScript sum (about 1).
+ */
+function fastestCrc32(): (data: Uint8Array) => number {
+  if (chosenCrc32) return chosenCrc32;
+  const addon = nativeAddonOrNull() as { crc32?: (data: Uint8Array, crc: number) => number } | null;
+  const fromZlib = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
+  if (typeof addon?.crc32 === 'function') {
+    const folded = addon.crc32;
+    chosenCrc32 = (data) => folded(data, 0);
+  } else if (typeof fromZlib === 'function') {
+    chosenCrc32 = fromZlib;
+  } else {
+    chosenCrc32 = (data) => crc32(data);
+  }
+  return chosenCrc32;
+}
+
 export const platform: Platform = {
   name: 'node',
 
@@ -43,11 +73,7 @@ export const platform: Platform = {
 
   wasmBytes: async (variant) => (await readFile(wasmUrl(variant))) as WasmBytes,
 
-  // zlib.crc32 arrived in Node 20.15 and 22.2; older ones take the TypeScript sum (about 4× slower).
-  crc32: (data) => {
-    const native = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
-    return typeof native === 'function' ? native(data) : crc32(data);
-  },
+  crc32: (data) => fastestCrc32()(data),
 
   enableRelaxedSimd() {
     if (relaxedSimdFlagSet) return false;

@@ -161,14 +161,14 @@ static bool int_arg(call_info *c, size_t i, const char *what, int64_t min, int64
   return true;
 }
 
-/* The slice count the TypeScript side chose for this call (src/backends/slicing.ts, the policy
-   the wasm backend follows too), at argument i: at least 1; slices past the pool's threads are
-   claimed in turn. */
-static bool slices_arg(call_info *c, size_t i, int32_t *slices) {
+/* A count the TypeScript side chose for this call (src/backends/slicing.ts, the policy the wasm
+   backend follows too), at argument i: the slices, or conv2d's threads; at least 1. Slices past
+   the pool's threads are claimed in turn. */
+static bool count_arg(call_info *c, size_t i, const char *what, int32_t *count) {
   int64_t n;
-  if (!int_arg(c, i, "slices", 1, &n)) return false;
-  if (n > 4096) return fail(c->env, "slices", "is more than 4096");
-  *slices = (int32_t)n;
+  if (!int_arg(c, i, what, 1, &n)) return false;
+  if (n > 4096) return fail(c->env, what, "is more than 4096");
+  *count = (int32_t)n;
   return true;
 }
 
@@ -250,7 +250,7 @@ static napi_value js_conv2d_pack(napi_env env, napi_callback_info info) {
   int32_t slices;
   rk_conv2d_shape s;
   pack_task t;
-  if (!get_call(env, info, 5, &c) || !slices_arg(&c, 4, &slices) || !shape_arg(&c, 0, &s)) return NULL;
+  if (!get_call(env, info, 5, &c) || !count_arg(&c, 4, "slices", &slices) || !shape_arg(&c, 0, &s)) return NULL;
   const size_t weight_floats = (size_t)s.out_channels * (s.in_channels / s.groups) * s.kernel_h * s.kernel_w;
   if (!f32_arg(&c, 1, "weight", weight_floats, false, (float **)&t.weight) ||
       !typed_arg(env, c.argv[2], napi_float64_array, "scale", (size_t)s.out_channels, true, (void **)&t.scale) ||
@@ -280,11 +280,11 @@ static void run_conv(void *ctx, int32_t tid, int32_t nthreads, int32_t thread) {
 /* conv2d(geometry, x, packed, bias | null, residual | null, relu, y, threads): threads the work is worth */
 static napi_value js_conv2d(napi_env env, napi_callback_info info) {
   call_info c;
-  int32_t slices;
+  int32_t worth;
   rk_conv2d_shape s;
   conv_task t;
   int64_t relu;
-  if (!get_call(env, info, 8, &c) || !slices_arg(&c, 7, &slices) || !shape_arg(&c, 0, &s)) return NULL;
+  if (!get_call(env, info, 8, &c) || !count_arg(&c, 7, "threads", &worth) || !shape_arg(&c, 0, &s)) return NULL;
   const size_t in_floats = (size_t)s.batch * s.in_channels * s.in_h * s.in_w;
   const size_t out_floats = (size_t)s.batch * s.out_channels * s.out_h * s.out_w;
   if (!f32_arg(&c, 1, "x", in_floats, false, (float **)&t.x) ||
@@ -294,10 +294,9 @@ static napi_value js_conv2d(napi_env env, napi_callback_info info) {
       !f32_arg(&c, 6, "y", out_floats, false, &t.y))
     return NULL;
   addon_state *state = get_state(env);
-  /* The threads the TypeScript side found the work worth (its `slices` argument), then the
-     slices the kernel cuts the convolution into for them. */
-  const int32_t threads = slices < state->pool.threads ? slices : state->pool.threads;
-  slices = c.kernels->conv2d_slices(&s, threads);
+  /* The threads the TypeScript side found the work worth, then the slices the kernel cuts the
+     convolution into for them. */
+  const int32_t slices = c.kernels->conv2d_slices(&s, worth < state->pool.threads ? worth : state->pool.threads);
   t.scratch_per_thread = c.kernels->conv2d_scratch_floats(&s);
   t.scratch = scratch_of(state, t.scratch_per_thread * (size_t)state->pool.threads);
   if (!t.scratch) {
@@ -341,7 +340,7 @@ static napi_value js_max_pool2d(napi_env env, napi_callback_info info) {
   int32_t slices;
   pool2d_task t;
   int32_t *d;
-  if (!get_call(env, info, 4, &c) || !slices_arg(&c, 3, &slices) ||
+  if (!get_call(env, info, 4, &c) || !count_arg(&c, 3, "slices", &slices) ||
       !typed_arg(env, c.argv[1], napi_int32_array, "dims", 14, false, (void **)&d))
     return NULL;
   memcpy(t.d, d, sizeof t.d);
@@ -362,7 +361,7 @@ static napi_value js_adaptive_avg_pool2d(napi_env env, napi_callback_info info) 
   int32_t slices;
   pool2d_task t;
   int32_t *d;
-  if (!get_call(env, info, 4, &c) || !slices_arg(&c, 3, &slices) || !typed_arg(env, c.argv[1], napi_int32_array, "dims", 6, false, (void **)&d))
+  if (!get_call(env, info, 4, &c) || !count_arg(&c, 3, "slices", &slices) || !typed_arg(env, c.argv[1], napi_int32_array, "dims", 6, false, (void **)&d))
     return NULL;
   memcpy(t.d, d, 6 * sizeof(int32_t));
   for (int j = 0; j < 6; j++)
@@ -395,7 +394,7 @@ static napi_value js_linear(napi_env env, napi_callback_info info) {
   int32_t slices;
   linear_task t;
   int64_t batch, in_features, out_features;
-  if (!get_call(env, info, 8, &c) || !slices_arg(&c, 7, &slices) || !int_arg(&c, 3, "batch", 1, &batch) ||
+  if (!get_call(env, info, 8, &c) || !count_arg(&c, 7, "slices", &slices) || !int_arg(&c, 3, "batch", 1, &batch) ||
       !int_arg(&c, 4, "inFeatures", 0, &in_features) || !int_arg(&c, 5, "outFeatures", 1, &out_features) ||
       !f32_arg(&c, 0, "x", (size_t)(batch * in_features), false, (float **)&t.x) ||
       !f32_arg(&c, 1, "weight", (size_t)(out_features * in_features), false, (float **)&t.w) ||
@@ -430,7 +429,7 @@ static napi_value js_channel_affine(napi_env env, napi_callback_info info) {
   int32_t slices;
   elementwise_task t;
   int64_t batch, channels, plane;
-  if (!get_call(env, info, 8, &c) || !slices_arg(&c, 7, &slices) || !int_arg(&c, 3, "batch", 1, &batch) || !int_arg(&c, 4, "channels", 1, &channels) ||
+  if (!get_call(env, info, 8, &c) || !count_arg(&c, 7, "slices", &slices) || !int_arg(&c, 3, "batch", 1, &batch) || !int_arg(&c, 4, "channels", 1, &channels) ||
       !int_arg(&c, 5, "plane", 0, &plane) ||
       !f32_arg(&c, 0, "x", (size_t)(batch * channels * plane), false, (float **)&t.a) ||
       !f32_arg(&c, 1, "scale", (size_t)channels, false, (float **)&t.b) ||
@@ -465,7 +464,7 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
   elementwise_task t;
   int64_t relu;
   size_t n;
-  if (!get_call(env, info, 5, &c) || !slices_arg(&c, 4, &slices) || !f32_arg(&c, 3, "y", 0, false, &t.y)) return NULL;
+  if (!get_call(env, info, 5, &c) || !count_arg(&c, 4, "slices", &slices) || !f32_arg(&c, 3, "y", 0, false, &t.y)) return NULL;
   napi_get_typedarray_info(env, c.argv[3], NULL, &n, NULL, NULL, NULL);
   if (!f32_arg(&c, 0, "a", n, false, (float **)&t.a) || !f32_arg(&c, 1, "b", n, false, (float **)&t.b) ||
       !int_arg(&c, 2, "relu", 0, &relu))
@@ -483,7 +482,7 @@ static napi_value js_relu(napi_env env, napi_callback_info info) {
   int32_t slices;
   elementwise_task t;
   size_t n;
-  if (!get_call(env, info, 3, &c) || !slices_arg(&c, 2, &slices) || !f32_arg(&c, 1, "y", 0, false, &t.y)) return NULL;
+  if (!get_call(env, info, 3, &c) || !count_arg(&c, 2, "slices", &slices) || !f32_arg(&c, 1, "y", 0, false, &t.y)) return NULL;
   napi_get_typedarray_info(env, c.argv[1], NULL, &n, NULL, NULL, NULL);
   if (!f32_arg(&c, 0, "x", n, false, (float **)&t.a)) return NULL;
   t.kernels = c.kernels;
@@ -544,7 +543,7 @@ static napi_value js_conv2d_backward_input(napi_env env, napi_callback_info info
   int32_t slices;
   rk_conv2d_shape s;
   gemm_task t;
-  if (!get_call(env, info, 5, &c) || !slices_arg(&c, 4, &slices) || !shape_arg(&c, 0, &s)) return NULL;
+  if (!get_call(env, info, 5, &c) || !count_arg(&c, 4, "slices", &slices) || !shape_arg(&c, 0, &s)) return NULL;
   const size_t in_floats = (size_t)s.batch * s.in_channels * s.in_h * s.in_w;
   const size_t out_floats = (size_t)s.batch * s.out_channels * s.out_h * s.out_w;
   const size_t weight_floats = (size_t)s.out_channels * (s.in_channels / s.groups) * s.kernel_h * s.kernel_w;
@@ -564,7 +563,7 @@ static napi_value js_conv2d_backward_weight(napi_env env, napi_callback_info inf
   int32_t slices;
   rk_conv2d_shape s;
   gemm_task t;
-  if (!get_call(env, info, 5, &c) || !slices_arg(&c, 4, &slices) || !shape_arg(&c, 0, &s)) return NULL;
+  if (!get_call(env, info, 5, &c) || !count_arg(&c, 4, "slices", &slices) || !shape_arg(&c, 0, &s)) return NULL;
   const size_t in_floats = (size_t)s.batch * s.in_channels * s.in_h * s.in_w;
   const size_t out_floats = (size_t)s.batch * s.out_channels * s.out_h * s.out_w;
   const size_t weight_floats = (size_t)s.out_channels * (s.in_channels / s.groups) * s.kernel_h * s.kernel_w;
@@ -584,7 +583,7 @@ static napi_value js_matmul(napi_env env, napi_callback_info info) {
   int32_t slices;
   gemm_task t;
   int64_t m, n, k, flags;
-  if (!get_call(env, info, 8, &c) || !slices_arg(&c, 7, &slices) || !int_arg(&c, 2, "m", 1, &m) || !int_arg(&c, 3, "n", 1, &n) ||
+  if (!get_call(env, info, 8, &c) || !count_arg(&c, 7, "slices", &slices) || !int_arg(&c, 2, "m", 1, &m) || !int_arg(&c, 3, "n", 1, &n) ||
       !int_arg(&c, 4, "k", 0, &k) || !int_arg(&c, 5, "flags", 0, &flags) ||
       !f32_arg(&c, 0, "a", (size_t)(m * k), false, (float **)&t.a) ||
       !f32_arg(&c, 1, "b", (size_t)(k * n), false, (float **)&t.b) || !f32_arg(&c, 6, "c", (size_t)(m * n), false, &t.out))
@@ -640,7 +639,7 @@ static napi_value js_channel_sums(napi_env env, napi_callback_info info) {
   call_info c;
   int32_t slices;
   norm_task t;
-  if (!get_call(env, info, 6, &c) || !slices_arg(&c, 5, &slices) || !planes_args(&c, 1, &t) ||
+  if (!get_call(env, info, 6, &c) || !count_arg(&c, 5, "slices", &slices) || !planes_args(&c, 1, &t) ||
       !f32_arg(&c, 0, "dy", (size_t)t.batch * t.channels * t.plane, false, (float **)&t.dy) ||
       !f32_arg(&c, 4, "sums", (size_t)t.channels, false, &t.dbeta))
     return NULL;
@@ -668,7 +667,7 @@ static napi_value js_channel_moments(napi_env env, napi_callback_info info) {
   int32_t slices;
   norm_task shape;
   moments_task t;
-  if (!get_call(env, info, 7, &c) || !slices_arg(&c, 6, &slices) || !planes_args(&c, 1, &shape)) return NULL;
+  if (!get_call(env, info, 7, &c) || !count_arg(&c, 6, "slices", &slices) || !planes_args(&c, 1, &shape)) return NULL;
   t.batch = shape.batch;
   t.channels = shape.channels;
   t.plane = shape.plane;
@@ -687,7 +686,7 @@ static napi_value js_batch_norm_backward(napi_env env, napi_callback_info info) 
   call_info c;
   int32_t slices;
   norm_task t;
-  if (!get_call(env, info, 12, &c) || !slices_arg(&c, 11, &slices) || !planes_args(&c, 5, &t)) return NULL;
+  if (!get_call(env, info, 12, &c) || !count_arg(&c, 11, "slices", &slices) || !planes_args(&c, 5, &t)) return NULL;
   const size_t floats = (size_t)t.batch * t.channels * t.plane;
   if (!f32_arg(&c, 0, "x", floats, false, (float **)&t.x) || !f32_arg(&c, 1, "dy", floats, false, (float **)&t.dy) ||
       !typed_arg(env, c.argv[2], napi_float64_array, "mean", (size_t)t.channels, false, (void **)&t.mean) ||
@@ -736,7 +735,7 @@ static napi_value js_max_pool2d_backward(napi_env env, napi_callback_info info) 
   int32_t slices;
   pool_backward_task t;
   int32_t *d;
-  if (!get_call(env, info, 5, &c) || !slices_arg(&c, 4, &slices) || !typed_arg(env, c.argv[2], napi_int32_array, "dims", 14, false, (void **)&d))
+  if (!get_call(env, info, 5, &c) || !count_arg(&c, 4, "slices", &slices) || !typed_arg(env, c.argv[2], napi_int32_array, "dims", 14, false, (void **)&d))
     return NULL;
   memcpy(t.d, d, sizeof t.d);
   for (int j = 0; j < 14; j++)
@@ -757,7 +756,7 @@ static napi_value js_adaptive_avg_pool2d_backward(napi_env env, napi_callback_in
   int32_t slices;
   pool_backward_task t;
   int32_t *d;
-  if (!get_call(env, info, 4, &c) || !slices_arg(&c, 3, &slices) || !typed_arg(env, c.argv[1], napi_int32_array, "dims", 6, false, (void **)&d))
+  if (!get_call(env, info, 4, &c) || !count_arg(&c, 3, "slices", &slices) || !typed_arg(env, c.argv[1], napi_int32_array, "dims", 6, false, (void **)&d))
     return NULL;
   memcpy(t.d, d, 6 * sizeof(int32_t));
   for (int j = 0; j < 6; j++)
@@ -777,7 +776,7 @@ static napi_value js_relu_backward(napi_env env, napi_callback_info info) {
   int32_t slices;
   pool_backward_task t;
   size_t n;
-  if (!get_call(env, info, 4, &c) || !slices_arg(&c, 3, &slices) || !f32_arg(&c, 2, "dx", 0, false, &t.dx)) return NULL;
+  if (!get_call(env, info, 4, &c) || !count_arg(&c, 3, "slices", &slices) || !f32_arg(&c, 2, "dx", 0, false, &t.dx)) return NULL;
   napi_get_typedarray_info(env, c.argv[2], NULL, &n, NULL, NULL, NULL);
   if (!f32_arg(&c, 0, "y", n, false, (float **)&t.x) || !f32_arg(&c, 1, "dy", n, false, (float **)&t.dy)) return NULL;
   t.kernels = c.kernels;

@@ -27,6 +27,15 @@ export class Slicing {
     return slicesOf(macs, MIN_MACS_PER_SLICE, this.threads(), this.splitSmallOps);
   }
 
+  /**
+   * A convolution, or either of its gradients, over `outputs` elements of (N, O, OH, OW) (dy for
+   * the gradients) with a weight of `weightShape` (O, C/groups, kh, kw): each output element takes
+   * C/groups · kh · kw multiply-accumulates.
+   */
+  conv(outputs: number, weightShape: readonly number[]): number {
+    return this.macs(outputs * weightShape[1] * weightShape[2] * weightShape[3]);
+  }
+
   /** A call that touches `elements` elements. */
   elements(elements: number): number {
     return slicesOf(elements, MIN_ELEMENTS_PER_SLICE, this.threads(), this.splitSmallOps);

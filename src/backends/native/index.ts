@@ -231,8 +231,7 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
     conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, p: Conv2dParams, outH: number, outW: number, epilogue: ConvEpilogue = {}): Tensor {
       const geometry = convGeometry(x, weight, p, outH, outW);
       const y = output(x.shape[0] * weight.shape[0] * outH * outW);
-      const macs = y.length * weight.shape[1] * weight.shape[2] * weight.shape[3];
-      k.conv2d(geometry, x.f32, packed(weight, geometry, epilogue.scale ?? null), bias?.f32 ?? null, epilogue.residual?.f32 ?? null, epilogue.relu ?? false, y, slicing.macs(macs));
+      k.conv2d(geometry, x.f32, packed(weight, geometry, epilogue.scale ?? null), bias?.f32 ?? null, epilogue.residual?.f32 ?? null, epilogue.relu ?? false, y, slicing.conv(y.length, weight.shape));
       return new Tensor(y, [x.shape[0], weight.shape[0], outH, outW]);
     },
 
@@ -302,8 +301,7 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
       const asConv = inputGradientConv(p, weight.shape[2], weight.shape[3]);
       if (asConv && byConvolution && batch > 0) return backend.conv2d(dy, flippedWeights.get(weight, p.groups), null, asConv, inH, inW);
       const dx = output(batch * xShape[1] * inH * inW);
-      const macs = dy.size * weight.shape[1] * weight.shape[2] * weight.shape[3];
-      if (dx.length > 0) k.conv2dBackwardInput(Int32Array.from(convShapeOf(xShape, weight.shape, p, outH, outW)), dy.f32, weight.f32, dx, slicing.macs(macs));
+      if (dx.length > 0) k.conv2dBackwardInput(Int32Array.from(convShapeOf(xShape, weight.shape, p, outH, outW)), dy.f32, weight.f32, dx, slicing.conv(dy.size, weight.shape));
       return new Tensor(dx, xShape);
     },
 
@@ -312,7 +310,7 @@ export function createNativeBackend(options: NativeBackendOptions = {}): NativeB
       const weightShape = [dy.shape[1], x.shape[1] / p.groups, kh, kw];
       if (x.size === 0) return Tensor.zeros(weightShape);
       const dw = output(weightShape[0] * weightShape[1] * kh * kw);
-      k.conv2dBackwardWeight(Int32Array.from(convShapeOf(x.shape, weightShape, p, outH, outW)), x.f32, dy.f32, dw, slicing.macs(dy.size * weightShape[1] * kh * kw));
+      k.conv2dBackwardWeight(Int32Array.from(convShapeOf(x.shape, weightShape, p, outH, outW)), x.f32, dy.f32, dw, slicing.conv(dy.size, weightShape));
       return new Tensor(dw, weightShape);
     },
 

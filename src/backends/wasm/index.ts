@@ -196,7 +196,7 @@ export class WasmBackend implements Backend {
 
   conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, p: Conv2dParams, outH: number, outW: number, epilogue: ConvEpilogue = {}): Tensor {
     const [batch] = x.shape;
-    const [outChannels, groupChannels, kh, kw] = weight.shape;
+    const [outChannels] = weight.shape;
     this.#shape.set(convShapeFields(x, weight, p, outH, outW));
     const packed = this.#packedWeight(weight, epilogue.scale ?? null);
     const temporaries: number[] = [];
@@ -206,7 +206,7 @@ export class WasmBackend implements Backend {
     const output = this.#output(batch * outChannels * outH * outW);
     // As many threads as the work is worth waking; the kernel says how many slices they take
     // (more than threads where slices are disjoint parts of one pass).
-    const threads = this.#slicing.macs(batch * outChannels * outH * outW * groupChannels * kh * kw);
+    const threads = this.#slicing.conv(batch * outChannels * outH * outW, weight.shape);
     const slices = threads > 1 ? this.#kernels.rk_conv2d_slices(this.#shapeAddress, threads) : 1;
     const scratchBytes = (this.#kernels.rk_conv2d_scratch_floats(this.#shapeAddress) >>> 0) * 4;
     const scratch = this.#scratch(scratchBytes * this.#threads); // one block per thread
@@ -318,7 +318,7 @@ export class WasmBackend implements Backend {
     const w = this.#input(weight, temporaries);
     const output = this.#output(batch * xShape[1] * inH * inW);
     const [scratch, scratchBytes] = this.#gemmScratch();
-    const slices = this.#slicing.macs(dy.size * groupChannels * kh * kw);
+    const slices = this.#slicing.conv(dy.size, weight.shape);
     this.#run(Kernel.conv2dBackwardInput, [this.#shapeAddress, gradient, w, output, scratch, scratchBytes], slices, temporaries);
     return this.#result(output, xShape);
   }
@@ -333,7 +333,7 @@ export class WasmBackend implements Backend {
     const gradient = this.#input(dy, temporaries);
     const output = this.#output(weightShape[0] * weightShape[1] * kh * kw);
     const [scratch, scratchBytes] = this.#gemmScratch(this.#kernels.rk_conv2d_backward_weight_scratch_floats(this.#shapeAddress));
-    const slices = this.#slicing.macs(dy.size * weightShape[1] * kh * kw);
+    const slices = this.#slicing.conv(dy.size, weightShape);
     this.#run(Kernel.conv2dBackwardWeight, [this.#shapeAddress, input, gradient, output, scratch, scratchBytes], slices, temporaries);
     return this.#result(output, weightShape);
   }
